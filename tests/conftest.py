@@ -1,0 +1,101 @@
+"""Named actors shared by the whole suite.
+
+``org`` ("Acme") has an ``owner``, an ``admin``, a ``member`` and a ``viewer``;
+``other_org`` ("Globex") belongs to ``outsider``. Tests use real PostgreSQL and
+Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from tinko import services
+from tinko.models import Membership, Role, User
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Rate-limit counters live in the cache (Redis in CI): start every test clean.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_user(email: str, *, verified: bool = True) -> User:
+    from allauth.account.models import EmailAddress
+
+    user = User.objects.create_user(email=email, password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=email, verified=verified, primary=True)
+    return user
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("owner@acme.test")
+
+
+@pytest.fixture
+def org(owner):
+    return services.create_organization(name="Acme", owner=owner, timezone="Europe/Berlin", default_currency="EUR")
+
+
+def _member(org, email, role):
+    user = make_user(email)
+    Membership.objects.create(user=user, organization=org, role=role)
+    return user
+
+
+@pytest.fixture
+def admin(org):
+    return _member(org, "admin@acme.test", Role.ADMIN)
+
+
+@pytest.fixture
+def member(org):
+    return _member(org, "member@acme.test", Role.MEMBER)
+
+
+@pytest.fixture
+def viewer(org):
+    return _member(org, "viewer@acme.test", Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("outsider@globex.test")
+
+
+@pytest.fixture
+def other_org(outsider):
+    return services.create_organization(name="Globex", owner=outsider)
+
+
+def login(user: User) -> Client:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.fixture
+def owner_client(owner, org):
+    return login(owner)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    return login(viewer)
+
+
+@pytest.fixture
+def outsider_client(outsider, other_org):
+    return login(outsider)
+
+
+@pytest.fixture
+def api_key(org, owner):
+    """(ApiKey, plaintext) for ``org``."""
+    return services.create_api_key(organization=org, name="Test key", created_by=owner)

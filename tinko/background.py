@@ -1,0 +1,2 @@
+def start_inprocess_worker():
+    pass

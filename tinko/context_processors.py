@@ -1,0 +1,18 @@
+from tinko.tenancy import memberships_for
+
+
+def organization(request):
+    """The current organization, the user's role in it, and the org switcher's choices."""
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return {"current_organization": None, "current_membership": None}
+
+    def switcher():
+        return list(memberships_for(request.user))
+
+    return {
+        "current_organization": membership.organization,
+        "current_membership": membership,
+        "current_role": membership.role,
+        "org_memberships": switcher,  # lazily evaluated by the template
+    }

@@ -1,0 +1,33 @@
+"""ISO 4217 currencies in circulation today, from CLDR data shipped with Babel.
+
+Amounts everywhere in Tinko are integers in the currency's minor unit; the
+exponent (2 for USD, 0 for JPY, 3 for KWD) comes from here too.
+"""
+
+from __future__ import annotations
+
+import datetime
+from functools import cache
+
+from babel.core import get_global
+from babel.numbers import get_currency_name, get_currency_precision, get_territory_currencies
+
+
+@cache
+def active_currency_codes() -> frozenset[str]:
+    today = datetime.date.today()
+    codes: set[str] = set()
+    for territory in get_global("territory_currencies"):
+        codes.update(get_territory_currencies(territory, today, tender=True))
+    return frozenset(codes)
+
+
+def is_currency(code: str) -> bool:
+    return code in active_currency_codes()
+
+
+def minor_unit_exponent(code: str) -> int:
+    return get_currency_precision(code)
+
+
+CURRENCY_CHOICES = [(code, f"{code} — {get_currency_name(code, locale='en')}") for code in sorted(active_currency_codes())]

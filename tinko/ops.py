@@ -1,0 +1,9 @@
+from django.http import JsonResponse
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tinko import ops
+from tinko.accounts import views as account_views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("accounts/", include("allauth.urls")),
+    path("invitations/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
+    path("console/", include("tinko.console.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("tinko.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
