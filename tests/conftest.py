@@ -99,3 +99,29 @@ def outsider_client(outsider, other_org):
 def api_key(org, owner):
     """(ApiKey, plaintext) for ``org``."""
     return services.create_api_key(organization=org, name="Test key", created_by=owner)
+
+
+@pytest.fixture
+def run_jobs():
+    """Process every queued background job with a real Dramatiq worker (Redis broker in CI).
+
+    Call it after the enqueuing transaction committed (use
+    ``django_capture_on_commit_callbacks(execute=True)`` inside ``db`` tests).
+    """
+    import dramatiq
+
+    broker = dramatiq.get_broker()
+
+    def run(timeout_ms: int = 10_000):
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+        worker.start()
+        try:
+            for queue in list(broker.get_declared_queues()):
+                broker.join(queue, timeout=timeout_ms)
+            worker.join()
+        finally:
+            worker.stop()
+
+    broker.flush_all()
+    yield run
+    broker.flush_all()

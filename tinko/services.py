@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from tinko.mail import queue_email
 from tinko.models import (
     ApiKey,
     AuditEvent,
@@ -185,7 +185,7 @@ def invite_member(*, organization: Organization, email: str, role: str, invited_
             organization=organization, action="member.invited", actor=invited_by.user, target=invitation,
             data={"email": email, "role": role}, request=request,
         )
-        transaction.on_commit(lambda: send_invitation_email(invitation=invitation, token=token))
+        send_invitation_email(invitation=invitation, token=token)
     return invitation, token
 
 
@@ -194,6 +194,7 @@ def invitation_url(token: str) -> str:
 
 
 def send_invitation_email(*, invitation: Invitation, token: str) -> None:
+    """Queue the invitation e-mail (sent by a worker after the transaction commits)."""
     context = {
         "invitation": invitation,
         "organization": invitation.organization,
@@ -203,7 +204,7 @@ def send_invitation_email(*, invitation: Invitation, token: str) -> None:
     }
     subject = render_to_string("tinko/email/invitation_subject.txt", context).strip()
     body = render_to_string("tinko/email/invitation_message.txt", context)
-    send_mail(subject, body, None, [invitation.email])
+    queue_email(subject=subject, body=body, to=[invitation.email])
 
 
 def find_invitation(token: str) -> Invitation | None:
