@@ -7,6 +7,8 @@ Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -120,7 +122,12 @@ def run_jobs():
                 broker.join(queue, timeout=timeout_ms)
             worker.join()
         finally:
-            worker.stop()
+            # Stopping runs django_dramatiq's DbConnectionsMiddleware, which
+            # closes the *calling* thread's connections: stop from a thread of
+            # its own so the test's connection (and transaction) survive.
+            stopper = threading.Thread(target=worker.stop)
+            stopper.start()
+            stopper.join()
 
     broker.flush_all()
     yield run

@@ -1,0 +1,51 @@
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.test import RequestFactory
+
+from tinko.models import ApiKey, Membership, Role
+from tinko.tenancy import get_object_for_org, role_required
+
+
+def test_get_object_for_org_finds_own_object(org, api_key):
+    key, _ = api_key
+    assert get_object_for_org(org, ApiKey, pk=key.pk) == key
+
+
+def test_get_object_for_org_404s_for_another_orgs_object(other_org, api_key):
+    key, _ = api_key
+    with pytest.raises(Http404):
+        get_object_for_org(other_org, ApiKey, pk=key.pk)
+
+
+def test_get_object_for_org_404s_for_garbage_ids(org):
+    with pytest.raises(Http404):
+        get_object_for_org(org, ApiKey, pk="not-a-number")
+
+
+def _request_as(user, org):
+    request = RequestFactory().post("/x")
+    request.user = user
+    request.membership = Membership.objects.get(user=user, organization=org) if org else None
+    request.organization = org
+    return request
+
+
+@role_required(Role.ADMIN)
+def admin_view(request):
+    return HttpResponse("ok")
+
+
+def test_role_required_lets_higher_roles_through(org, owner):
+    assert admin_view(_request_as(owner, org)).status_code == 200
+
+
+def test_role_required_refuses_lower_roles(org, member):
+    with pytest.raises(PermissionDenied):
+        admin_view(_request_as(member, org))
+
+
+def test_role_required_sends_org_less_users_to_create_one(owner):
+    response = admin_view(_request_as(owner, None))
+    assert response.status_code == 302
+    assert response["Location"] == "/console/organizations/new/"
