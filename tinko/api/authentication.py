@@ -14,25 +14,36 @@ from tinko.models import ApiKey, hash_token
 # last_used_at is for humans ("used 3 minutes ago"); writing it on every
 # request would turn each API read into a write, so refresh it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Real keys are about 55 characters; longer input is refused before hashing.
+MAX_KEY_LENGTH = 200
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request)
-        if not header:
-            return None
         try:
-            scheme, _, key = header.decode("ascii").partition(" ")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
+            header = authentication.get_authorization_header(request)
+            text = header.decode("ascii")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            # Keys are ASCII; anything else is a garbled header, not a key to look up.
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: it must be ASCII.") from None
+        if not text:
+            return None
+        scheme, _, key = text.partition(" ")
         if scheme.lower() != self.keyword.lower():
             return None
         key = key.strip()
-        parts = key.split("_")
-        if len(parts) < 3 or parts[0] != "tk" or len(parts[1]) != ApiKey.PREFIX_LENGTH:
-            raise exceptions.AuthenticationFailed("Malformed API key.")
+        # The secret itself may contain "_", so split off the first two parts only.
+        parts = key.split("_", 2)
+        if (
+            len(key) > MAX_KEY_LENGTH
+            or len(parts) != 3
+            or parts[0] != "tk"
+            or len(parts[1]) != ApiKey.PREFIX_LENGTH
+            or not parts[2]
+        ):
+            raise exceptions.AuthenticationFailed("Malformed API key: expected tk_<prefix>_<secret>.")
         api_key = ApiKey.objects.select_related("organization").filter(prefix=parts[1]).first()
         # Compare in constant time even when the prefix is unknown.
         expected = api_key.key_hash if api_key else "0" * 64
@@ -59,5 +70,6 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
+            "bearerFormat": "tk_<prefix>_<secret>",
             "description": "An API key created in the console under Developers → API keys.",
         }

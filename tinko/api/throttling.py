@@ -1,16 +1,75 @@
-from rest_framework.throttling import SimpleRateThrottle
+"""Per-key request rate for the API (``TINKO_API_RATE``, e.g. ``600/min``)."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 
 from tinko.models import ApiKey
+from tinko.services import client_ip
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Per-key request rate (TINKO_API_RATE); unauthenticated requests are throttled by address."""
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"600/min"`` → (600, 60). The period's first letter counts: s, m, h or d."""
+    try:
+        num, period = rate.split("/")
+        return int(num), _PERIODS[period.strip()[0]]
+    except (ValueError, KeyError, IndexError):
+        raise ImproperlyConfigured(f"Bad API rate {rate!r}: use e.g. 600/min, 10/s, 5000/hour or 100000/day") from None
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """A fixed-window counter per API key; requests without a key are counted by address.
+
+    DRF's own throttles keep a list of timestamps per client and write it back
+    after reading it, so concurrent requests on several workers overwrite each
+    other's entries and slip past the limit. An atomic increment of one counter
+    per window cannot be raced, and costs the same whatever the rate. The
+    price is that a client may burst up to twice the rate across a window
+    boundary, which a rate limit meant to protect capacity tolerates.
+    """
 
     scope = "api_key"
+    timer = staticmethod(time.time)
 
-    def get_cache_key(self, request, view):
+    def __init__(self):
+        self._wait: float | None = None
+
+    def get_rate(self) -> str | None:
+        # Read per request: DRF's throttles capture the rates when their class is
+        # defined, so an overridden setting (as in tests) would be ignored.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_ident_for(self, request) -> str:
         if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.pk}"
-        else:
-            ident = f"ip:{self.get_ident(request)}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+            return f"key:{request.auth.pk}"
+        # Not DRF's get_ident: it believes any X-Forwarded-For a client sends.
+        return f"ip:{client_ip(request) or 'unknown'}"
+
+    def allow_request(self, request, view) -> bool:
+        rate = self.get_rate()
+        if not rate:
+            return True
+        limit, duration = parse_rate(rate)
+        now = self.timer()
+        window = int(now // duration)
+        key = f"throttle:{self.scope}:{self.get_ident_for(request)}:{duration}:{window}"
+        # The counter outlives its window by a little so that a late increment
+        # never finds it gone; it is never read after the window ends.
+        cache.add(key, 0, timeout=duration + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.add(key, 1, timeout=duration + 5)
+            count = 1
+        self._wait = (window + 1) * duration - now
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return self._wait

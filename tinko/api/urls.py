@@ -1,1 +1,8 @@
-urlpatterns = []
+from django.urls import path
+
+from tinko.api import views
+
+app_name = "api"
+urlpatterns = [
+    path("me", views.MeView.as_view(), name="me"),
+]

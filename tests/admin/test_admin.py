@@ -1,0 +1,310 @@
+"""Django admin for staff: every model browsable, secrets never shown, append-only audit."""
+
+import pytest
+from allauth.mfa.models import Authenticator
+from django.contrib.admin.sites import site
+from django.urls import reverse
+
+from tests.conftest import login, make_user
+from tinko import services
+from tinko.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
+
+
+@pytest.fixture
+def superuser(db):
+    user = make_user("staff@tinko.test")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def staff_client(superuser):
+    return login(superuser)
+
+
+@pytest.fixture
+def invitation(org, owner, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        invitation, _token = services.invite_member(
+            organization=org, email="new@acme.test", role="member", invited_by=Membership.objects.get(user=owner, organization=org)
+        )
+    return invitation
+
+
+@pytest.fixture
+def every_model(org, owner, api_key, invitation, other_org):
+    """At least one row of every tinko model."""
+    key, _plaintext = api_key
+    return {
+        User: owner,
+        Organization: org,
+        Membership: Membership.objects.get(user=owner, organization=org),
+        Invitation: invitation,
+        ApiKey: key,
+        AuditEvent: AuditEvent.objects.filter(organization=org).first(),
+    }
+
+
+def admin_url(obj_or_model, view, *args):
+    meta = obj_or_model._meta
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=args)
+
+
+def test_every_tinko_model_is_registered():
+    from django.apps import apps
+
+    for model in apps.get_app_config("tinko").get_models():
+        assert site.is_registered(model), model
+
+
+@pytest.mark.parametrize("model", [User, Organization, Membership, Invitation, ApiKey, AuditEvent], ids=lambda m: m.__name__)
+def test_changelist_and_change_page_load(staff_client, every_model, model):
+    obj = every_model[model]
+
+    assert staff_client.get(admin_url(model, "changelist")).status_code == 200
+    assert staff_client.get(admin_url(obj, "change", obj.pk)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "query", "expected"),
+    [
+        (User, "owner@acme", "owner@acme.test"),
+        (Organization, "Acme", "Acme"),
+        (Membership, "owner@acme", "owner@acme.test"),
+        (Invitation, "new@acme", "new@acme.test"),
+        (ApiKey, "Test key", "Test key"),
+        (AuditEvent, "apikey.created", "apikey.created"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_search_finds_the_row(staff_client, every_model, model, query, expected):
+    response = staff_client.get(admin_url(model, "changelist"), {"q": query})
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count >= 1
+    assert expected in response.content.decode()
+
+
+def test_search_leaves_out_rows_that_do_not_match(staff_client, every_model):
+    response = staff_client.get(admin_url(Organization, "changelist"), {"q": "Globex"})
+    assert [o.name for o in response.context["cl"].result_list] == ["Globex"]
+
+
+def test_user_add_page_asks_for_email_not_username(staff_client):
+    response = staff_client.get(admin_url(User, "add"))
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "email" in form.fields
+    assert "username" not in form.fields
+
+
+def test_staff_can_create_a_user_with_an_email(staff_client):
+    response = staff_client.post(
+        admin_url(User, "add"),
+        {"email": "new.staff@tinko.test", "usable_password": "true", "password1": "a long enough passphrase 9", "password2": "a long enough passphrase 9"},
+    )
+
+    assert response.status_code == 302
+    user = User.objects.get(email="new.staff@tinko.test")
+    assert user.check_password("a long enough passphrase 9")
+
+
+def test_user_add_refuses_an_email_that_differs_only_in_case(staff_client, owner):
+    response = staff_client.post(
+        admin_url(User, "add"),
+        {"email": "OWNER@acme.test", "usable_password": "true", "password1": "a long enough passphrase 9", "password2": "a long enough passphrase 9"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == ["A user with this e-mail address already exists."]
+
+
+def test_staff_can_change_a_user(staff_client, owner):
+    response = staff_client.post(
+        admin_url(owner, "change", owner.pk),
+        {
+            "email": owner.email, "name": "Olivia Owner", "is_active": "on",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    owner.refresh_from_db()
+    assert owner.name == "Olivia Owner"
+
+
+def test_organization_page_lists_its_members_inline(staff_client, org, owner):
+    response = staff_client.get(admin_url(org, "change", org.pk))
+    inline_models = [formset.formset.model for formset in response.context["inline_admin_formsets"]]
+    assert Membership in inline_models
+    assert owner.email in response.content.decode()
+
+
+def test_api_key_hash_never_appears(staff_client, org, api_key):
+    key, plaintext = api_key
+    secret = plaintext.split("_", 2)[2]
+    pages = [
+        admin_url(ApiKey, "changelist"),
+        admin_url(key, "change", key.pk),
+        admin_url(org, "change", org.pk),  # the keys inline
+        admin_url(AuditEvent, "changelist"),
+    ]
+    for url in pages:
+        html = staff_client.get(url).content.decode()
+        assert key.key_hash not in html, url
+        assert secret not in html, url
+        assert key.display_prefix in html, url
+
+
+def test_invitation_token_hash_never_appears(staff_client, invitation):
+    for url in (admin_url(Invitation, "changelist"), admin_url(invitation, "change", invitation.pk)):
+        html = staff_client.get(url).content.decode()
+        assert invitation.token_hash not in html, url
+        assert invitation.email in html
+
+
+def test_api_key_add_is_forbidden(staff_client):
+    assert staff_client.get(admin_url(ApiKey, "add")).status_code == 403
+    assert staff_client.post(admin_url(ApiKey, "add"), {"name": "sneaky"}).status_code == 403
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+
+
+def test_invitation_add_is_forbidden(staff_client):
+    assert staff_client.get(admin_url(Invitation, "add")).status_code == 403
+
+
+def test_api_key_page_is_read_only(staff_client, api_key):
+    key, _plaintext = api_key
+    response = staff_client.post(admin_url(key, "change", key.pk), {"name": "renamed"})
+    assert response.status_code == 403
+    key.refresh_from_db()
+    assert key.name == "Test key"
+
+
+def test_revoke_action_revokes_and_audits(staff_client, superuser, api_key):
+    key, plaintext = api_key
+
+    response = staff_client.post(
+        admin_url(ApiKey, "changelist"), {"action": "revoke_keys", "_selected_action": [key.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "Revoked 1 API key." in response.content.decode()
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    event = AuditEvent.objects.get(action="apikey.revoked")
+    assert event.actor_user == superuser
+    assert event.target_id == str(key.pk)
+    assert event.ip_address == "127.0.0.1"
+    # The revoked key no longer opens the API.
+    assert staff_client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plaintext}").status_code == 401
+
+
+def test_revoking_an_already_revoked_key_adds_no_audit_event(staff_client, superuser, api_key):
+    key, _plaintext = api_key
+    services.revoke_api_key(api_key=key, actor=superuser)
+
+    staff_client.post(admin_url(ApiKey, "changelist"), {"action": "revoke_keys", "_selected_action": [key.pk]})
+
+    assert AuditEvent.objects.filter(action="apikey.revoked").count() == 1
+
+
+def test_revoke_invitation_action(staff_client, superuser, invitation):
+    staff_client.post(admin_url(Invitation, "changelist"), {"action": "revoke_invitations", "_selected_action": [invitation.pk]})
+
+    invitation.refresh_from_db()
+    assert invitation.status == "revoked"
+    assert AuditEvent.objects.filter(action="invitation.revoked", actor_user=superuser).exists()
+
+
+def test_api_keys_cannot_be_deleted(staff_client, api_key):
+    key, _plaintext = api_key
+    assert staff_client.post(admin_url(key, "delete", key.pk), {"post": "yes"}).status_code == 403
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_audit_event_cannot_be_added_changed_or_deleted(staff_client, org):
+    event = AuditEvent.objects.filter(organization=org).first()
+    original = (event.action, event.actor_label)
+
+    assert staff_client.get(admin_url(AuditEvent, "add")).status_code == 403
+    assert staff_client.post(admin_url(event, "change", event.pk), {"action": "forged", "actor_label": "nobody"}).status_code == 403
+    assert staff_client.post(admin_url(event, "delete", event.pk), {"post": "yes"}).status_code == 403
+    # Bulk deletion is not offered either.
+    staff_client.post(admin_url(AuditEvent, "changelist"), {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
+
+    event.refresh_from_db()
+    assert (event.action, event.actor_label) == original
+
+
+def test_audit_event_page_has_no_save_or_delete_buttons(staff_client, org):
+    event = AuditEvent.objects.filter(organization=org).first()
+    html = staff_client.get(admin_url(event, "change", event.pk)).content.decode()
+    assert 'name="_save"' not in html
+    assert "deletelink" not in html
+
+
+def test_mfa_authenticator_secret_is_not_shown(staff_client, owner):
+    authenticator = Authenticator.objects.create(
+        user=owner, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXPSECRETVALUE"}
+    )
+
+    for url in (admin_url(Authenticator, "changelist"), admin_url(authenticator, "change", authenticator.pk)):
+        response = staff_client.get(url)
+        assert response.status_code == 200
+        assert "JBSWY3DPEHPK3PXPSECRETVALUE" not in response.content.decode()
+
+
+def test_non_staff_user_cannot_open_the_admin(owner_client):
+    response = owner_client.get(admin_url(ApiKey, "changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_membership_and_user_widgets_do_not_load_every_user(staff_client, org):
+    # Users are the largest table: the membership form searches them instead of listing them.
+    for index in range(3):
+        make_user(f"many{index}@acme.test")
+    html = staff_client.get(admin_url(Membership, "add")).content.decode()
+    assert "many0@acme.test" not in html
+    assert "admin-autocomplete" in html
+
+
+def test_staff_can_rename_an_organization(staff_client, org, owner, api_key):
+    membership = Membership.objects.get(user=owner, organization=org)
+    key, _plaintext = api_key
+    response = staff_client.post(
+        admin_url(org, "change", org.pk),
+        {
+            "name": "Acme Corp", "slug": org.slug, "timezone": org.timezone, "default_currency": org.default_currency,
+            "accent_color": org.accent_color, "display_name": "", "logo_url": "", "support_email": "",
+            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": membership.pk, "memberships-0-organization": org.pk,
+            "memberships-0-user": owner.pk, "memberships-0-role": "owner",
+            "api_keys-TOTAL_FORMS": "1", "api_keys-INITIAL_FORMS": "1",
+            "api_keys-0-id": key.pk, "api_keys-0-organization": org.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.context and response.context["errors"]
+    org.refresh_from_db()
+    assert org.name == "Acme Corp"
+
+
+def test_organizations_cannot_be_deleted_in_the_admin(staff_client, org):
+    # Deleting a merchant would take its append-only audit log with it.
+    assert staff_client.post(admin_url(org, "delete", org.pk), {"post": "yes"}).status_code == 403
+    assert Organization.objects.filter(pk=org.pk).exists()
+
+
+def test_deleting_a_user_keeps_the_audit_log(staff_client, org, owner):
+    events = AuditEvent.objects.filter(actor_user=owner).count()
+    assert events
+
+    response = staff_client.post(admin_url(owner, "delete", owner.pk), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=owner.pk).exists()
+    assert AuditEvent.objects.filter(actor_label=owner.email, actor_user=None).count() == events
