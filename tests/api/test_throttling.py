@@ -93,3 +93,18 @@ def test_requests_without_a_key_are_counted_by_address_not_forwarded_for(client,
 
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "throttled"
+
+
+def test_repeated_invalid_keys_from_one_address_are_throttled(client, db, api_key):
+    from tinko.api.authentication import FAILED_AUTH_LIMIT
+
+    bad = {"HTTP_AUTHORIZATION": "Bearer tk_aaaaaaaa_wrong"}
+    for _ in range(FAILED_AUTH_LIMIT):
+        assert client.get("/api/v1/me", **bad).status_code == 401
+    response = client.get("/api/v1/me", **bad)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert response.json()["error"]["type"] == "throttled"
+    # The limit is per address: another client still gets its honest 401/200.
+    _key, plaintext = api_key
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plaintext}", REMOTE_ADDR="10.0.0.9").status_code == 200

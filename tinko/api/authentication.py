@@ -9,19 +9,36 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from tinko.api.throttling import count_hit, over_limit
 from tinko.models import ApiKey, hash_token
+from tinko.services import client_ip
 
 # last_used_at is for humans ("used 3 minutes ago"); writing it on every
 # request would turn each API read into a write, so refresh it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Real keys are about 55 characters; longer input is refused before hashing.
 MAX_KEY_LENGTH = 200
+# Throttles run after authentication, so requests with wrong keys would never
+# be limited: count failures per address here and refuse early past the limit.
+FAILED_AUTH_LIMIT = 30
+FAILED_AUTH_WINDOW = 60
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        ident = f"auth_failed:ip:{client_ip(request) or 'unknown'}"
+        wait = over_limit(ident, limit=FAILED_AUTH_LIMIT, duration=FAILED_AUTH_WINDOW)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many requests with invalid API keys from this address.")
+        try:
+            return self._authenticate(request)
+        except exceptions.AuthenticationFailed:
+            count_hit(ident, limit=FAILED_AUTH_LIMIT, duration=FAILED_AUTH_WINDOW)
+            raise
+
+    def _authenticate(self, request):
         try:
             header = authentication.get_authorization_header(request)
             text = header.decode("ascii")

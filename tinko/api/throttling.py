@@ -24,6 +24,30 @@ def parse_rate(rate: str) -> tuple[int, int]:
         raise ImproperlyConfigured(f"Bad API rate {rate!r}: use e.g. 600/min, 10/s, 5000/hour or 100000/day") from None
 
 
+def count_hit(ident: str, *, limit: int, duration: int, now: float | None = None) -> tuple[bool, float]:
+    """Count one hit for ``ident`` in the current window; (still within limit?, seconds to the next window)."""
+    now = time.time() if now is None else now
+    window = int(now // duration)
+    key = f"throttle:{ident}:{duration}:{window}"
+    # The counter outlives its window by a little so that a late increment
+    # never finds it gone; it is never read after the window ends.
+    cache.add(key, 0, timeout=duration + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.add(key, 1, timeout=duration + 5)
+        count = 1
+    return count <= limit, (window + 1) * duration - now
+
+
+def over_limit(ident: str, *, limit: int, duration: int) -> float | None:
+    """Seconds to wait if ``ident`` already used up this window, else None (counts nothing)."""
+    now = time.time()
+    window = int(now // duration)
+    count = cache.get(f"throttle:{ident}:{duration}:{window}", 0)
+    return (window + 1) * duration - now if count >= limit else None
+
+
 class ApiKeyRateThrottle(BaseThrottle):
     """A fixed-window counter per API key; requests without a key are counted by address.
 
@@ -57,19 +81,10 @@ class ApiKeyRateThrottle(BaseThrottle):
         if not rate:
             return True
         limit, duration = parse_rate(rate)
-        now = self.timer()
-        window = int(now // duration)
-        key = f"throttle:{self.scope}:{self.get_ident_for(request)}:{duration}:{window}"
-        # The counter outlives its window by a little so that a late increment
-        # never finds it gone; it is never read after the window ends.
-        cache.add(key, 0, timeout=duration + 5)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.add(key, 1, timeout=duration + 5)
-            count = 1
-        self._wait = (window + 1) * duration - now
-        return count <= limit
+        allowed, self._wait = count_hit(
+            f"{self.scope}:{self.get_ident_for(request)}", limit=limit, duration=duration, now=self.timer()
+        )
+        return allowed
 
     def wait(self) -> float | None:
         return self._wait
