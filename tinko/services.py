@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -31,10 +31,19 @@ from tinko.models import (
 
 
 def client_ip(request) -> str | None:
-    """The client address. Behind a proxy, configure it to set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips)."""
+    """The client's address, the way allauth's rate limits see it.
+
+    Behind proxies set TRUSTED_PROXY_COUNT (how many append to X-Forwarded-For);
+    otherwise only REMOTE_ADDR is believed, since clients can forge the header.
+    """
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    from allauth.account.adapter import get_adapter
+
+    try:
+        return get_adapter(request).get_client_ip(request)
+    except (PermissionDenied, ImproperlyConfigured):
+        return None
 
 
 def record_audit(

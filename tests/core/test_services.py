@@ -117,3 +117,15 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner():
         t.join()
     assert Membership.objects.filter(organization=org, role=Role.OWNER).count() == 1
     assert len(errors) == 1
+
+
+def test_client_ip_ignores_forwarded_for_without_trusted_proxies(rf, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0
+    request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    assert services.client_ip(request) == "10.0.0.1"
+
+
+def test_client_ip_takes_the_address_the_trusted_proxy_appended(rf, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
+    assert services.client_ip(request) == "203.0.113.7"

@@ -1,5 +1,58 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.utils.translation import gettext_lazy as _
+
+from tinko.mail import queue_email
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    pass
+    """allauth, the Tinko way: named users, invitations that verify, mail sent by a worker."""
+
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        "email_taken": _(
+            "An account with this e-mail address already exists. Sign in, or reset your password if you forgot it."
+        ),
+    }
+
+    def save_user(self, request, user, form, commit=True):
+        user = super().save_user(request, user, form, commit=False)
+        user.name = (form.cleaned_data.get("name") or "").strip()
+        if commit:
+            user.save()
+        return user
+
+    def is_email_verified(self, request, email: str) -> bool:
+        # Set by SignupForm.signup for the duration of the signup request only,
+        # once the invitation (whose token was mailed to this address) is accepted.
+        invited = getattr(request, "tinko_invited_email", None)
+        if invited and invited.lower() == email.lower():
+            return True
+        return super().is_email_verified(request, email)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """Render allauth's mail here, send it from a worker after the transaction commits.
+
+        The request does not wait on the mail server, a failing server is
+        retried with backoff (tinko.tasks.send_email).
+        """
+        ctx = {
+            "request": allauth_context.request,
+            "email": email,
+            # Without the sites framework allauth would sign mails with the
+            # request's host name; they come from the product.
+            "current_site": SimpleNamespace(name="Tinko", domain=urlsplit(settings.SITE_URL).netloc),
+            **context,
+        }
+        message = self.render_mail(template_prefix, email, ctx)
+        html = None
+        if isinstance(message, EmailMultiAlternatives):
+            html = next((body for body, mimetype in message.alternatives if mimetype == "text/html"), None)
+        queue_email(subject=message.subject, body=message.body, to=list(message.to), html=html)
