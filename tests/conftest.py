@@ -128,6 +128,8 @@ def run_jobs():
             stopper = threading.Thread(target=worker.stop)
             stopper.start()
             stopper.join()
+            # A stopped worker leaves its consumer middleware on the global broker.
+            broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
 
     broker.flush_all()
     yield run

@@ -1,3 +1,5 @@
+"""ASGI entry point (e.g. uvicorn tinko.asgi:application)."""
+
 import os
 
 from django.core.asgi import get_asgi_application
@@ -6,6 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tinko.settings")
 
 application = get_asgi_application()
 
-from tinko.background import start_inprocess_worker  # noqa: E402
+# Local mode (no REDIS_URL): background jobs run on threads of this process.
+from tinko.background import autostart_inprocess_worker  # noqa: E402
 
-start_inprocess_worker()
+autostart_inprocess_worker()

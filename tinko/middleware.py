@@ -1,17 +1,42 @@
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 
 from tinko import logging as tinko_logging
 from tinko.tenancy import resolve_membership
 
 # A caller's id is echoed back, so keep it to something safe for headers and logs.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+access_logger = logging.getLogger("tinko.access")
+
+# URL keyword arguments that are bearer secrets (invitation and pay-page tokens,
+# allauth's e-mail confirmation and password-reset keys): whoever reads the logs
+# must not be able to replay them.
+_SECRET_URL_KWARGS = frozenset({"token", "key", "uidb36"})
+# Probes hit these every few seconds; at INFO they would drown the real traffic.
+_PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _loggable_path(request) -> str:
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        for name, value in match.kwargs.items():
+            if name in _SECRET_URL_KWARGS and isinstance(value, str) and value:
+                path = path.replace(value, f"<{name}>")
+    return path
 
 
 class RequestIDMiddleware:
-    """Honour an incoming ``X-Request-ID`` (or make one), expose it to logs and echo it back."""
+    """Honour an incoming ``X-Request-ID`` (or make one), expose it to logs and echo it back.
+
+    Also writes the access log: one line per request with method, path (never
+    the query string, and with URL secrets masked), status and duration.
+    """
 
     header = "HTTP_X_REQUEST_ID"
 
@@ -19,16 +44,34 @@ class RequestIDMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        started = time.monotonic()
         incoming = request.META.get(self.header, "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        # fullmatch: "$" would let a trailing newline through into the response header.
+        request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = tinko_logging.request_id_var.set(request_id)
         try:
             response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            path = _loggable_path(request)
+            access_logger.log(
+                logging.DEBUG if request.path in _PROBE_PATHS else logging.INFO,
+                "%s %s %s %.1fms",
+                request.method,
+                path,
+                response.status_code,
+                duration_ms,
+                extra={
+                    "method": request.method,
+                    "path": path,
+                    "status": response.status_code,
+                    "duration_ms": duration_ms,
+                },
+            )
+            return response
         finally:
             tinko_logging.request_id_var.reset(token)
-        response["X-Request-ID"] = request_id
-        return response
 
 
 class CurrentOrganizationMiddleware:

@@ -22,9 +22,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local .env file is a convenience for development; real deployments set the
-# environment. Variables already set win over the file.
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# environment. Variables already set win over the file. TINKO_DOTENV names
+# another file, or "" for none (the test suite uses that to stay hermetic).
+_dotenv = os.environ.get("TINKO_DOTENV", str(BASE_DIR / ".env"))
+if _dotenv and Path(_dotenv).is_file():
+    environ.Env.read_env(_dotenv, overwrite=False)
 
 
 def _secret(name: str, default=None):
@@ -127,6 +129,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tinko.middleware.RequestIDMiddleware",
+    # JSON for Django's own error pages under /api/ (see tinko/api/middleware.py).
+    "tinko.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,7 +168,16 @@ TEMPLATES = [
 # --- Database ----------------------------------------------------------------
 (BASE_DIR / "var").mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'tinko.sqlite3'}")}
+if "." not in DATABASES["default"].get("ENGINE", ""):
+    # django-environ passes an unknown scheme through as the engine name, or only
+    # warns; never echo the URL (it holds the password).
+    raise ImproperlyConfigured("DATABASE_URL is not a database URL (e.g. postgres://user:password@host:5432/name)")
 DATABASES["default"].setdefault("CONN_MAX_AGE", _int("CONN_MAX_AGE", 60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Without it a blackholed database host hangs requests and /readyz for minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", _int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -188,6 +201,8 @@ if CACHE_URL:
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "tinko",
             "TIMEOUT": 300,
+            # Fail fast instead of hanging a request when Redis is unreachable.
+            "OPTIONS": {"socket_connect_timeout": 3, "socket_timeout": 3},
         }
     }
 else:
@@ -205,6 +220,7 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Callbacks",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        "tinko.background.RequestIDPropagation",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -237,6 +253,15 @@ if ACCOUNT_EMAIL_VERIFICATION not in {"mandatory", "optional", "none"}:
     raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# Enumeration prevention stays on: password reset (and adding an address)
+# answers the same whether or not an account exists. Signup is the one place
+# where we answer clearly instead ("an account with this address already
+# exists"), because someone signing up with a taken address needs to be told
+# to sign in; tinko.accounts.forms.SignupForm does that for signup only. allauth
+# offers no setting for this split: False would also make password reset say
+# "unknown address", and "strict" still hides the conflict on signup (and, with
+# optional verification, lets a second account register the same address).
+# Signup is rate limited (ACCOUNT_RATE_LIMITS["signup"]), which bounds probing.
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tinko] "
@@ -253,6 +278,10 @@ ACCOUNT_RATE_LIMITS = {
     "manage_email": "10/m/user",
     "reauthenticate": "10/m/user",
 }
+# How many proxies in front of Tinko append to X-Forwarded-For (0: believe only
+# REMOTE_ADDR). Rate limits and audit addresses depend on it: too high and
+# clients can forge their address; too low and everyone shares the proxy's.
+ALLAUTH_TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Tinko"
 
@@ -263,10 +292,13 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # --- E-mail --------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tinko <no-reply@tinko.localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-_email_url = env.str("EMAIL_URL", default="")
+_email_url = _secret("EMAIL_URL", default="")
 if _email_url:
-    _email = environ.Env.email_url_config(_email_url)
-    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    try:
+        _email = environ.Env.email_url_config(_email_url)
+    except Exception:
+        # Never echo the URL: it may hold the SMTP password.
+        raise ImproperlyConfigured("EMAIL_URL is not an e-mail URL (e.g. smtp+tls://user:password@host:587)") from None
     for _key, _value in _email.items():
         globals()[_key] = _value
 else:
@@ -276,7 +308,12 @@ else:
         "EMAIL_BACKEND",
         default="django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
     )
-ANYMAIL = env.json("ANYMAIL", default={})
+try:
+    ANYMAIL = env.json("ANYMAIL", default={})
+except ValueError:
+    raise ImproperlyConfigured('ANYMAIL must be a JSON object, e.g. {"POSTMARK_SERVER_TOKEN": "..."}') from None
+if not isinstance(ANYMAIL, dict):
+    raise ImproperlyConfigured('ANYMAIL must be a JSON object, e.g. {"POSTMARK_SERVER_TOKEN": "..."}')
 
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -300,26 +337,51 @@ STORAGES = {
 }
 
 # --- REST API -------------------------------------------------------------------
+TINKO_API_RATE = env.str("TINKO_API_RATE", default="600/min")
+_rate_count, _, _rate_period = TINKO_API_RATE.partition("/")
+if not _rate_count.isdigit() or int(_rate_count) < 1 or _rate_period not in {
+    "s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"
+}:
+    raise ImproperlyConfigured(f"TINKO_API_RATE={TINKO_API_RATE!r} is not a rate: use e.g. 600/min, 10/s, 5000/hour")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tinko.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tinko.api.permissions.HasOrganizationApiKey"],
     "DEFAULT_THROTTLE_CLASSES": ["tinko.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("TINKO_API_RATE", default="600/min")},
+    "DEFAULT_THROTTLE_RATES": {"api_key": TINKO_API_RATE},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tinko.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tinko.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tinko Recovery API",
-    "DESCRIPTION": "Report failed payments and follow their recovery. Authenticate with `Authorization: Bearer <API key>`.",
+    "DESCRIPTION": (
+        "Report failed payments and follow their recovery.\n\n"
+        "**Authentication.** Send `Authorization: Bearer <API key>` with every request. "
+        "Create keys in the console under Developers → API keys. A missing, malformed, unknown "
+        "or revoked key gets `401` with a `WWW-Authenticate` header.\n\n"
+        "**Rate limits.** Each key may make a limited number of requests (600 a minute unless "
+        "configured otherwise); beyond it "
+        "the API answers `429` with a `Retry-After` header (seconds).\n\n"
+        "**Errors.** Every error is JSON of one shape (the `Error` schema): "
+        "`{\"error\": {\"type\": \"…\", \"message\": \"…\", \"fields\": {…}, \"request_id\": \"…\"}}`. "
+        "Switch on `type`; show `message` to people; `fields` (validation errors only) maps each "
+        "input field to its messages; quote `request_id` (also the `X-Request-ID` header) to support."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs are public and must not fail on a bad Authorization
+    # header (Swagger UI may still hold a revoked key).
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise send the schema to an outside validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Separate request/response components, so read-only fields never appear as inputs.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Security (production) ----------------------------------------------------------
@@ -337,19 +399,26 @@ CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging: JSON lines with the request id ---------------------------------------
+# One JSON object per line on stderr: {"time", "level", "logger", "message",
+# "request_id", ...extra fields}; the access log (logger "tinko.access") adds
+# method, path, status and duration_ms.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 if LOG_FORMAT not in {"json", "text"}:
-    raise ImproperlyConfigured("LOG_FORMAT must be json or text")
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "tinko.logging.RequestIDFilter"}},
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "()": "tinko.logging.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            # ISO 8601 in UTC under "time".
+            "timestamp": "time",
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
@@ -365,15 +434,32 @@ LOGGING = {
 
 # --- Sentry --------------------------------------------------------------------------
 SENTRY_DSN = _secret("SENTRY_DSN", default="")
+_traces_rate_raw = os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "") or "0"
+try:
+    SENTRY_TRACES_SAMPLE_RATE = float(_traces_rate_raw)
+except ValueError:
+    raise ImproperlyConfigured(f"SENTRY_TRACES_SAMPLE_RATE={_traces_rate_raw!r} is not a number") from None
+if not 0.0 <= SENTRY_TRACES_SAMPLE_RATE <= 1.0:
+    raise ImproperlyConfigured(f"SENTRY_TRACES_SAMPLE_RATE={_traces_rate_raw!r} must be between 0 and 1")
 if SENTRY_DSN:
     import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+    from sentry_sdk.utils import BadDsn
 
-    sentry_sdk.init(
-        dsn=SENTRY_DSN,
-        environment=env.str("SENTRY_ENVIRONMENT", default="local" if DEBUG else "production"),
-        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
-        send_default_pii=False,
-    )
+    # Here, before apps load: the Dramatiq integration patches Broker.__init__,
+    # and django_dramatiq builds the broker while the app registry populates.
+    try:
+        sentry_sdk.init(
+            dsn=SENTRY_DSN,
+            environment=env.str("SENTRY_ENVIRONMENT", default="local" if DEBUG else "production"),
+            release=env.str("SENTRY_RELEASE", default="") or None,
+            traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+            send_default_pii=False,
+            integrations=[DjangoIntegration(), DramatiqIntegration()],
+        )
+    except BadDsn:
+        raise ImproperlyConfigured("SENTRY_DSN is not a valid Sentry DSN") from None
 
 # --- Tinko ------------------------------------------------------------------------------
 TINKO_INVITATION_DAYS = _int("TINKO_INVITATION_DAYS", 7, minimum=1)

@@ -1,3 +1,5 @@
+"""WSGI entry point (gunicorn, and runserver through WSGI_APPLICATION)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -6,7 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tinko.settings")
 
 application = get_wsgi_application()
 
-# Local mode (no REDIS_URL): background work runs on threads of this process.
-from tinko.background import start_inprocess_worker  # noqa: E402
+# Local mode (no REDIS_URL): background jobs run on threads of this process.
+from tinko.background import autostart_inprocess_worker  # noqa: E402
 
-start_inprocess_worker()
+autostart_inprocess_worker()

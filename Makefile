@@ -1,0 +1,68 @@
+# Tinko: `make run` (local mode on http://127.0.0.1:$(PORT)) and `make test`.
+# Both create .venv with $(PYTHON) when missing and (re)install requirements only
+# when a requirements file changed since the last install.
+
+PYTHON ?= python3
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="tests/ops -x"
+PYTEST_ARGS ?=
+# rundramatiq's defaults for `make worker`.
+WORKER_PROCESSES ?= 2
+WORKER_THREADS ?= 4
+
+# Local mode: SQLite under var/, jobs on threads of the server, e-mail to the
+# console; links in e-mails point at this server unless SITE_URL says otherwise.
+LOCAL := DEBUG=true SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
+
+.DEFAULT_GOAL := help
+.PHONY: help run test worker migrate
+
+help:
+	@echo "make run      serve Tinko locally on http://127.0.0.1:$(PORT) (SQLite, no other services)"
+	@echo "make test     run the whole test suite (PostgreSQL + Redis; fails if any test is skipped)"
+	@echo "make worker   run background workers (needs REDIS_URL)"
+	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tinko needs Python 3.11 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps record what was installed; pip runs again only when they are older
+# than the requirements they stand for.
+$(VENV)/.installed-runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed-runtime
+
+run: $(VENV)/.installed-runtime
+	$(LOCAL) $(PY) manage.py migrate --noinput
+	$(LOCAL) $(PY) manage.py seed_demo
+	$(LOCAL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+migrate: $(VENV)/.installed-runtime
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+
+worker: $(VENV)/.installed-runtime
+	@test -n "$$REDIS_URL" || { echo "make worker needs REDIS_URL; without it jobs run inside the 'make run' server"; exit 1; }
+	$(PY) manage.py rundramatiq --processes $(WORKER_PROCESSES) --threads $(WORKER_THREADS)
+
+# The suite runs on real PostgreSQL and Redis (pytest-django creates test_<name>
+# from DATABASE_URL's database). TINKO_DOTENV= keeps a developer's .env out.
+# pytest's own exit code fails the target on failures and when no test ran (5);
+# the junit report then fails it on any skipped or xfailed test.
+test: $(VENV)/.installed-dev
+	@mkdir -p var
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko}" \
+	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \
+	CACHE_URL="$${CACHE_URL:-redis://127.0.0.1:6379/1}" \
+	TINKO_DOTENV= \
+	$(PY) -m pytest --junitxml=var/test-results.xml $(PYTEST_ARGS)
+	@$(PY) -c 'import sys, xml.etree.ElementTree as ET; \
+	suites = ET.parse("var/test-results.xml").getroot().iter("testsuite"); \
+	skipped = sum(int(s.get("skipped", 0)) for s in suites); \
+	sys.exit(f"make test: {skipped} test(s) skipped; every test must run" if skipped else 0)'

@@ -1,0 +1,76 @@
+"""gunicorn settings for `gunicorn tinko.wsgi` (the Docker image's command).
+
+Every value can be changed from the environment (listed in .env.example).
+
+Gunicorn must sit behind a reverse proxy that terminates TLS and *overwrites*
+X-Forwarded-Proto: Django trusts that header (SECURE_PROXY_SSL_HEADER) to know
+a request came over HTTPS. FORWARDED_ALLOW_IPS (read by gunicorn itself,
+default 127.0.0.1,::1) lists the proxies whose X-Forwarded-* gunicorn honours;
+set it to the proxy's address, or "*" when only the proxy can reach this port
+(e.g. a private container network).
+"""
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not an integer") from None
+
+
+bind = f"0.0.0.0:{_int('PORT', 8000)}"
+
+# Processes × threads = concurrent requests per container; each thread may hold
+# a database connection (CONN_MAX_AGE), so size PostgreSQL's max_connections for it.
+workers = _int("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8))
+worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 4)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle workers now and then so a slow leak never takes a container down.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = max_requests // 10
+
+# Not preloaded: in local mode (no REDIS_URL) importing tinko.wsgi starts the
+# in-process worker's threads, and fork() would not carry them into workers.
+preload_app = False
+
+# Heartbeat files on tmpfs: a container's overlay filesystem can stall them and
+# get healthy workers killed.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# gunicorn 23+ opens a control socket under $HOME by default; nothing here uses
+# it, and the image's user has no writable home.
+control_socket_disable = True
+
+# The access log is written by tinko.middleware.RequestIDMiddleware (JSON, with
+# the request id and without query strings); gunicorn's own stays off.
+accesslog = None
+
+if os.environ.get("LOG_FORMAT", "json") == "json":
+    # gunicorn's own messages (boot, worker timeouts) as JSON lines like the app's.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "tinko.logging.JsonFormatter",
+                "fmt": "%(levelname)s %(name)s %(message)s",
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                "timestamp": "time",
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+            # Off: it would log query strings (see accesslog above).
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+    }

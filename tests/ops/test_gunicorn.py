@@ -1,0 +1,128 @@
+"""The production entry point: gunicorn with gunicorn.conf.py and production settings."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.ops.procs import BASE_DIR, production_env, run_manage
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(port: int, path: str, host: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
+    """One GET without following redirects."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
+    port = _free_port()
+    env = production_env(
+        tmp_path,
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="2",
+        REDIS_URL=os.environ.get("REDIS_URL", ""),
+        CACHE_URL=os.environ.get("CACHE_URL", ""),
+    )
+    # As the Docker image does at build time: production pages need the static manifest.
+    collected = run_manage("collectstatic", "--noinput", env=env)
+    assert collected.returncode == 0, collected.stderr
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "tinko.wsgi:application"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if _get(port, "/healthz", "tinko.example.com")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"gunicorn did not come up:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield {"port": port, "env": env, "log": log_path}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_gunicorn_serves_probes_over_plain_http_in_production(gunicorn_server):
+    port = gunicorn_server["port"]
+    status, body, _ = _get(port, "/healthz", "tinko.example.com")
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    status, body, _ = _get(port, "/readyz", "tinko.example.com")
+    assert status == 200, body
+    # Everything else is redirected to HTTPS.
+    status, _, headers = _get(port, "/accounts/login/", "tinko.example.com")
+    assert status == 301
+    assert headers["Location"] == "https://tinko.example.com/accounts/login/"
+
+
+def test_probes_still_validate_the_host_header(gunicorn_server):
+    status, _, _ = _get(gunicorn_server["port"], "/healthz", "localhost")
+    assert status == 400
+
+
+def test_compose_web_healthcheck_passes_against_gunicorn(gunicorn_server):
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    command = compose["services"]["web"]["healthcheck"]["test"]
+    assert command[:2] == ["CMD", "python"]
+    env = dict(gunicorn_server["env"], ALLOWED_HOSTS="tinko.example.com,www.tinko.example.com")
+    result = subprocess.run([sys.executable, *command[2:]], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_writes_json_logs_with_the_request_id(gunicorn_server):
+    port = gunicorn_server["port"]
+    # As the TLS-terminating proxy forwards it.
+    status, _, _ = _get(
+        port, "/no-such-page/?secret=hunter2", "tinko.example.com", {"X-Request-ID": "gunicorn-42", "X-Forwarded-Proto": "https"}
+    )
+    assert status == 404
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in gunicorn_server["log"].read_text().splitlines() if line.startswith("{")]
+        access = [line for line in lines if line.get("logger") == "tinko.access" and line.get("request_id") == "gunicorn-42"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert access, gunicorn_server["log"].read_text()
+    assert access[0]["path"] == "/no-such-page/"
+    assert access[0]["status"] == 404
+    # gunicorn's own messages are JSON too.
+    assert any(line.get("logger") == "gunicorn.error" for line in lines)
+    assert "hunter2" not in gunicorn_server["log"].read_text()
