@@ -23,6 +23,7 @@ COPY . .
 # ALLOWED_HOSTS; collectstatic needs neither, so give it throwaway ones that
 # live only for this command (a fresh random key, never stored in the image).
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+    TINKO_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     ALLOWED_HOSTS=build.invalid \
     python manage.py collectstatic --noinput \
     && chown -R tinko:tinko /app/var

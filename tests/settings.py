@@ -8,6 +8,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "k3Y9pQ2vX7mZ4wR8tL6nB1cF5hJ0dG" * 2)
 os.environ.setdefault("DEBUG", "false")
+# Test-only Fernet key (tinko/crypto.py).
+os.environ.setdefault("TINKO_ENCRYPTION_KEYS", "9GhwE_yc6kyZW9Le5rG6b_-0h9f69NrzgBpItAo9mAg=")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("LOG_FORMAT", "text")

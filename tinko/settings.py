@@ -89,9 +89,20 @@ elif not DEBUG and (
         "SECRET_KEY looks like a placeholder: use at least 50 random characters in production."
     )
 
-# Keys for encrypting PSP credentials at rest (newest first, comma-separated).
-# Used by the provider-accounts feature; the foundation only parses them.
-TINKO_ENCRYPTION_KEYS = [k for k in (_secret("TINKO_ENCRYPTION_KEYS", default="") or "").split(",") if k]
+# Fernet keys encrypting secrets at rest (TOTP seeds, PSP credentials), newest
+# first, comma-separated; see tinko/crypto.py for rotation. Local mode derives
+# one from SECRET_KEY when none is set; production must list its own.
+from tinko.crypto import local_mode_key, parse_keys  # noqa: E402
+
+TINKO_ENCRYPTION_KEYS = [k.strip() for k in (_secret("TINKO_ENCRYPTION_KEYS", default="") or "").split(",") if k.strip()]
+if not TINKO_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "TINKO_ENCRYPTION_KEYS is required when DEBUG is off. Generate one with: "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    TINKO_ENCRYPTION_KEYS = [local_mode_key(SECRET_KEY)]
+parse_keys(TINKO_ENCRYPTION_KEYS)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
@@ -282,6 +293,7 @@ ACCOUNT_RATE_LIMITS = {
 # REMOTE_ADDR). Rate limits and audit addresses depend on it: too high and
 # clients can forge their address; too low and everyone shares the proxy's.
 ALLAUTH_TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
+MFA_ADAPTER = "tinko.accounts.mfa.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Tinko"
 
@@ -405,7 +417,8 @@ X_FRAME_OPTIONS = "DENY"
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+# JSON lines for log collectors in production; readable lines in a local terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 if LOG_FORMAT not in {"json", "text"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or text")
 LOGGING = {

@@ -81,6 +81,8 @@ def test_deploy_check_reports_no_issues_with_production_settings(tmp_path):
         ("ANYMAIL", "{not json", "ANYMAIL must be a JSON object"),
         ("ANYMAIL", "[1, 2]", "ANYMAIL must be a JSON object"),
         ("EMAIL_URL", "nosuch://user:pw@mail.example.com", "EMAIL_URL is not an e-mail URL"),
+        ("TINKO_ENCRYPTION_KEYS", "not-a-fernet-key", "TINKO_ENCRYPTION_KEYS: key 1 is not a Fernet key"),
+        ("TINKO_ENCRYPTION_KEYS", "", "TINKO_ENCRYPTION_KEYS is required when DEBUG is off"),
     ],
 )
 def test_bad_value_fails_at_start_up_naming_the_variable(tmp_path, variable, value, message):

@@ -16,6 +16,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 # A key that passes the production checks; only ever used by these tests.
 PRODUCTION_SECRET_KEY = "test-only-" + "Vq7Lr2Xp9Kd4Zm8Ns3Bw6Hc1Jf5Tg0Ya" * 2
+PRODUCTION_ENCRYPTION_KEY = "hHi48YOB8laP8vbGqRPB1GDkOQr-N1PHKvS7XdiPsJ4="
 
 
 def clean_env(**variables: str) -> dict[str, str]:
@@ -35,6 +36,7 @@ def production_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     defaults = {
         "SECRET_KEY": PRODUCTION_SECRET_KEY,
         "ALLOWED_HOSTS": "tinko.example.com",
+        "TINKO_ENCRYPTION_KEYS": PRODUCTION_ENCRYPTION_KEY,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'tinko.sqlite3'}",
     }
     defaults.update(variables)
