@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class TinkoConfig(AppConfig):
     name = "tinko"
     verbose_name = "Tinko core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Every process knows every actor and periodic job (the scheduler
+        # enqueues jobs of any app; web processes enqueue them by name).
+        autodiscover_modules("tasks")

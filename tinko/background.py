@@ -8,6 +8,9 @@
   which is why work that matters is recorded in the database first and only
   announced through the queue.
 
+Local mode also runs the scheduler (tinko/scheduler.py) on a thread there;
+production runs ``python manage.py run_scheduler`` as its own process.
+
 ``tinko/wsgi.py`` and ``tinko/asgi.py`` call :func:`autostart_inprocess_worker`;
 runserver, gunicorn and ASGI servers import them, management commands and the
 test suite do not start a worker through it.
@@ -134,8 +137,48 @@ def runs_a_server(argv: list[str] | None = None) -> bool:
     return True
 
 
+_scheduler: tuple[threading.Thread, threading.Event, int] | None = None
+
+
+def start_inprocess_scheduler(*, broker: dramatiq.Broker | None = None) -> threading.Thread | None:
+    """Local mode's scheduler: a daemon thread ticking like ``manage.py run_scheduler``, at most once per process."""
+    global _scheduler
+    from tinko import scheduler
+
+    broker = broker if broker is not None else dramatiq.get_broker()
+    if not isinstance(broker, StubBroker):
+        return None
+    with _lock:
+        if _scheduler is not None and _scheduler[2] == os.getpid():
+            return _scheduler[0]
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=scheduler.run_forever,
+            kwargs={"interval": settings.TINKO_SCHEDULER_TICK, "stop": stop},
+            name="tinko-scheduler",
+            daemon=True,
+        )
+        thread.start()
+        _scheduler = (thread, stop, os.getpid())
+    atexit.register(stop_inprocess_scheduler)
+    logger.info("In-process scheduler started (tick %s s)", settings.TINKO_SCHEDULER_TICK)
+    return thread
+
+
+def stop_inprocess_scheduler() -> None:
+    global _scheduler
+    with _lock:
+        current, _scheduler = _scheduler, None
+    if current is not None and current[2] == os.getpid():
+        current[1].set()
+        current[0].join(timeout=STOP_TIMEOUT_MS / 1000)
+
+
 def autostart_inprocess_worker() -> dramatiq.Worker | None:
-    """Called by the WSGI/ASGI modules: start the in-process worker when serving in local mode."""
+    """Called by the WSGI/ASGI modules: start the in-process worker and scheduler when serving in local mode."""
     if not runs_a_server():
         return None
-    return start_inprocess_worker()
+    worker = start_inprocess_worker()
+    if worker is not None:
+        start_inprocess_scheduler()
+    return worker

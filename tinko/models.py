@@ -265,3 +265,18 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+
+
+class PeriodicJob(models.Model):
+    """When a periodic job (tinko.scheduler) is next due. One row per job name.
+
+    Schedulers claim a due job with a conditional UPDATE on ``next_run_at``, so
+    several schedulers running at once never enqueue the same run twice.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    next_run_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name

@@ -236,6 +236,8 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 TINKO_INPROCESS_WORKER_THREADS = _int("TINKO_INPROCESS_WORKER_THREADS", 2, minimum=1)
+# Seconds between scheduler ticks (manage.py run_scheduler; a thread in local mode).
+TINKO_SCHEDULER_TICK = _int("TINKO_SCHEDULER_TICK", 15, minimum=1)
 
 # --- Auth and accounts (django-allauth) --------------------------------------
 AUTH_USER_MODEL = "tinko.User"

@@ -5,8 +5,14 @@ Actors receive plain data or ids, never model instances.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from importlib import import_module
+
 import dramatiq
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+
+from tinko.scheduler import periodic
 
 
 @dramatiq.actor(queue_name="email", max_retries=5, min_backoff=5_000, max_backoff=300_000)
@@ -16,3 +22,10 @@ def send_email(*, subject: str, body: str, to: list[str], html: str | None = Non
     if html:
         message.attach_alternative(html, "text/html")
     message.send()
+
+
+@periodic(every=timedelta(hours=6))
+@dramatiq.actor(queue_name="housekeeping", max_retries=3)
+def clear_expired_sessions() -> None:
+    """Delete expired sessions; Django never removes them by itself from the database."""
+    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()

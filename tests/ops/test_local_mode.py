@@ -31,6 +31,22 @@ def test_wsgi_server_process_starts_the_worker_and_stops_it_at_exit(tmp_path):
     assert result.stderr.count(STOPPED) == 1
 
 
+def test_wsgi_server_process_runs_the_scheduler_on_a_thread(tmp_path):
+    env = local_env(tmp_path)
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    code = (
+        "import time, tinko.wsgi\n"
+        "from tinko.models import PeriodicJob\n"
+        "deadline = time.monotonic() + 10\n"
+        "while not PeriodicJob.objects.exists() and time.monotonic() < deadline: time.sleep(0.1)\n"
+        "print(sorted(PeriodicJob.objects.values_list('name', flat=True)))\n"
+    )
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("In-process scheduler started") == 1
+    assert "clear_expired_sessions" in result.stdout
+
+
 def test_asgi_server_process_starts_the_worker(tmp_path):
     result = run_python("import tinko.asgi", local_env(tmp_path))
     assert result.returncode == 0, result.stderr
