@@ -308,3 +308,19 @@ def test_deleting_a_user_keeps_the_audit_log(staff_client, org, owner):
     assert response.status_code == 302
     assert not User.objects.filter(pk=owner.pk).exists()
     assert AuditEvent.objects.filter(actor_label=owner.email, actor_user=None).count() == events
+
+
+def test_run_at_next_tick_makes_a_periodic_job_due(staff_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tinko.models import PeriodicJob
+
+    job = PeriodicJob.objects.create(name="clear_expired_sessions", next_run_at=timezone.now() + timedelta(hours=5))
+    response = staff_client.post(
+        "/admin/tinko/periodicjob/", {"action": "run_at_next_tick", "_selected_action": [job.name]}, follow=True
+    )
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.next_run_at <= timezone.now()
