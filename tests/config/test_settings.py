@@ -161,3 +161,9 @@ def test_production_security_settings_are_on(tmp_path):
     result = run_python(code, production_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True"] * 6
+
+
+def test_models_and_migrations_agree(tmp_path):
+    result = run_manage("makemigrations", "--check", "--dry-run", env=production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
