@@ -105,31 +105,36 @@ def api_key(org, owner):
 
 @pytest.fixture
 def run_jobs():
-    """Process every queued background job with a real Dramatiq worker (Redis broker in CI).
+    """Process every queued background job, taking the messages off the configured broker (Redis in CI).
 
-    Call it after the enqueuing transaction committed (use
+    The messages really travel through the broker; the actors then run in the
+    test's own thread, so they see the test's (uncommitted) data. Call it
+    after the enqueuing transaction committed (use
     ``django_capture_on_commit_callbacks(execute=True)`` inside ``db`` tests).
+    tests/ops/test_background.py runs real Worker threads on committed data.
     """
     import dramatiq
 
     broker = dramatiq.get_broker()
 
-    def run(timeout_ms: int = 10_000):
-        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
-        worker.start()
-        try:
+    def run(max_rounds: int = 5):
+        for _ in range(max_rounds):
+            processed = 0
             for queue in list(broker.get_declared_queues()):
-                broker.join(queue, timeout=timeout_ms)
-            worker.join()
-        finally:
-            # Stopping runs django_dramatiq's DbConnectionsMiddleware, which
-            # closes the *calling* thread's connections: stop from a thread of
-            # its own so the test's connection (and transaction) survive.
-            stopper = threading.Thread(target=worker.stop)
-            stopper.start()
-            stopper.join()
-            # A stopped worker leaves its consumer middleware on the global broker.
-            broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
+                consumer = broker.consume(queue, prefetch=1, timeout=50)
+                try:
+                    for message in consumer:
+                        if message is None:
+                            break
+                        try:
+                            broker.get_actor(message.actor_name).fn(*message.args, **message.kwargs)
+                        finally:
+                            consumer.ack(message)
+                        processed += 1
+                finally:
+                    consumer.close()
+            if not processed:
+                return
 
     broker.flush_all()
     yield run

@@ -16,7 +16,23 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from tinko.currencies import CURRENCY_CHOICES
+from tinko.currencies import is_currency
+
+# --- Validators --------------------------------------------------------------
+
+# Names end up in e-mail subjects and headers: one line, no control characters.
+single_line_validator = RegexValidator(
+    r"[\x00-\x1f\x7f]", _("Use a single line without control characters."), inverse_match=True
+)
+
+
+def validate_currency(value: str) -> None:
+    # Checked against CLDR at validation time rather than stored as model
+    # choices: the list changes with Babel releases, which must not mean
+    # migrations, and an organization whose currency is retired stays valid.
+    if not is_currency(value):
+        raise ValidationError(_("%(value)s is not an ISO 4217 currency code in use (e.g. EUR)."), params={"value": value})
+
 
 # --- Users -------------------------------------------------------------------
 
@@ -47,7 +63,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an e-mail address (no user names)."""
 
     email = models.EmailField(_("e-mail address"), unique=True)
-    name = models.CharField(_("name"), max_length=150, blank=True)
+    name = models.CharField(_("name"), max_length=150, blank=True, validators=[single_line_validator])
     is_staff = models.BooleanField(_("staff status"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("date joined"), default=now)
@@ -87,12 +103,12 @@ hex_colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like
 class Organization(models.Model):
     """A merchant: the unit of tenancy. Every row of merchant data belongs to one."""
 
-    name = models.CharField(max_length=120)
+    name = models.CharField(max_length=120, validators=[single_line_validator])
     slug = models.SlugField(max_length=60, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
-    default_currency = models.CharField(max_length=3, default="USD", choices=CURRENCY_CHOICES)
+    default_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     # Branding, shown to customers on messages and pay pages.
-    display_name = models.CharField(max_length=120, blank=True, help_text=_("Name customers see; defaults to the name."))
+    display_name = models.CharField(max_length=120, blank=True, validators=[single_line_validator], help_text=_("Name customers see; defaults to the name."))
     accent_color = models.CharField(max_length=7, default="#4f46e5", validators=[hex_colour_validator])
     logo_url = models.URLField(blank=True, max_length=500)
     support_email = models.EmailField(blank=True)
@@ -280,3 +296,36 @@ class PeriodicJob(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class OutboundEmail(models.Model):
+    """An e-mail to a user (verification, password reset, invitation), kept until delivered.
+
+    The row is written in the transaction that caused the mail; the worker gets
+    only its id. Bodies carry live tokens, so they are encrypted at rest
+    (tinko.crypto) and blanked once the mail is sent; a message lost by the
+    broker is found here again (tinko.mail.requeue_stuck_emails).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    to = models.JSONField(help_text=_("Recipient addresses."))
+    subject = models.CharField(max_length=255)
+    body_encrypted = models.TextField(blank=True, editable=False)
+    html_encrypted = models.TextField(blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self):
+        return f"{self.subject} → {', '.join(self.to)}"

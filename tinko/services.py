@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -95,37 +95,50 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
-@transaction.atomic
 def create_organization(*, name: str, owner: User, slug: str | None = None, **fields) -> Organization:
     """Create an organization with ``owner`` as its first owner, in one transaction."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "An organization needs a name."})
-    org = Organization(name=name, slug=slug or _unique_slug(name), **fields)
-    org.full_clean()
-    org.save()
-    Membership.objects.create(user=owner, organization=org, role=Role.OWNER)
-    record_audit(organization=org, action="organization.created", actor=owner, target=org)
-    return org
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                org = Organization(name=name, slug=slug or _unique_slug(name), **fields)
+                org.full_clean()
+                org.save()
+                Membership.objects.create(user=owner, organization=org, role=Role.OWNER)
+                record_audit(organization=org, action="organization.created", actor=owner, target=org)
+                return org
+        except IntegrityError:
+            # Two signups with the same name picked the same free slug at once;
+            # the loser picks again. A slug given by the caller is not retried.
+            if slug or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 @transaction.atomic
 def update_organization(*, organization: Organization, actor: User, request=None, **fields) -> Organization:
     """Change settings/branding; audit records which fields changed, old and new values."""
+    # Compare against the stored row under a lock: two admins saving at once
+    # must each see the other's result, or the audit's "from" values lie.
+    stored = Organization.objects.select_for_update().get(pk=organization.pk)
     changes = {}
     for field, value in fields.items():
-        old = getattr(organization, field)
+        old = getattr(stored, field)
         if old != value:
             changes[field] = {"from": old, "to": value}
-            setattr(organization, field, value)
-    organization.full_clean()
+            setattr(stored, field, value)
+    stored.full_clean()
     if changes:
-        organization.save(update_fields=list(changes))
+        stored.save(update_fields=list(changes))
         record_audit(
-            organization=organization, action="organization.updated", actor=actor, target=organization,
+            organization=stored, action="organization.updated", actor=actor, target=stored,
             data={"changes": changes}, request=request,
         )
-    return organization
+    for field in fields:
+        setattr(organization, field, getattr(stored, field))
+    return stored
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -178,8 +191,13 @@ def invite_member(*, organization: Organization, email: str, role: str, invited_
         raise TeamError({"email": f"{email} is already a member of {organization}."})
     token = Invitation.new_token()
     with transaction.atomic():
-        # A new invitation replaces any pending one for the same address.
-        Invitation.objects.pending().filter(organization=organization, email__iexact=email).update(revoked_at=timezone.now())
+        # Serialise invitations per organization, so two at once for one
+        # address cannot both stay pending.
+        Organization.objects.select_for_update().filter(pk=organization.pk).first()
+        # A new invitation replaces any open one (pending or expired) for the same address.
+        Invitation.objects.filter(
+            organization=organization, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
         invitation = Invitation(
             organization=organization,
             email=email,
@@ -233,9 +251,10 @@ def accept_invitation(*, invitation: Invitation, user: User, request=None) -> Me
         raise TeamError(
             f"This invitation was sent to {invitation.email}; you are signed in as {user.email}."
         )
-    membership, created = Membership.objects.get_or_create(
-        user=user, organization=invitation.organization, defaults={"role": invitation.role}
-    )
+    if Membership.objects.filter(user=user, organization=invitation.organization).exists():
+        # Accepting would silently ignore the invited role; say so instead.
+        raise TeamError(f"You are already a member of {invitation.organization}.")
+    membership = Membership.objects.create(user=user, organization=invitation.organization, role=invitation.role)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])

@@ -10,18 +10,22 @@ from importlib import import_module
 
 import dramatiq
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 
+from tinko import mail
 from tinko.scheduler import periodic
 
 
-@dramatiq.actor(queue_name="email", max_retries=5, min_backoff=5_000, max_backoff=300_000)
-def send_email(*, subject: str, body: str, to: list[str], html: str | None = None, from_email: str | None = None) -> None:
-    """Send one e-mail through the configured backend. Retried with backoff if the backend fails."""
-    message = EmailMultiAlternatives(subject=subject, body=body, from_email=from_email, to=to)
-    if html:
-        message.attach_alternative(html, "text/html")
-    message.send()
+@dramatiq.actor(queue_name="email", max_retries=6, min_backoff=5_000, max_backoff=300_000)
+def send_email(email_id: int) -> None:
+    """Deliver one stored e-mail (tinko.mail.deliver); Dramatiq retries it with backoff on failure."""
+    mail.deliver(email_id)
+
+
+@periodic(every=timedelta(minutes=5))
+@dramatiq.actor(queue_name="email", max_retries=0)
+def requeue_stuck_emails() -> None:
+    """Mail stored but never tried (the broker was down at commit) goes out after all."""
+    mail.requeue_stuck_emails()
 
 
 @periodic(every=timedelta(hours=6))

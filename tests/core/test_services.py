@@ -129,3 +129,31 @@ def test_client_ip_takes_the_address_the_trusted_proxy_appended(rf, settings):
     settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
     request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
     assert services.client_ip(request) == "203.0.113.7"
+
+
+def test_accepting_an_invitation_when_already_a_member_is_refused(org, owner, member):
+    owner_m = Membership.objects.get(organization=org, user=owner)
+    invitation, _ = services.invite_member(organization=org, email="other@acme.test", role=Role.ADMIN, invited_by=owner_m)
+    Invitation.objects.filter(pk=invitation.pk).update(email=member.email)
+    invitation.refresh_from_db()
+    with pytest.raises(services.TeamError, match="already a member"):
+        services.accept_invitation(invitation=invitation, user=member)
+    assert Membership.objects.get(organization=org, user=member).role == Role.MEMBER
+
+
+def test_organization_names_must_be_one_line(owner):
+    with pytest.raises(services.ValidationError):
+        services.create_organization(name="Acme\nBcc: evil@x.test", owner=owner)
+
+
+def test_unknown_currency_is_refused(owner):
+    with pytest.raises(services.ValidationError):
+        services.create_organization(name="Initech", owner=owner, default_currency="XYZ")
+
+
+def test_update_organization_audits_against_the_stored_values(org, owner):
+    stale = Organization.objects.get(pk=org.pk)
+    services.update_organization(organization=org, actor=owner, name="Acme One")
+    services.update_organization(organization=stale, actor=owner, name="Acme Two")
+    last = AuditEvent.objects.filter(action="organization.updated").order_by("-id").first()
+    assert last.data["changes"]["name"] == {"from": "Acme One", "to": "Acme Two"}

@@ -8,6 +8,7 @@ import dramatiq
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.db import transaction
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
@@ -19,15 +20,33 @@ def test_suite_runs_jobs_through_the_redis_broker():
     assert isinstance(dramatiq.get_broker(), RedisBroker)
 
 
-def test_queued_email_is_sent_by_a_worker_after_commit(db, run_jobs, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        queue_email(subject="Welcome", body="Hello from Tinko", to=["someone@example.com"])
-        assert mail.outbox == []  # nothing leaves before the transaction commits
-    assert mail.outbox == []  # enqueued in Redis, not sent in the request
-    run_jobs()
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].subject == "Welcome"
-    assert mail.outbox[0].to == ["someone@example.com"]
+def _queue_size(name: str) -> int:
+    broker = dramatiq.get_broker()
+    return broker.do_qsize(name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_email_goes_through_redis_after_commit_and_a_worker_sends_it():
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with transaction.atomic():
+        email = queue_email(subject="Welcome", body="Hello from Tinko", to=["someone@example.com"])
+        assert _queue_size("email") == 0  # nothing is enqueued before the transaction commits
+    assert _queue_size("email") == 1
+    assert mail.outbox == []  # enqueued, not sent in the request
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        broker.join("email", timeout=10_000)
+        worker.join()
+    finally:
+        stopper = threading.Thread(target=worker.stop)
+        stopper.start()
+        stopper.join()
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
+    assert [(m.subject, m.to, m.body) for m in mail.outbox] == [("Welcome", ["someone@example.com"], "Hello from Tinko")]
+    email.refresh_from_db()
+    assert email.status == "sent"
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ class OrganizationSettingsForm(forms.ModelForm):
     """
 
     timezone = forms.ChoiceField(label=_("Time zone"), choices=TIMEZONE_CHOICES)
+    default_currency = forms.ChoiceField(label=_("Default currency"), choices=CURRENCY_CHOICES)
     logo_url = forms.URLField(
         label=_("Logo URL"), required=False, max_length=500, assume_scheme="https",
         help_text=_("An https:// address of your logo image."),
@@ -58,6 +59,10 @@ class OrganizationSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, read_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        current = self.instance.default_currency
+        if current and current not in dict(CURRENCY_CHOICES):
+            # A currency withdrawn since it was chosen stays selectable for this org.
+            self.fields["default_currency"].choices = [(current, current), *CURRENCY_CHOICES]
         if read_only:
             for field in self.fields.values():
                 field.disabled = True
