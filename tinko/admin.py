@@ -3,28 +3,50 @@
 Secrets never reach a page: ApiKey.key_hash and Invitation.token_hash are in no
 form, list, read-only field or search; allauth's MFA authenticators are shown
 without their data (the TOTP secret). Changes that carry a rule or an audit
-trail (revoking a key or an invitation) go through tinko.services.
+trail (revoking a key or an invitation) go through tinko.services; team changes
+(roles, removals) are not offered here at all, see MembershipAdmin.
+
+Staff sign in through allauth like everyone else (``secure_admin_login``), so
+the admin gets the same rate limits and the same second factor.
 """
 
 from __future__ import annotations
 
+from allauth.account.decorators import secure_admin_login
 from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from tinko import services
-from tinko.models import ApiKey, AuditEvent, Invitation, Membership, Organization, PeriodicJob, User
+from tinko.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    OutboundEmail,
+    PeriodicJob,
+    Role,
+    User,
+)
 
 admin.site.site_header = _("Tinko administration")
 admin.site.site_title = _("Tinko admin")
 admin.site.index_title = _("Staff administration")
+# Django's own admin login form checks a password and nothing else: no second
+# factor, no rate limit. Send staff to allauth's login instead; a signed-in
+# user who is not staff gets 403 rather than another login form.
+admin.site.login = secure_admin_login(admin.site.login)
 
 
 # --- Users ---------------------------------------------------------------------
@@ -55,19 +77,42 @@ class UserAdminChangeForm(UserChangeForm):
         return email
 
 
+def _organizations_left_without_owner(users) -> list[Organization]:
+    """Organizations whose every owner is among ``users``: deleting them all would leave it ownerless."""
+    user_ids = [user.pk for user in users]
+    other_owners = Membership.objects.filter(role=Role.OWNER).exclude(user_id__in=user_ids)
+    return list(
+        Organization.objects.filter(memberships__user_id__in=user_ids, memberships__role=Role.OWNER)
+        .exclude(pk__in=other_owners.values("organization_id"))
+        .distinct()
+        .order_by("name")
+    )
+
+
 class MembershipInline(admin.TabularInline):
+    """Read-only, like MembershipAdmin: team changes go through the console."""
+
     model = Membership
     extra = 0
+    can_delete = False
     readonly_fields = ("created_at",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "organization")
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 class UserMembershipInline(MembershipInline):
     fk_name = "user"
     fields = ("organization", "role", "created_at")
-    autocomplete_fields = ("organization",)
     verbose_name_plural = _("Organizations")
 
 
@@ -93,10 +138,64 @@ class UserAdmin(DjangoUserAdmin):
     ordering = ("email",)
     date_hierarchy = "date_joined"
     inlines = [UserMembershipInline]
+    # Replaces Django's bulk delete (same name) with one that spares last owners.
+    actions = ["delete_selected"]
 
     def get_inlines(self, request, obj):
         # No inlines on the add page: memberships need a saved user.
         return self.inlines if obj is not None else []
+
+    # Deleting a user deletes their memberships with them. Refuse it for the
+    # last owner of an organization, which would be left with nobody able to
+    # run it; the console's rule (services.remove_member) is the same.
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and _organizations_left_without_owner([obj]):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def _refuse_deleting_last_owners(self, request, users) -> bool:
+        orphaned = _organizations_left_without_owner(users)
+        if orphaned:
+            self.message_user(
+                request,
+                _(
+                    "Not deleted: %(names)s would be left without an owner. "
+                    "Make someone else an owner in the console first."
+                ) % {"names": ", ".join(org.name for org in orphaned)},
+                messages.ERROR,
+            )
+        return bool(orphaned)
+
+    def get_deleted_objects(self, objs, request):
+        deletable, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Memberships are read-only on their own page, so Django counts them as
+        # "needing a permission"; a user's memberships go with the user, given
+        # the plain model permission.
+        membership_name = Membership._meta.verbose_name
+        if membership_name in perms_needed and request.user.has_perm("tinko.delete_membership"):
+            perms_needed.discard(membership_name)
+        return deletable, model_count, perms_needed, protected
+
+    def delete_view(self, request, object_id, extra_context=None):
+        user = self.get_object(request, unquote(object_id))
+        # Staff without the delete permission get Django's 403, not this message.
+        if (
+            user is not None
+            and super().has_delete_permission(request, user)
+            and self._refuse_deleting_last_owners(request, [user])
+        ):
+            return redirect("admin:tinko_user_change", user.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    # Named like Django's action, which it replaces: the confirmation page posts this name back.
+    @admin.action(description=_("Delete selected users"), permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        # Checked again when the confirmation is posted; all or nothing, so
+        # nobody deletes half a selection without noticing.
+        if self._refuse_deleting_last_owners(request, list(queryset)):
+            return None
+        return django_delete_selected(self, request, queryset)
 
 
 # --- Organizations ------------------------------------------------------------------
@@ -105,8 +204,6 @@ class UserAdmin(DjangoUserAdmin):
 class OrganizationMembershipInline(MembershipInline):
     fk_name = "organization"
     fields = ("user", "role", "created_at")
-    # Users are the largest table: search, never a full <select>.
-    autocomplete_fields = ("user",)
     verbose_name_plural = _("Members")
 
 
@@ -156,13 +253,28 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Read-only: team changes go through the console, where the rules and the audit live.
+
+    tinko.services.change_role and remove_member keep at least one owner per
+    organization and write an AuditEvent; an admin form would do neither.
+    """
+
     list_display = ("user", "organization", "role", "created_at")
     list_filter = ("role", "created_at")
     search_fields = ("user__email", "user__name", "organization__name", "organization__slug")
-    autocomplete_fields = ("user", "organization")
     list_select_related = ("user", "organization")
-    readonly_fields = ("created_at",)
+    fields = ("user", "organization", "role", "created_at")
+    readonly_fields = fields
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 # --- Invitations -----------------------------------------------------------------------
@@ -317,6 +429,40 @@ class AuditEventAdmin(admin.ModelAdmin):
         "target_type", "target_id", "target_label", "data", "ip_address", "request_id",
     )
     readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Outgoing e-mail --------------------------------------------------------------------------
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    """Delivery status of e-mail to users, for support ("did my invitation go out?").
+
+    Read-only and without the bodies: they carry live tokens (sign-in links,
+    invitations), encrypted until sent. Rows are never deleted here: a queued
+    one is the only copy of a mail the worker has yet to send.
+    """
+
+    list_display = ("subject", "recipients", "status", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("subject", "to")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ("to", "subject", "status", "attempts", "last_error", "created_at", "last_attempt_at", "sent_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("to"))
+    def recipients(self, obj):
+        return ", ".join(obj.to)
 
     def has_add_permission(self, request):
         return False

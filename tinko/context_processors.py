@@ -8,7 +8,10 @@ def organization(request):
         return {"current_organization": None, "current_membership": None}
 
     def switcher():
-        return list(memberships_for(request.user))
+        # resolve_membership already loaded the list; query only for a request
+        # that did not pass through the middleware.
+        memberships = getattr(request, "memberships", None)
+        return memberships if memberships is not None else list(memberships_for(request.user))
 
     return {
         "current_organization": membership.organization,

@@ -2,7 +2,8 @@
 
 Every console view scopes its lookups with :func:`get_object_for_org` (404 for
 anything outside the current organization, so nothing leaks whether an object
-of another tenant exists) and guards itself with :func:`role_required`.
+of another tenant exists) and guards itself with :func:`role_required` (or,
+inside a view, :func:`require_role`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ def memberships_for(user):
 
 
 def resolve_membership(request) -> Membership | None:
-    """The membership for the organization chosen in the session, or the user's first one."""
+    """The membership for the organization chosen in the session, or the user's first one.
+
+    Also keeps every membership of the user on ``request.memberships`` (in
+    switcher order): the org switcher on each console page needs the same list,
+    and this is the one query that loads it.
+    """
     user = request.user
     if not user.is_authenticated:
+        request.memberships = []
         return None
-    memberships = list(memberships_for(user))
+    memberships = request.memberships = list(memberships_for(user))
     if not memberships:
         return None
     chosen = request.session.get(SESSION_KEY)
@@ -70,6 +77,17 @@ def switch_organization(request, organization_id: int) -> Membership:
     return membership
 
 
+def require_role(request, role: str) -> None:
+    """PermissionDenied (403) unless the current membership has at least ``role``.
+
+    For checks inside a view, e.g. a page every member may read whose POST
+    needs a higher role; whole views use :func:`role_required`.
+    """
+    membership = getattr(request, "membership", None)
+    if membership is None or not membership.has_role(role):
+        raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
+
+
 def role_required(role: str = Role.VIEWER):
     """Decorate a console view: login required, a current organization, and at least ``role``.
 
@@ -86,8 +104,7 @@ def role_required(role: str = Role.VIEWER):
             membership = getattr(request, "membership", None)
             if membership is None:
                 return redirect("console:organization_create")
-            if not membership.has_role(role):
-                raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
+            require_role(request, role)
             return view(request, *args, **kwargs)
 
         wrapped.required_role = role

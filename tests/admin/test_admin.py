@@ -2,12 +2,16 @@
 
 import pytest
 from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.admin.sites import site
+from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 
-from tests.conftest import login, make_user
+from tests.accounts.conftest import current_totp, password_login, signed_in_user_id
+from tests.conftest import PASSWORD, login, make_user
 from tinko import services
-from tinko.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
+from tinko.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role, User
 
 
 @pytest.fixture
@@ -246,6 +250,26 @@ def test_audit_event_page_has_no_save_or_delete_buttons(staff_client, org):
     assert "deletelink" not in html
 
 
+def test_outbound_email_is_listed_without_its_body(staff_client, db, django_capture_on_commit_callbacks):
+    from tinko.mail import queue_email
+    from tinko.models import OutboundEmail
+
+    with django_capture_on_commit_callbacks():
+        email = queue_email(subject="Reset your password", body="https://tinko.test/reset/live-token", to=["a@acme.test"])
+    stored = OutboundEmail.objects.get(pk=email.pk)
+
+    for url in (admin_url(OutboundEmail, "changelist"), admin_url(stored, "change", stored.pk)):
+        response = staff_client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "Reset your password" in html
+        assert "live-token" not in html
+        assert stored.body_encrypted not in html
+    assert staff_client.get(admin_url(OutboundEmail, "changelist"), {"q": "a@acme"}).context["cl"].result_count == 1
+    assert staff_client.post(admin_url(stored, "change", stored.pk), {"subject": "changed"}).status_code == 403
+    assert staff_client.post(admin_url(stored, "delete", stored.pk), {"post": "yes"}).status_code == 403
+
+
 def test_mfa_authenticator_secret_is_not_shown(staff_client, owner):
     authenticator = Authenticator.objects.create(
         user=owner, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXPSECRETVALUE"}
@@ -258,18 +282,122 @@ def test_mfa_authenticator_secret_is_not_shown(staff_client, owner):
 
 
 def test_non_staff_user_cannot_open_the_admin(owner_client):
-    response = owner_client.get(admin_url(ApiKey, "changelist"))
+    response = owner_client.get(admin_url(ApiKey, "changelist"), follow=True)
+
+    # Refused outright: no second login form to try a staff password in.
+    assert response.status_code == 403
+    assert response.redirect_chain[-1][0].startswith("/admin/login/")
+
+
+# --- Signing in: through allauth, never Django's password-only form ----------------------------
+
+
+def test_anonymous_admin_visit_ends_at_the_tinko_login(client, db):
+    response = client.get("/admin/", follow=True)
+
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == "/accounts/login/?next=%2Fadmin%2F"
+    assert response.request["PATH_INFO"] == "/accounts/login/"
+
+
+def test_admin_password_form_signs_nobody_in(client, superuser):
+    response = client.post("/admin/login/?next=/admin/", {"username": superuser.email, "password": PASSWORD})
+
     assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
+    assert response["Location"] == "/accounts/login/?next=%2Fadmin%2F"
+    assert signed_in_user_id(client) is None
+    assert client.get("/admin/").status_code == 302
 
 
-def test_membership_and_user_widgets_do_not_load_every_user(staff_client, org):
-    # Users are the largest table: the membership form searches them instead of listing them.
-    for index in range(3):
-        make_user(f"many{index}@acme.test")
-    html = staff_client.get(admin_url(Membership, "add")).content.decode()
-    assert "many0@acme.test" not in html
-    assert "admin-autocomplete" in html
+def test_staff_with_totp_reach_the_admin_only_after_the_code(superuser):
+    secret = generate_totp_secret()
+    TOTP.activate(superuser, secret)
+
+    # Django's own admin form would have taken the password alone.
+    browser = Client()
+    browser.post("/admin/login/", {"username": superuser.email, "password": PASSWORD})
+    assert signed_in_user_id(browser) is None
+
+    browser, response = password_login(superuser.email)
+    assert response["Location"] == "/accounts/2fa/authenticate/"
+    assert signed_in_user_id(browser) is None
+    # The admin sends the half-signed-in browser back to allauth, which asks for the code.
+    admin_page = browser.get("/admin/", follow=True)
+    assert admin_page.request["PATH_INFO"] == "/accounts/2fa/authenticate/"
+
+    browser.post("/accounts/2fa/authenticate/", {"code": current_totp(secret)})
+
+    assert signed_in_user_id(browser) == str(superuser.pk)
+    assert browser.get("/admin/").status_code == 200
+
+
+# --- Memberships: read-only, team changes go through the console --------------------------
+
+
+def test_memberships_cannot_be_added_changed_or_deleted(staff_client, org, owner, member):
+    membership = Membership.objects.get(user=owner, organization=org)
+
+    assert staff_client.get(admin_url(Membership, "add")).status_code == 403
+    assert staff_client.post(
+        admin_url(Membership, "add"), {"user": member.pk, "organization": org.pk, "role": "owner"}
+    ).status_code == 403
+    assert staff_client.post(admin_url(membership, "change", membership.pk), {"role": "viewer"}).status_code == 403
+    assert staff_client.post(admin_url(membership, "delete", membership.pk), {"post": "yes"}).status_code == 403
+    staff_client.post(
+        admin_url(Membership, "changelist"), {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes"}
+    )
+
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+    assert Membership.objects.filter(user=member, organization=org, role=Role.MEMBER).count() == 1
+
+
+def test_membership_page_has_no_save_or_delete_buttons(staff_client, org, owner):
+    membership = Membership.objects.get(user=owner, organization=org)
+    html = staff_client.get(admin_url(membership, "change", membership.pk)).content.decode()
+    assert 'name="_save"' not in html
+    assert "deletelink" not in html
+
+
+def test_organization_form_cannot_demote_or_remove_its_owner(staff_client, org, owner):
+    membership = Membership.objects.get(user=owner, organization=org)
+    events = AuditEvent.objects.count()
+
+    response = staff_client.post(
+        admin_url(org, "change", org.pk),
+        {
+            "name": org.name, "slug": org.slug, "timezone": org.timezone, "default_currency": org.default_currency,
+            "accent_color": org.accent_color, "display_name": "", "logo_url": "", "support_email": "",
+            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": membership.pk, "memberships-0-organization": org.pk,
+            "memberships-0-user": owner.pk, "memberships-0-role": "viewer", "memberships-0-DELETE": "on",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+    assert AuditEvent.objects.count() == events
+
+
+def test_user_form_cannot_change_their_roles(staff_client, org, owner, member):
+    membership = Membership.objects.get(user=member, organization=org)
+
+    response = staff_client.post(
+        admin_url(member, "change", member.pk),
+        {
+            "email": member.email, "name": "", "is_active": "on",
+            "memberships-TOTAL_FORMS": "2", "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": membership.pk, "memberships-0-user": member.pk,
+            "memberships-0-organization": org.pk, "memberships-0-role": "owner",
+            # An extra row: a membership in an organization the user never joined.
+            "memberships-1-user": member.pk, "memberships-1-organization": org.pk, "memberships-1-role": "owner",
+        },
+    )
+
+    assert response.status_code == 302
+    assert list(Membership.objects.filter(user=member).values_list("role", flat=True)) == [Role.MEMBER]
 
 
 def test_staff_can_rename_an_organization(staff_client, org, owner, api_key):
@@ -299,7 +427,16 @@ def test_organizations_cannot_be_deleted_in_the_admin(staff_client, org):
     assert Organization.objects.filter(pk=org.pk).exists()
 
 
-def test_deleting_a_user_keeps_the_audit_log(staff_client, org, owner):
+def _second_owner(org, owner, user):
+    services.change_role(
+        membership=Membership.objects.get(user=user, organization=org), role=Role.OWNER,
+        actor=Membership.objects.get(user=owner, organization=org),
+    )
+
+
+def test_deleting_a_user_keeps_the_audit_log(staff_client, org, owner, admin):
+    # Not the last owner: Acme keeps another one.
+    _second_owner(org, owner, admin)
     events = AuditEvent.objects.filter(actor_user=owner).count()
     assert events
 
@@ -308,6 +445,57 @@ def test_deleting_a_user_keeps_the_audit_log(staff_client, org, owner):
     assert response.status_code == 302
     assert not User.objects.filter(pk=owner.pk).exists()
     assert AuditEvent.objects.filter(actor_label=owner.email, actor_user=None).count() == events
+
+
+def test_the_last_owner_of_an_organization_cannot_be_deleted(staff_client, org, owner, member):
+    assert "deletelink" not in staff_client.get(admin_url(owner, "change", owner.pk)).content.decode()
+
+    response = staff_client.post(admin_url(owner, "delete", owner.pk), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert response["Location"] == admin_url(owner, "change", owner.pk)
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        "Not deleted: Acme would be left without an owner. Make someone else an owner in the console first."
+    ]
+    assert User.objects.filter(pk=owner.pk).exists()
+    assert Membership.objects.filter(user=owner, organization=org, role=Role.OWNER).exists()
+
+
+def test_bulk_delete_refuses_a_selection_holding_an_organizations_last_owner(staff_client, org, owner, member):
+    response = staff_client.post(
+        admin_url(User, "changelist"),
+        {"action": "delete_selected", "_selected_action": [owner.pk, member.pk], "post": "yes"},
+        follow=True,
+    )
+
+    assert "Not deleted: Acme would be left without an owner." in response.content.decode()
+    assert User.objects.filter(pk__in=[owner.pk, member.pk]).count() == 2
+
+
+def test_bulk_delete_refuses_to_delete_every_owner_at_once(staff_client, org, owner, admin):
+    # Each is not the last owner on their own; together they are.
+    _second_owner(org, owner, admin)
+
+    staff_client.post(
+        admin_url(User, "changelist"), {"action": "delete_selected", "_selected_action": [owner.pk, admin.pk], "post": "yes"}
+    )
+
+    assert User.objects.filter(pk__in=[owner.pk, admin.pk]).count() == 2
+
+
+def test_bulk_delete_still_deletes_users_who_own_nothing_alone(staff_client, org, owner, member, viewer):
+    confirm = staff_client.post(
+        admin_url(User, "changelist"), {"action": "delete_selected", "_selected_action": [member.pk, viewer.pk]}
+    )
+    assert confirm.status_code == 200
+    assert "admin/delete_selected_confirmation.html" in [t.name for t in confirm.templates]
+
+    staff_client.post(
+        admin_url(User, "changelist"), {"action": "delete_selected", "_selected_action": [member.pk, viewer.pk], "post": "yes"}
+    )
+
+    assert not User.objects.filter(pk__in=[member.pk, viewer.pk]).exists()
+    assert User.objects.filter(pk=owner.pk).exists()
 
 
 def test_run_at_next_tick_makes_a_periodic_job_due(staff_client):

@@ -108,3 +108,20 @@ def test_repeated_invalid_keys_from_one_address_are_throttled(client, db, api_ke
     # The limit is per address: another client still gets its honest 401/200.
     _key, plaintext = api_key
     assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plaintext}", REMOTE_ADDR="10.0.0.9").status_code == 200
+
+
+def test_invalid_keys_from_a_shared_address_do_not_lock_out_a_valid_key(client, db, api_key):
+    from tinko.api.authentication import FAILED_AUTH_LIMIT
+
+    _key, plaintext = api_key
+    bad = {"HTTP_AUTHORIZATION": "Bearer tk_aaaaaaaa_wrong"}
+    for _ in range(FAILED_AUTH_LIMIT + 1):
+        client.get("/api/v1/me", **bad)
+    assert client.get("/api/v1/me", **bad).status_code == 429
+
+    # Same address (the test client's 127.0.0.1), a valid key: let through.
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plaintext}").status_code == 200
+    # ...without lifting the limit for the bad keys.
+    response = client.get("/api/v1/me", **bad)
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "throttled"

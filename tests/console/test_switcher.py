@@ -64,3 +64,40 @@ def test_switch_ignores_an_unsafe_next(owner_client, in_two_orgs, other_org, nex
 
 def test_switch_needs_post(owner_client, org):
     assert owner_client.get("/console/switch/").status_code == 405
+
+
+def test_console_page_loads_the_users_memberships_once(owner_client, in_two_orgs, django_assert_max_num_queries):
+    # The middleware resolves the current membership from the same list the switcher shows.
+    with django_assert_max_num_queries(20) as captured:
+        content = owner_client.get("/console/").content.decode()
+
+    assert "Globex</option>" in content
+    membership_lists = [
+        q["sql"] for q in captured.captured_queries
+        if 'FROM "tinko_membership"' in q["sql"] and '"tinko_membership"."user_id" =' in q["sql"]
+    ]
+    assert len(membership_lists) == 1, membership_lists
+
+
+def test_switcher_sends_the_current_page_as_next(owner_client, in_two_orgs, other_org):
+    page = owner_client.get("/console/team/").content.decode()
+    assert '<input type="hidden" name="next" value="/console/team/">' in page
+
+    response = owner_client.post("/console/switch/", {"organization": other_org.pk, "next": "/console/team/"}, follow=True)
+
+    assert response.redirect_chain == [("/console/team/", 302)]
+    assert "outsider@globex.test" in response.content.decode()
+
+
+def test_console_urls_with_an_object_id_render_no_page_to_switch_from(owner_client, org):
+    # The switcher sends request.path as next; that is only safe while every
+    # page showing it is organization-level. URLs with an id must stay POST-only.
+    from django.urls import reverse
+
+    from tinko.console.urls import urlpatterns
+
+    with_ids = [p for p in urlpatterns if p.pattern.converters]
+    assert with_ids
+    for pattern in with_ids:
+        url = reverse(f"console:{pattern.name}", kwargs=dict.fromkeys(pattern.pattern.converters, 1))
+        assert owner_client.get(url).status_code == 405, url

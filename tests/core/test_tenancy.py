@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse
 from django.test import RequestFactory
 
 from tinko.models import ApiKey, Membership, Role
-from tinko.tenancy import get_object_for_org, role_required
+from tinko.tenancy import get_object_for_org, require_role, resolve_membership, role_required
 
 
 def test_get_object_for_org_finds_own_object(org, api_key):
@@ -49,3 +49,30 @@ def test_role_required_sends_org_less_users_to_create_one(owner):
     response = admin_view(_request_as(owner, None))
     assert response.status_code == 302
     assert response["Location"] == "/console/organizations/new/"
+
+
+def test_require_role_lets_the_role_and_higher_through(org, owner, admin):
+    require_role(_request_as(owner, org), Role.ADMIN)
+    require_role(_request_as(admin, org), Role.ADMIN)
+
+
+def test_require_role_refuses_lower_roles_naming_the_role(org, member):
+    with pytest.raises(PermissionDenied, match="^This needs the Admin role or higher.$"):
+        require_role(_request_as(member, org), Role.ADMIN)
+
+
+def test_require_role_refuses_a_request_without_an_organization(owner):
+    with pytest.raises(PermissionDenied):
+        require_role(_request_as(owner, None), Role.VIEWER)
+
+
+def test_resolve_membership_keeps_every_membership_on_the_request(org, other_org, owner):
+    Membership.objects.create(user=owner, organization=other_org, role=Role.VIEWER)
+    request = RequestFactory().get("/console/")
+    request.user = owner
+    request.session = {}
+
+    membership = resolve_membership(request)
+
+    assert membership.organization == org
+    assert [m.organization.name for m in request.memberships] == ["Acme", "Globex"]

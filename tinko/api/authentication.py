@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from tinko.api.throttling import count_hit, over_limit
+from tinko.api.throttling import count_hit
 from tinko.models import ApiKey, hash_token
 from tinko.services import client_ip
 
@@ -19,7 +19,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Real keys are about 55 characters; longer input is refused before hashing.
 MAX_KEY_LENGTH = 200
 # Throttles run after authentication, so requests with wrong keys would never
-# be limited: count failures per address here and refuse early past the limit.
+# be limited: count failures per address here and answer 429 past the limit.
 FAILED_AUTH_LIMIT = 30
 FAILED_AUTH_WINDOW = 60
 
@@ -28,14 +28,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        ident = f"auth_failed:ip:{client_ip(request) or 'unknown'}"
-        wait = over_limit(ident, limit=FAILED_AUTH_LIMIT, duration=FAILED_AUTH_WINDOW)
-        if wait is not None:
-            raise exceptions.Throttled(wait, detail="Too many requests with invalid API keys from this address.")
+        # The key is checked before the address limit: many merchants may share
+        # one address (an office NAT, a hosting provider's egress), and someone
+        # else's bad keys must not lock out a valid one. A valid key is limited
+        # by its own per-key throttle instead.
         try:
             return self._authenticate(request)
         except exceptions.AuthenticationFailed:
-            count_hit(ident, limit=FAILED_AUTH_LIMIT, duration=FAILED_AUTH_WINDOW)
+            ident = f"auth_failed:ip:{client_ip(request) or 'unknown'}"
+            within_limit, wait = count_hit(ident, limit=FAILED_AUTH_LIMIT, duration=FAILED_AUTH_WINDOW)
+            if not within_limit:
+                raise exceptions.Throttled(
+                    wait, detail="Too many requests with invalid API keys from this address."
+                ) from None
             raise
 
     def _authenticate(self, request):

@@ -2,14 +2,14 @@
 
 Every object is fetched through get_object_for_org (404 outside the current
 organization) and every view is guarded by role_required; pages everyone in
-the organization may read check the stricter role for their POSTs themselves.
+the organization may read check the stricter role for their POSTs with require_role.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
@@ -28,14 +28,9 @@ from tinko.console.forms import (
     RoleForm,
 )
 from tinko.models import ApiKey, Invitation, Membership, Organization, Role
-from tinko.tenancy import get_object_for_org, role_required, switch_organization
+from tinko.tenancy import get_object_for_org, require_role, role_required, switch_organization
 
 AUDIT_PAGE_SIZE = 50
-
-
-def _require_role(request, role: str) -> None:
-    if not request.membership.has_role(role):
-        raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -99,7 +94,7 @@ def settings(request):
     # A copy, so a rejected form never alters the organization this request shows elsewhere.
     draft = Organization.objects.get(pk=request.organization.pk)
     if request.method == "POST":
-        _require_role(request, Role.ADMIN)
+        require_role(request, Role.ADMIN)
         form = OrganizationSettingsForm(request.POST, instance=draft)
         if form.is_valid():
             # The draft already holds the new values; the service compares against the stored ones.
@@ -202,7 +197,7 @@ def member_remove(request, pk):
     membership = get_object_for_org(request.organization, Membership.objects.select_related("user"), pk=pk)
     leaving = membership.pk == request.membership.pk
     if not leaving:
-        _require_role(request, Role.OWNER)
+        require_role(request, Role.OWNER)
     try:
         services.remove_member(membership=membership, actor=request.membership, request=request)
     except ValidationError as exc:
@@ -225,7 +220,7 @@ def api_keys(request):
     form = ApiKeyCreateForm() if can_manage else None
     created = plaintext = None
     if request.method == "POST":
-        _require_role(request, Role.ADMIN)
+        require_role(request, Role.ADMIN)
         form = ApiKeyCreateForm(request.POST)
         if form.is_valid():
             try:
