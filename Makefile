@@ -14,7 +14,10 @@ WORKER_THREADS ?= 4
 
 # Local mode: SQLite under var/, jobs on threads of the server, e-mail to the
 # console; links in e-mails point at this server unless SITE_URL says otherwise.
-LOCAL := DEBUG=true SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
+# Isolated from a .env (often a copy of .env.example made for Compose) and from
+# exported service URLs or hosts: empty values mean the local defaults.
+LOCAL := DEBUG=true TINKO_DOTENV= REDIS_URL= CACHE_URL= DATABASE_URL= ALLOWED_HOSTS= \
+	SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
 
 .DEFAULT_GOAL := help
 .PHONY: help run test worker migrate

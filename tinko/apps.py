@@ -11,3 +11,5 @@ class TinkoConfig(AppConfig):
         # Every process knows every actor and periodic job (the scheduler
         # enqueues jobs of any app; web processes enqueue them by name).
         autodiscover_modules("tasks")
+        # Registers the deployment checks (manage.py check --deploy).
+        from tinko import checks  # noqa: F401

@@ -13,29 +13,16 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 access_logger = logging.getLogger("tinko.access")
 
-# URL keyword arguments that are bearer secrets (invitation and pay-page tokens,
-# allauth's e-mail confirmation and password-reset keys): whoever reads the logs
-# must not be able to replay them.
-_SECRET_URL_KWARGS = frozenset({"token", "key", "uidb36"})
 # Probes hit these every few seconds; at INFO they would drown the real traffic.
 _PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-
-
-def _loggable_path(request) -> str:
-    path = request.path
-    match = getattr(request, "resolver_match", None)
-    if match is not None:
-        for name, value in match.kwargs.items():
-            if name in _SECRET_URL_KWARGS and isinstance(value, str) and value:
-                path = path.replace(value, f"<{name}>")
-    return path
 
 
 class RequestIDMiddleware:
     """Honour an incoming ``X-Request-ID`` (or make one), expose it to logs and echo it back.
 
     Also writes the access log: one line per request with method, path (never
-    the query string, and with URL secrets masked), status and duration.
+    the query string, and with URL secrets masked: see tinko.logging), status
+    and duration.
     """
 
     header = "HTTP_X_REQUEST_ID"
@@ -54,7 +41,7 @@ class RequestIDMiddleware:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
             duration_ms = round((time.monotonic() - started) * 1000, 1)
-            path = _loggable_path(request)
+            path = tinko_logging.loggable_path(request)
             access_logger.log(
                 logging.DEBUG if request.path in _PROBE_PATHS else logging.INFO,
                 "%s %s %s %.1fms",

@@ -178,7 +178,9 @@ TEMPLATES = [
 
 # --- Database ----------------------------------------------------------------
 (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'tinko.sqlite3'}")}
+# Empty counts as unset (`make run` blanks it so an exported URL cannot leak into local mode).
+_database_url = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'var' / 'tinko.sqlite3'}"
+DATABASES = {"default": environ.Env.db_url_config(_database_url)}
 if "." not in DATABASES["default"].get("ENGINE", ""):
     # django-environ passes an unknown scheme through as the engine name, or only
     # warns; never echo the URL (it holds the password).
@@ -351,12 +353,12 @@ STORAGES = {
 }
 
 # --- REST API -------------------------------------------------------------------
+from tinko.rates import parse_rate  # noqa: E402
+
 TINKO_API_RATE = env.str("TINKO_API_RATE", default="600/min")
-_rate_count, _, _rate_period = TINKO_API_RATE.partition("/")
-if not _rate_count.isdigit() or int(_rate_count) < 1 or _rate_period not in {
-    "s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"
-}:
-    raise ImproperlyConfigured(f"TINKO_API_RATE={TINKO_API_RATE!r} is not a rate: use e.g. 600/min, 10/s, 5000/hour")
+# The throttle parses it again per request with the same function; checked here
+# so that a typo stops start-up instead of the first API call.
+parse_rate(TINKO_API_RATE, name="TINKO_API_RATE")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tinko.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tinko.api.permissions.HasOrganizationApiKey"],
@@ -426,7 +428,11 @@ if LOG_FORMAT not in {"json", "text"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "tinko.logging.RequestIDFilter"}},
+    "filters": {
+        "request_id": {"()": "tinko.logging.RequestIDFilter"},
+        # Invitation tokens and reset keys in URLs; see tinko/logging.py.
+        "mask_url_secrets": {"()": "tinko.logging.MaskURLSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "tinko.logging.JsonFormatter",
@@ -438,11 +444,19 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "mask_url_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Masked on the loggers too, not only on the handler: Sentry's logging
+        # integration reads records before any handler (breadcrumbs, events).
+        "django.request": {"filters": ["mask_url_secrets"]},
+        "django.security.csrf": {"filters": ["mask_url_secrets"]},
         "dramatiq": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
     },
 }
@@ -460,7 +474,10 @@ if SENTRY_DSN:
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
     from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
     from sentry_sdk.utils import BadDsn
+
+    from tinko.logging import sentry_before_send
 
     # Here, before apps load: the Dramatiq integration patches Broker.__init__,
     # and django_dramatiq builds the broker while the app registry populates.
@@ -471,6 +488,17 @@ if SENTRY_DSN:
             release=env.str("SENTRY_RELEASE", default="") or None,
             traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
             send_default_pii=False,
+            # Form bodies hold passwords, one-time codes and new API keys under
+            # names no denylist can foresee: send none.
+            max_request_body_size="never",
+            # allauth's and our own field names on top of Sentry's list, at any depth.
+            event_scrubber=EventScrubber(
+                denylist=[*DEFAULT_DENYLIST, "password1", "password2", "oldpassword", "code", "key", "token", "secret"],
+                recursive=True,
+            ),
+            # Invitation tokens and reset keys in the URL, query strings.
+            before_send=sentry_before_send,
+            before_send_transaction=sentry_before_send,
             integrations=[DjangoIntegration(), DramatiqIntegration()],
         )
     except BadDsn:

@@ -53,15 +53,56 @@ def test_local_mode_starts_without_any_configuration(tmp_path):
     assert result.stdout.split() == ["True", "django.db.backends.sqlite3"]
 
 
+def production_stack_env(tmp_path, **variables) -> dict[str, str]:
+    """Production settings on the suite's PostgreSQL and Redis (`make test` and CI provide them), public HTTPS URL."""
+    services = {name: os.environ[name] for name in ("DATABASE_URL", "CACHE_URL") if os.environ.get(name)}
+    stack = {**services, "REDIS_URL": os.environ["REDIS_URL"], "SITE_URL": "https://tinko.example.com"}
+    return production_env(tmp_path, **{**stack, **variables})
+
+
 def test_deploy_check_reports_no_issues_with_production_settings(tmp_path):
-    # The production stack: PostgreSQL and Redis when the suite runs on them (it does in CI).
-    services = {
-        name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL", "CACHE_URL") if os.environ.get(name)
-    }
-    env = production_env(tmp_path, **services)
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_stack_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_deploy_check_warns_when_production_has_no_redis(tmp_path):
+    result = run_manage("check", "--deploy", env=production_stack_env(tmp_path, REDIS_URL=""))
+    assert "tinko.W001" in result.stderr
+    assert "rate limits become per process; background jobs and the scheduler need Redis" in result.stderr
+    assert "tinko.W002" not in result.stderr
+
+
+@pytest.mark.parametrize("site_url", ["", "http://tinko.example.com"])
+def test_deploy_check_warns_when_site_url_is_not_public_https(tmp_path, site_url):
+    env = production_stack_env(tmp_path, SITE_URL=site_url)
+    if not site_url:
+        del env["SITE_URL"]
+    result = run_manage("check", "--deploy", env=env)
+    assert "tinko.W002" in result.stderr
+    assert "links in e-mails" in result.stderr
+    assert "tinko.W001" not in result.stderr
+
+
+def test_deploy_warnings_fail_a_strict_deploy_check(tmp_path):
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_stack_env(tmp_path, REDIS_URL=""))
+    assert result.returncode != 0
+    assert "tinko.W001" in result.stderr
+
+
+def test_local_mode_needs_neither_redis_nor_an_https_site_url(tmp_path):
+    env = clean_env(DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'local.sqlite3'}")
+    result = run_manage("check", "--deploy", env=env)
+    assert "tinko.W00" not in result.stdout + result.stderr
+
+
+def test_empty_database_url_means_the_local_sqlite_default(tmp_path):
+    result = run_python(
+        DJANGO_SETUP + "from django.conf import settings; print(settings.DATABASES['default']['NAME'])",
+        clean_env(DEBUG="true", DATABASE_URL=""),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("var/tinko.sqlite3")
 
 
 @pytest.mark.parametrize(
@@ -83,6 +124,8 @@ def test_deploy_check_reports_no_issues_with_production_settings(tmp_path):
         ("EMAIL_URL", "nosuch://user:pw@mail.example.com", "EMAIL_URL is not an e-mail URL"),
         ("TINKO_ENCRYPTION_KEYS", "not-a-fernet-key", "TINKO_ENCRYPTION_KEYS: key 1 is not a Fernet key"),
         ("TINKO_ENCRYPTION_KEYS", "", "TINKO_ENCRYPTION_KEYS is required when DEBUG is off"),
+        ("TINKO_API_RATE", "10/month", "TINKO_API_RATE='10/month' is not a rate"),
+        ("TINKO_API_RATE", "0/min", "TINKO_API_RATE='0/min' is not a rate"),
     ],
 )
 def test_bad_value_fails_at_start_up_naming_the_variable(tmp_path, variable, value, message):

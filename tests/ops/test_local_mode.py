@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,3 +146,62 @@ def test_local_mode_is_ready_without_redis_or_postgres(local_server):
     status, body, _ = _get(base_url + "/readyz")
     assert status == 200, body
     assert b'"database": "ok", "broker": "ok", "cache": "ok"' in body
+
+
+def test_make_run_ignores_a_dotenv_and_exported_service_urls(tmp_path):
+    """A developer's .env made for Compose, and service URLs exported in the shell, stay out of `make run`."""
+    project = tmp_path / "tinko"
+    shutil.copytree(
+        BASE_DIR, project, symlinks=True,
+        ignore=shutil.ignore_patterns(".venv", "var", ".git", ".env", "__pycache__", ".pytest_cache", "node_modules"),
+    )
+    # The suite's own interpreter and packages; -o below keeps make from reinstalling them.
+    (project / ".venv").symlink_to(BASE_DIR / ".venv")
+    unreachable = "redis://127.0.0.1:1/0"
+    (project / ".env").write_text(
+        f"DEBUG=false\nALLOWED_HOSTS=tinko.example.com\nREDIS_URL={unreachable}\n"
+        "DATABASE_URL=postgres://tinko:password@127.0.0.1:1/tinko\n"
+    )
+    env = clean_env(
+        REDIS_URL=unreachable,
+        CACHE_URL="redis://127.0.0.1:1/1",
+        DATABASE_URL="postgres://tinko:password@127.0.0.1:1/tinko",
+        ALLOWED_HOSTS="tinko.example.com",
+    )
+    # As a developer's shell has it: no TINKO_DOTENV, so .env would be read.
+    del env["TINKO_DOTENV"]
+    port = _free_port()
+    log_path = tmp_path / "make-run.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            ["make", "-o", ".venv/.installed-runtime", "run", f"PORT={port}"],
+            cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                status, body, _ = _get(base_url + "/accounts/login/")
+                break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"make run did not come up:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        assert status == 200, log_path.read_text()
+        status, body, _ = _get(base_url + "/readyz")
+        assert status == 200, body
+        assert b'"database": "ok", "broker": "ok", "cache": "ok"' in body
+        # The local SQLite database, seeded with the demo merchant.
+        assert (project / "var" / "tinko.sqlite3").is_file()
+        assert "demo@example.com" in log_path.read_text()
+    finally:
+        # make and its runserver children share a process group; make may have failed and gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -9,21 +9,26 @@ import re
 
 import pytest
 from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
 
-from tinko.logging import RequestIDFilter
+from tinko import services
+from tinko.logging import mask_path, sentry_before_send
+from tinko.models import Membership
+
+
+def _build(config: dict):
+    config = dict(config)
+    return import_string(config.pop("()"))(**config)
 
 
 @pytest.fixture
 def json_log():
-    """Capture log records as the production handler writes them (JSON formatter + request-id filter)."""
-    config = dict(django_settings.LOGGING["formatters"]["json"])
-    formatter_class = config.pop("()")
-    module_name, _, class_name = formatter_class.rpartition(".")
-    formatter = getattr(__import__(module_name, fromlist=[class_name]), class_name)(**config)
+    """Capture log records as the production handler writes them (JSON formatter, the console handler's filters)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    handler.addFilter(RequestIDFilter())
+    handler.setFormatter(_build(django_settings.LOGGING["formatters"]["json"]))
+    for name in django_settings.LOGGING["handlers"]["console"]["filters"]:
+        handler.addFilter(_build(django_settings.LOGGING["filters"][name]))
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)
@@ -95,9 +100,109 @@ def test_no_log_line_carries_the_query_string(client, json_log):
 def test_access_log_masks_tokens_in_the_url(client, json_log, db):
     token = "S3cr3t-invitation-token-value"
     client.get(f"/invitations/{token}/")
-    (access,) = access_lines(json_log())
+    lines = json_log()
+    (access,) = access_lines(lines)
     assert access["path"] == "/invitations/<token>/"
-    assert token not in json.dumps(access)
+    # Django's own "Not Found: /invitations/..." line too.
+    (not_found,) = [line for line in lines if line["logger"] == "django.request"]
+    assert not_found["message"] == "Not Found: /invitations/<token>/"
+    assert token not in json.dumps(lines)
+
+
+@pytest.fixture
+def live_invitation(org, owner):
+    """(invitation, token) for an address nobody signed in here has."""
+    inviter = Membership.objects.get(organization=org, user=owner)
+    return services.invite_member(organization=org, email="invitee@acme.test", role="member", invited_by=inviter)
+
+
+@pytest.fixture
+def request_logger_records():
+    """Records as the "django.request" logger hands them on, after its own filters and before any handler.
+
+    That is what Sentry's logging integration reads (breadcrumbs, events).
+    """
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep()
+    request_logger = logging.getLogger("django.request")
+    request_logger.addHandler(handler)
+    yield records
+    request_logger.removeHandler(handler)
+
+
+def test_a_forbidden_live_invitation_token_never_reaches_the_logs(
+    outsider_client, live_invitation, json_log, request_logger_records
+):
+    _, token = live_invitation
+    # Signed in as someone else than the invited address: accepting is refused.
+    response = outsider_client.post(f"/invitations/{token}/")
+    assert response.status_code == 403
+    lines = json_log()
+    (forbidden,) = [line for line in lines if line["logger"] == "django.request"]
+    assert forbidden["message"] == "Forbidden: /invitations/<token>/"
+    assert token not in json.dumps(lines)
+    # Masked on the logger itself, so Sentry never sees the token either.
+    (record,) = request_logger_records
+    assert record.getMessage() == "Forbidden: /invitations/<token>/"
+
+
+def test_a_csrf_failure_on_an_invitation_does_not_log_its_token(client, live_invitation, json_log):
+    _, token = live_invitation
+    client.handler.enforce_csrf_checks = True
+    assert client.post(f"/invitations/{token}/").status_code == 403
+    lines = json_log()
+    assert [line["message"] for line in lines if line["logger"] == "django.security.csrf"] == [
+        "Forbidden (CSRF cookie not set.): /invitations/<token>/"
+    ]
+    assert token not in json.dumps(lines)
+
+
+def test_a_redirect_before_url_resolution_still_masks_the_token(client, json_log, db):
+    # APPEND_SLASH answers before the URL is resolved.
+    token = "S3cr3t-invitation-token-value"
+    assert client.get(f"/invitations/{token}").status_code == 301
+    (access,) = access_lines(json_log())
+    assert access["path"] == "/invitations/<token>"
+
+
+def test_mask_path_leaves_paths_without_secrets_alone():
+    assert mask_path("/console/") == "/console/"
+    assert mask_path("/no-such-page/") == "/no-such-page/"
+    assert mask_path("/invitations/abc/") == "/invitations/<token>/"
+
+
+def test_mask_path_masks_only_the_secrets_even_when_they_are_short():
+    # allauth's reset link: a user id in base 36, then the key; "e" is also in "reset" and in the key.
+    assert mask_path("/accounts/password/reset/key/e-abe-x9/") == "/accounts/password/reset/key/<uidb36>-<key>/"
+
+
+def test_sentry_events_carry_no_url_secret_or_query_string():
+    token = "S3cr3t-invitation-token-value"
+    event = {
+        "request": {
+            "url": f"https://tinko.example.com/invitations/{token}/",
+            "query_string": "email=invitee%40acme.test",
+            "headers": {"Referer": f"https://tinko.example.com/invitations/{token}/?next=/x", "Accept": "*/*"},
+        },
+        "exception": {"values": [{"stacktrace": {"frames": [{"vars": {
+            "request": f"<WSGIRequest: POST '/invitations/{token}/?email=invitee%40acme.test'>",
+            "path": f"invitations/{token}/",
+        }}]}}]},
+    }
+    scrubbed = sentry_before_send(event, {})
+    (frame,) = scrubbed["exception"]["values"][0]["stacktrace"]["frames"]
+    assert frame["vars"] == {"request": "<WSGIRequest: POST '/invitations/<token>/'>", "path": "invitations/<token>/"}
+    assert scrubbed["request"]["url"] == "https://tinko.example.com/invitations/<token>/"
+    assert "query_string" not in scrubbed["request"]
+    assert scrubbed["request"]["headers"] == {
+        "Referer": "https://tinko.example.com/invitations/<token>/",
+        "Accept": "*/*",
+    }
 
 
 def test_probe_requests_are_logged_below_info(client, json_log):

@@ -5,23 +5,12 @@ from __future__ import annotations
 import time
 
 from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from tinko.models import ApiKey
+from tinko.rates import parse_rate  # the one parser, shared with settings (TINKO_API_RATE)
 from tinko.services import client_ip
-
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """``"600/min"`` → (600, 60). The period's first letter counts: s, m, h or d."""
-    try:
-        num, period = rate.split("/")
-        return int(num), _PERIODS[period.strip()[0]]
-    except (ValueError, KeyError, IndexError):
-        raise ImproperlyConfigured(f"Bad API rate {rate!r}: use e.g. 600/min, 10/s, 5000/hour or 100000/day") from None
 
 
 def count_hit(ident: str, *, limit: int, duration: int, now: float | None = None) -> tuple[bool, float]:
@@ -38,14 +27,6 @@ def count_hit(ident: str, *, limit: int, duration: int, now: float | None = None
         cache.add(key, 1, timeout=duration + 5)
         count = 1
     return count <= limit, (window + 1) * duration - now
-
-
-def over_limit(ident: str, *, limit: int, duration: int) -> float | None:
-    """Seconds to wait if ``ident`` already used up this window, else None (counts nothing)."""
-    now = time.time()
-    window = int(now // duration)
-    count = cache.get(f"throttle:{ident}:{duration}:{window}", 0)
-    return (window + 1) * duration - now if count >= limit else None
 
 
 class ApiKeyRateThrottle(BaseThrottle):
