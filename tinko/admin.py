@@ -224,6 +224,19 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable, never added, changed or deleted here (rows written by services only)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "timezone", "default_currency", "member_count", "created_at")
@@ -252,7 +265,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
     """Read-only: team changes go through the console, where the rules and the audit live.
 
     tinko.services.change_role and remove_member keep at least one owner per
@@ -266,15 +279,6 @@ class MembershipAdmin(admin.ModelAdmin):
     fields = ("user", "organization", "role", "created_at")
     readonly_fields = fields
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Invitations -----------------------------------------------------------------------
@@ -362,7 +366,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdmin):
     """Read-only, with a revoke action.
 
     Staff cannot create keys here: the plaintext is shown once, and the admin
@@ -387,14 +391,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def is_active(self, obj):
         return obj.is_active
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("tinko.change_apikey")
@@ -414,7 +410,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Append-only: nobody adds, changes or deletes audit events, staff included."""
 
     list_display = ("created_at", "organization", "actor_label", "action", "target_label", "ip_address")
@@ -430,21 +426,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- Outgoing e-mail --------------------------------------------------------------------------
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(ReadOnlyAdmin):
     """Delivery status of e-mail to users, for support ("did my invitation go out?").
 
     Read-only and without the bodies: they carry live tokens (sign-in links,
@@ -463,15 +450,6 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     @admin.display(description=_("to"))
     def recipients(self, obj):
         return ", ".join(obj.to)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- allauth's MFA authenticators ----------------------------------------------------------------
