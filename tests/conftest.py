@@ -7,7 +7,6 @@ Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
 
 from __future__ import annotations
 
-
 import pytest
 from django.core.cache import cache
 from django.test import Client
