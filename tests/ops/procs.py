@@ -56,3 +56,21 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
 
 
 DJANGO_SETUP = "import django; django.setup()\n"
+
+
+def wait_for_server(probe, *, process: subprocess.Popen, log_path: Path, what: str, timeout: float = 60):
+    """Call ``probe()`` until it answers (returns without OSError); its result is returned.
+
+    Fails with the server's log when the process exits or ``timeout`` seconds pass.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return probe()
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not come up:\n{log_path.read_text()}")
+        time.sleep(0.2)

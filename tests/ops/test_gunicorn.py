@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from tests.ops.procs import BASE_DIR, production_env, run_manage
+from tests.ops.procs import BASE_DIR, production_env, run_manage, wait_for_server
 
 
 def _free_port() -> int:
@@ -59,17 +59,8 @@ def gunicorn_server(tmp_path_factory):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if _get(port, "/healthz", "tinko.example.com")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"gunicorn did not come up:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_for_server(lambda: _get(port, "/healthz", "tinko.example.com"), process=process, log_path=log_path, what="gunicorn")
         yield {"port": port, "env": env, "log": log_path}
     finally:
         process.send_signal(signal.SIGTERM)

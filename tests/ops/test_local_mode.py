@@ -10,13 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.ops.procs import BASE_DIR, clean_env, run_manage, run_python
+from tests.ops.procs import BASE_DIR, clean_env, run_manage, run_python, wait_for_server
 
 STARTED = "In-process background worker started"
 STOPPED = "In-process background worker stopped"
@@ -102,17 +101,8 @@ def local_server(tmp_path_factory):
             start_new_session=True,  # its own process group: the reloader and its serving child
         )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if _get(base_url + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"runserver did not come up:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_for_server(lambda: _get(base_url + "/healthz"), process=process, log_path=log_path, what="runserver")
         yield base_url, log_path, process.pid
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -178,17 +168,10 @@ def test_make_run_ignores_a_dotenv_and_exported_service_urls(tmp_path):
             cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            try:
-                status, body, _ = _get(base_url + "/accounts/login/")
-                break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"make run did not come up:\n{log_path.read_text()}")
-            time.sleep(0.3)
+        status, body, _ = wait_for_server(
+            lambda: _get(base_url + "/accounts/login/"), process=process, log_path=log_path, what="make run", timeout=120
+        )
         assert status == 200, log_path.read_text()
         status, body, _ = _get(base_url + "/readyz")
         assert status == 200, body
