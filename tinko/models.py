@@ -329,3 +329,27 @@ class OutboundEmail(models.Model):
 
     def __str__(self):
         return f"{self.subject} → {', '.join(self.to)}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an API request sent with an ``Idempotency-Key`` header.
+
+    The row is inserted in the same transaction as the request's own writes, so
+    a concurrent request with the same key waits on the unique index and then
+    replays this response (or gets 409 when its body differs).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # Method, path and body: a key reused for anything else is a conflict.
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="idempotency_unique_key_per_org")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self):
+        return f"{self.key} ({self.status_code})"

@@ -1,0 +1,173 @@
+"""Customers and the payments Tinko recovers.
+
+Amounts are integers in minor units with an ISO 4217 currency; never floats.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from tinko.models import Organization, validate_currency, validate_timezone
+
+e164_validator = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E.164 form, e.g. +14155550123.")
+
+
+class Provider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    RAZORPAY = "razorpay", "Razorpay"
+    SANDBOX = "sandbox", "Sandbox"
+    OTHER = "other", "Other"
+
+
+class Channel(models.TextChoices):
+    PSP = "psp", "Automatic re-charge"
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    WHATSAPP = "whatsapp", "WhatsApp"
+
+
+class Customer(models.Model):
+    """A merchant's customer, as the merchant (or its PSP) described them.
+
+    ``key`` is how reports find the same customer again: the merchant's id when
+    given, else the e-mail address, else the phone number.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="customers")
+    key = models.CharField(max_length=260, editable=False)
+    external_id = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=16, blank=True, validators=[e164_validator])
+    name = models.CharField(max_length=200, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
+    # Channels the customer asked not to be contacted on ("email", "sms", "whatsapp").
+    opted_out_channels = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="customer_unique_key_per_org")]
+
+    def __str__(self):
+        return self.name or self.email or self.external_id or self.phone or f"Customer {self.pk}"
+
+
+class PaymentStatus(models.TextChoices):
+    FAILED = "failed", "Failed"
+    RECOVERING = "recovering", "Recovering"
+    RECOVERED = "recovered", "Recovered"
+    EXHAUSTED = "exhausted", "Exhausted"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Payment(models.Model):
+    """The payment being recovered: ``failed → recovering → recovered | exhausted | cancelled``."""
+
+    TERMINAL = {PaymentStatus.RECOVERED, PaymentStatus.CANCELLED}
+    OPEN = {PaymentStatus.FAILED, PaymentStatus.RECOVERING}
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments")
+    reference = models.CharField(max_length=200)
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    provider_payment_id = models.CharField(max_length=200, blank=True)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
+    amount = models.BigIntegerField(validators=[MinValueValidator(1)])
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    description = models.CharField(max_length=500, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_fingerprint = models.CharField(max_length=100, blank=True)
+
+    status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.FAILED)
+    # The latest failure's category: what the recovery is currently working around.
+    category = models.CharField(max_length=30, blank=True)
+    status_reason = models.TextField(blank=True)
+    failure_count = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    # The policy's recovery window, counted from the first failure.
+    recovery_ends_at = models.DateTimeField(null=True, blank=True)
+    policy = models.ForeignKey(
+        "recovery.RetryPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    recovered_amount = models.BigIntegerField(null=True, blank=True)
+    # Attribution: which attempt (and so which channel) brought the money back.
+    recovered_attempt = models.ForeignKey(
+        "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "reference"], name="payment_unique_reference_per_org"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+        indexes = [
+            # The payments list: newest first, optionally by status; keyset pagination on (created_at, id).
+            models.Index(fields=["organization", "-created_at", "-id"], name="payment_org_created"),
+            models.Index(fields=["organization", "status", "-created_at"], name="payment_org_status_created"),
+            models.Index(fields=["organization", "category", "-created_at"], name="payment_org_category_created"),
+            # Expiry sweep: open recoveries whose window has ended.
+            models.Index(
+                fields=["recovery_ends_at"], name="payment_open_window", condition=Q(status__in=["failed", "recovering"])
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.reference} ({self.amount} {self.currency})"
+
+    @property
+    def card_key(self) -> str:
+        """One physical card, for the card networks' per-card retry limits."""
+        if self.card_fingerprint:
+            return f"fp:{self.card_fingerprint}"
+        if self.card_last4:
+            return f"card:{self.card_brand.lower()}:{self.card_last4}:{self.card_exp_month or ''}/{self.card_exp_year or ''}"
+        return ""
+
+
+class SandboxChargeStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+
+
+class SandboxCharge(models.Model):
+    """A charge made through the built-in sandbox PSP (payments/sandbox/).
+
+    The sandbox keeps its ledger in our database so that local mode and tests
+    can see exactly how many times money moved; ``idempotency_key`` is unique,
+    as at a real PSP, so a repeated request returns the first result.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="sandbox_charges")
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    charge_id = models.CharField(max_length=40, unique=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    off_session = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=SandboxChargeStatus.choices)
+    code = models.CharField(max_length=60, blank=True)
+    decline_code = models.CharField(max_length=60, blank=True)
+    advice_code = models.CharField(max_length=60, blank=True)
+    network_advice_code = models.CharField(max_length=10, blank=True)
+    network_decline_code = models.CharField(max_length=10, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    def __str__(self):
+        return f"{self.charge_id} {self.status}"

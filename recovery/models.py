@@ -1,0 +1,333 @@
+"""Failure events, their classification, retry policies, attempts and recovery links."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import time, timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from payments.models import Channel, Payment
+from tinko.models import Organization, hash_token
+
+
+class Category(models.TextChoices):
+    INSUFFICIENT_FUNDS = "insufficient_funds", "Insufficient funds"
+    CARD_DECLINED = "card_declined", "Card declined"
+    AUTHENTICATION_REQUIRED = "authentication_required", "Authentication required"
+    EXPIRED_CARD = "expired_card", "Expired card"
+    INVALID_CARD = "invalid_card", "Invalid card details"
+    PROCESSING_ERROR = "processing_error", "Processing error"
+    NETWORK_ERROR = "network_error", "Network error"
+    FRAUD_OR_STOLEN = "fraud_or_stolen", "Fraud, lost or stolen"
+    DO_NOT_RETRY = "do_not_retry", "Do not retry"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Action(models.TextChoices):
+    AUTO_RETRY = "auto_retry", "Automatic re-charge"
+    CUSTOMER_ACTION = "customer_action", "Customer action"
+    STOP = "stop", "Stop"
+
+
+class RuleField(models.TextChoices):
+    """Which part of a failure report a rule looks at."""
+
+    DECLINE_CODE = "decline_code", "Decline code (Stripe decline_code, Razorpay error.reason)"
+    CODE = "code", "Error code (Stripe code, Razorpay error.code)"
+    VISA_CODE = "visa_code", "Visa raw response code (network_decline_code)"
+    MASTERCARD_ADVICE = "mastercard_advice", "Mastercard Merchant Advice Code (network_advice_code)"
+    MESSAGE = "message", "Message pattern (regular expression, case-insensitive)"
+
+
+class ClassificationRule(models.Model):
+    """One row of the decline classifier.
+
+    Rows without an organization are Tinko's defaults (shipped by a data
+    migration, editable by staff); a row with an organization overrides the
+    default with the same provider, field and value for that organization only.
+    """
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="classification_rules"
+    )
+    # Blank: any provider (network codes and message patterns).
+    provider = models.CharField(max_length=10, blank=True)
+    field = models.CharField(max_length=20, choices=RuleField.choices)
+    value = models.CharField(max_length=300, help_text="The code, or for message rules a regular expression.")
+    # Message patterns are tried in ascending priority; codes match exactly.
+    priority = models.PositiveSmallIntegerField(default=100)
+    category = models.CharField(max_length=30, choices=Category.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    min_delay_seconds = models.PositiveIntegerField(default=0, help_text="Earliest automatic retry after this failure.")
+    # The card network forbids any reattempt (Visa category 1, Mastercard MAC 03/21).
+    network_stop = models.BooleanField(default=False)
+    description = models.CharField(max_length=300, help_text="Plain-language meaning, used in the reason.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "field", "value"],
+                condition=Q(organization__isnull=True),
+                name="rule_unique_default",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "provider", "field", "value"],
+                condition=Q(organization__isnull=False),
+                name="rule_unique_per_org",
+            ),
+        ]
+        ordering = ["field", "provider", "priority", "value"]
+
+    def __str__(self):
+        scope = self.organization.slug if self.organization_id else "default"
+        return f"{scope}: {self.provider or 'any'} {self.field}={self.value} → {self.category}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.action == Action.AUTO_RETRY
+
+
+def default_channels():
+    return [Channel.EMAIL, Channel.SMS, Channel.WHATSAPP]
+
+
+def default_paydays():
+    return [1, 15]
+
+
+class RetryPolicy(models.Model):
+    """How an organization wants its failed payments recovered. One per org is the default."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="retry_policies")
+    name = models.CharField(max_length=80)
+    is_default = models.BooleanField(default=False)
+    max_retries = models.PositiveSmallIntegerField(default=4, validators=[MaxValueValidator(20)])
+    initial_delay_seconds = models.PositiveIntegerField(
+        default=24 * 3600, validators=[MinValueValidator(60), MaxValueValidator(30 * 86400)]
+    )
+    backoff_multiplier = models.DecimalField(
+        max_digits=4, decimal_places=2, default=2, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    max_delay_seconds = models.PositiveIntegerField(
+        default=7 * 86400, validators=[MinValueValidator(60), MaxValueValidator(60 * 86400)]
+    )
+    recovery_window_days = models.PositiveSmallIntegerField(
+        default=21, validators=[MinValueValidator(1), MaxValueValidator(60)]
+    )
+    channels = models.JSONField(default=default_channels, blank=True)
+    quiet_hours_start = models.TimeField(null=True, blank=True, default=time(21, 0))
+    quiet_hours_end = models.TimeField(null=True, blank=True, default=time(8, 0))
+    payday_alignment = models.BooleanField(default=False)
+    payday_days = models.JSONField(default=default_paydays, blank=True)
+    max_notifications = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(10)])
+    notification_interval_seconds = models.PositiveIntegerField(
+        default=2 * 86400, validators=[MinValueValidator(3600), MaxValueValidator(30 * 86400)]
+    )
+    # Hard declines stop retries; one message asking for another payment method may still be sent.
+    notify_on_hard_decline = models.BooleanField(default=True)
+    # {category: {"max_retries": n, "initial_delay_seconds": s, "backoff_multiplier": m, "max_delay_seconds": s}}
+    category_overrides = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], condition=Q(is_default=True), name="retry_policy_one_default_per_org"
+            ),
+            models.UniqueConstraint(fields=["organization", "name"], name="retry_policy_unique_name_per_org"),
+        ]
+        verbose_name_plural = "retry policies"
+
+    def __str__(self):
+        return self.name
+
+
+class FailureSource(models.TextChoices):
+    API = "api", "Merchant API"
+    STRIPE = "stripe", "Stripe webhook"
+    RAZORPAY = "razorpay", "Razorpay webhook"
+    SANDBOX = "sandbox", "Sandbox"
+    ATTEMPT = "attempt", "Tinko re-charge"
+
+
+class FailureEvent(models.Model):
+    """One report that a payment failed, and how Tinko classified it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="failure_events")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="failure_events")
+    source = models.CharField(max_length=10, choices=FailureSource.choices)
+    # The sender's event id: duplicates are absorbed by the unique constraint.
+    external_id = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=now, editable=False)
+    code = models.CharField(max_length=100, blank=True)
+    decline_code = models.CharField(max_length=100, blank=True)
+    advice_code = models.CharField(max_length=100, blank=True)
+    network_advice_code = models.CharField(max_length=10, blank=True)
+    network_decline_code = models.CharField(max_length=10, blank=True)
+    message = models.CharField(max_length=1000, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    # Classification
+    category = models.CharField(max_length=30, choices=Category.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    min_delay_seconds = models.PositiveIntegerField(default=0)
+    network_stop = models.BooleanField(default=False)
+    reason = models.TextField()
+    rule = models.ForeignKey(ClassificationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Set when the failure is the outcome of Tinko's own re-charge.
+    attempt = models.ForeignKey(
+        "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="failure_events"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "external_id"],
+                condition=~Q(external_id=""),
+                name="failure_event_unique_external_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["payment", "occurred_at"], name="failure_event_payment")]
+
+    def __str__(self):
+        return f"{self.source} {self.category} for payment {self.payment_id}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.action == Action.AUTO_RETRY
+
+    @property
+    def min_delay(self) -> timedelta:
+        return timedelta(seconds=self.min_delay_seconds)
+
+
+class AttemptKind(models.TextChoices):
+    AUTO_RETRY = "auto_retry", "Automatic re-charge"
+    NOTIFICATION = "notification", "Notification"
+
+
+class AttemptStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class MessageKind(models.TextChoices):
+    FIRST_NOTICE = "first_notice", "First notice"
+    REMINDER = "reminder", "Reminder"
+    FINAL_NOTICE = "final_notice", "Final notice"
+    AUTHENTICATION_NEEDED = "authentication_needed", "Authentication needed"
+    CARD_EXPIRING = "card_expiring", "Card expiring"
+
+
+def new_idempotency_key() -> str:
+    return f"tinko_att_{secrets.token_hex(16)}"
+
+
+class RecoveryAttempt(models.Model):
+    """One planned step of a recovery: an automatic re-charge or a message to the customer.
+
+    ``scheduled → queued → running → succeeded | failed | skipped | cancelled``.
+    ``idempotency_key`` is fixed at planning time and passed to the PSP, so a
+    re-run after a crash can never charge twice.
+    """
+
+    ACTIVE = (AttemptStatus.SCHEDULED, AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="attempts")
+    sequence = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=12, choices=AttemptKind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    message_kind = models.CharField(max_length=24, choices=MessageKind.choices, blank=True)
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.SCHEDULED)
+    scheduled_for = models.DateTimeField()
+    reason = models.TextField()
+    idempotency_key = models.CharField(max_length=64, unique=True, default=new_idempotency_key, editable=False)
+    # What the card networks count: the card, and the amount and currency charged.
+    card_key = models.CharField(max_length=140, blank=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    claims = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    link = models.ForeignKey("recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "sequence"], name="attempt_unique_sequence"),
+        ]
+        indexes = [
+            # The scheduler's two claims; partial, so a million future attempts cost nothing per tick.
+            models.Index(fields=["scheduled_for"], name="attempt_due", condition=Q(status="scheduled")),
+            models.Index(
+                fields=["lease_expires_at"], name="attempt_leased", condition=Q(status__in=["queued", "running"])
+            ),
+            # Card-network limits: automatic reattempts per card in a time range.
+            models.Index(
+                fields=["organization", "card_key", "scheduled_for"],
+                name="attempt_card_history",
+                condition=Q(kind="auto_retry"),
+            ),
+        ]
+        ordering = ["payment", "sequence"]
+
+    def __str__(self):
+        return f"{self.kind} #{self.sequence} for payment {self.payment_id} ({self.status})"
+
+
+class LinkStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    OPENED = "opened", "Opened"
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class RecoveryLink(models.Model):
+    """A link to the hosted pay page. Only the token's hash is stored."""
+
+    LIVE = (LinkStatus.ACTIVE, LinkStatus.OPENED)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=10, choices=LinkStatus.choices, default=LinkStatus.ACTIVE)
+    expires_at = models.DateTimeField()
+    open_count = models.PositiveIntegerField(default=0)
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["expires_at"], name="link_live_expiry", condition=Q(status__in=["active", "opened"])),
+        ]
+
+    def __str__(self):
+        return f"link {self.pk} for payment {self.payment_id} ({self.status})"
+
+    @staticmethod
+    def new_token() -> tuple[str, str]:
+        """(token, hash): 256 bits of randomness; the token is shown once, the hash kept."""
+        token = secrets.token_urlsafe(32)
+        return token, hash_token(token)
