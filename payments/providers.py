@@ -1,0 +1,167 @@
+"""The payment provider interface, its provider-neutral results, and the registry that picks a provider.
+
+Stripe, Razorpay and the built-in sandbox each live in their own folder
+(``payments/<provider>/``), implement :class:`PaymentProvider` and answer with
+the dataclasses below. Nothing outside those folders imports a PSP SDK: the
+recovery engine speaks only to this module.
+
+A provider package registers its class with :func:`register_provider` when it
+is imported; :data:`PROVIDER_MODULES` lists the packages this module imports
+before it first answers, so callers never need to import a provider themselves.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass, field
+
+# Provider packages imported (once) before the registry is first read. A new PSP
+# adds its package here and calls register_provider() in its __init__.
+PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox",)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """What a PSP answered to a charge, in the PSP's own (Stripe-style) codes.
+
+    ``status`` is one of:
+
+    - ``"succeeded"``: money moved; ``charge_id``, ``amount`` and ``currency`` say which charge.
+    - ``"declined"``: the PSP answered and nothing was charged; the codes say why.
+    - ``"error"``: the PSP could not be reached or answered unexpectedly. The outcome
+      is unknown, and it is safe to retry with the SAME idempotency key (never a new one,
+      which could charge twice). ``code="idempotency_error"`` is the exception: the key
+      was first used for a different charge, and retrying with it will never succeed.
+
+    ``requires_action`` means the customer must authenticate (3-D Secure): bring them
+    back on-session, do not retry blindly.
+    """
+
+    status: str
+    charge_id: str = ""
+    amount: int = 0
+    currency: str = ""
+    code: str = ""
+    decline_code: str = ""
+    advice_code: str = ""
+    network_advice_code: str = ""
+    network_decline_code: str = ""
+    message: str = ""
+    requires_action: bool = False
+    raw: dict = field(default_factory=dict)
+
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    ERROR = "error"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == self.SUCCEEDED
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """What the PSP says about a payment now. Reading it must never move money."""
+
+    paid: bool
+    amount_paid: int = 0
+    currency: str = ""
+    charge_id: str = ""
+    detail: str = ""
+
+
+class ProviderUnavailable(Exception):
+    """No provider can do what was asked; ``str(exc)`` is a plain-language reason fit for a merchant."""
+
+
+class PaymentProvider(abc.ABC):
+    """One PSP. Instances are cheap and hold no per-request state."""
+
+    name: str
+
+    @abc.abstractmethod
+    def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        """Re-charge the customer's saved payment method without the customer present. MOVES MONEY.
+
+        The same ``idempotency_key`` must never charge twice: a repeat (even a
+        concurrent one) returns the first result. The same key with a different
+        amount, currency or payment returns ``status="error"``,
+        ``code="idempotency_error"`` and charges nothing. Declines are results,
+        never exceptions; an unreachable PSP is ``status="error"``.
+        """
+
+    @abc.abstractmethod
+    def fetch_payment_state(self, *, payment) -> PaymentState:
+        """Ask the PSP whether ``payment`` is paid now. Read only: must not move money or write anything."""
+
+
+_registry: dict[str, type[PaymentProvider]] = {}
+_modules_loaded = False
+
+
+def register_provider(provider_class: type[PaymentProvider]) -> type[PaymentProvider]:
+    """Make ``provider_class`` available under its ``name``. Usable as a class decorator.
+
+    Registering a second, different class under a taken name is a programming
+    error and raises ValueError (re-registering the same class is harmless).
+    """
+    name = getattr(provider_class, "name", "")
+    if not name:
+        raise ValueError(f"{provider_class.__qualname__} has no provider name")
+    existing = _registry.get(name)
+    if existing is not None and existing is not provider_class:
+        raise ValueError(f"A payment provider called {name!r} is already registered ({existing.__qualname__})")
+    _registry[name] = provider_class
+    return provider_class
+
+
+def _load_provider_modules() -> None:
+    global _modules_loaded
+    if not _modules_loaded:
+        # Imported lazily: provider packages import this module, and Django
+        # models must be ready before they load.
+        for module in PROVIDER_MODULES:
+            importlib.import_module(module)
+        _modules_loaded = True
+
+
+def registered_providers() -> dict[str, type[PaymentProvider]]:
+    """name → provider class, for every registered provider (a copy)."""
+    _load_provider_modules()
+    return dict(_registry)
+
+
+def get_provider(name: str) -> PaymentProvider:
+    """The provider registered as ``name``; raises ProviderUnavailable for a name nobody registered."""
+    _load_provider_modules()
+    try:
+        provider_class = _registry[name]
+    except KeyError:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise ProviderUnavailable(
+            f"Tinko has no payment provider called “{name}” (available: {known})."
+        ) from None
+    return provider_class()
+
+
+# Why a payment's PSP cannot re-charge it yet, by Payment.provider. Stripe and
+# Razorpay need a connected provider account, which a later issue brings.
+_NOT_YET_CONNECTED = {
+    "stripe": "Automatic re-charges through Stripe need a connected Stripe account (coming with provider accounts)",
+    "razorpay": "Automatic re-charges through Razorpay need a connected Razorpay account (coming with provider accounts)",
+}
+_OUTSIDE_A_PSP = "Tinko cannot re-charge payments made outside a connected PSP"
+
+
+def recharge_provider(payment) -> tuple[PaymentProvider | None, str]:
+    """Which provider can re-charge ``payment`` off-session: ``(provider, "")``, or ``(None, reason)``.
+
+    The reason is plain language for the merchant and the attempt's log.
+    Reads nothing but ``payment.provider``; never calls a PSP.
+    """
+    if payment.provider == "sandbox":
+        return get_provider("sandbox"), ""
+    if payment.provider in _NOT_YET_CONNECTED:
+        return None, _NOT_YET_CONNECTED[payment.provider]
+    return None, _OUTSIDE_A_PSP

@@ -1,0 +1,330 @@
+"""The sandbox PSP: a built-in payment provider for local mode and tests.
+
+It moves no real money and makes no network calls. Its ledger is the
+``SandboxCharge`` table, so local mode and tests can count exactly how often
+money "moved". Like a real PSP it honours idempotency keys: the same key
+returns the first result and never charges twice, even when two workers send
+it at once; the same key with a different amount, currency or payment is an
+``idempotency_error`` and charges nothing.
+
+The outcome of a charge is decided by the payment's card, the way Stripe's
+test cards behave: ``Payment.card_last4`` picks the row below. Every last4 is
+unique, so the brand the merchant reported does not change the outcome (it may
+be spelled "MasterCard", "mc", ...); the brand column says which network's
+codes a row carries. A last4 that is not in the table (or none) succeeds,
+like a plain test card.
+
+last4  brand       test number        status     code                     decline_code                 advice_code        MAC  raw
+-----  ----------  -----------------  ---------  -----------------------  ---------------------------  -----------------  ---  ---
+4242   visa        4242424242424242   succeeded
+4444   mastercard  5555555555554444   succeeded
+0005   amex        378282246310005    succeeded
+0002   visa        4000000000000002   declined   card_declined            generic_decline              try_again_later
+9995   visa        4000000000009995   declined   card_declined            insufficient_funds           try_again_later
+9996   visa        4000000000099996   recovers: the payment's first sandbox charge declines like 9995, later ones succeed
+9987   visa        4000000000009987   declined   card_declined            lost_card                    do_not_try_again
+9979   visa        4000000000009979   declined   card_declined            stolen_card                  do_not_try_again
+0069   visa        4000000000000069   declined   expired_card             expired_card                 confirm_card_data
+0127   visa        4000000000000127   declined   incorrect_cvc            incorrect_cvc                confirm_card_data
+0119   visa        4000000000000119   declined   processing_error         processing_error             try_again_later
+3155   visa        4000002500003155   declined   authentication_required  authentication_required      (requires_action=True)
+0341   visa        4000000000000341   declined   card_declined            do_not_honor                 try_again_later
+0303   mastercard  5555555555040303   declined   card_declined            do_not_honor                 do_not_try_again   03   05
+2525   mastercard  5555555555022525   declined   card_declined            insufficient_funds           try_again_later    25   51
+1001   visa        4000000000091001   declined   card_declined            revocation_of_authorization  do_not_try_again        R1
+0408   visa        4000000000000408   answer lost: charges (succeeded), but the first answer per key is an error
+other  any         (or no card)       succeeded
+
+MAC is the Mastercard Merchant Advice Code (``network_advice_code``: 03 = never
+try again, 25 = retry after 24 hours); raw is the issuer's raw response code
+(``network_decline_code``; Visa R1 = the cardholder revoked the authorisation).
+The same table, with messages, is in payments/sandbox/README.md.
+
+The "recovers" card (9996) counts the payment's earlier sandbox charges: with
+none it declines for insufficient funds, with one or more it succeeds. That
+lets a test or a local demo watch a recovery succeed on its second re-charge.
+
+The "answer lost" card (0408) is a PSP that timed out after taking the money:
+a new key records a succeeded charge but answers ``status="error"``
+(``api_connection_error``); asking again with the same key returns the
+success. It shows why a re-run must reuse the idempotency key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+
+from payments.models import SandboxCharge, SandboxChargeStatus
+from payments.providers import ChargeResult, PaymentProvider, PaymentState, register_provider
+
+
+@dataclass(frozen=True)
+class SandboxCard:
+    """One row of the test-card table: what a charge on this card answers."""
+
+    last4: str
+    brand: str
+    number: str
+    succeeds: bool = False
+    code: str = ""
+    decline_code: str = ""
+    advice_code: str = ""
+    network_advice_code: str = ""
+    network_decline_code: str = ""
+    message: str = ""
+    # Declines while the payment has no earlier sandbox charge, then succeeds.
+    recovers: bool = False
+    # Charges, but the first answer for a key is lost (status "error").
+    answer_lost: bool = False
+
+
+_DECLINED = "Your card was declined."
+_NSF = "Your card has insufficient funds."
+
+TEST_CARDS: dict[str, SandboxCard] = {
+    card.last4: card
+    for card in [
+        SandboxCard("4242", "visa", "4242424242424242", succeeds=True),
+        SandboxCard("4444", "mastercard", "5555555555554444", succeeds=True),
+        SandboxCard("0005", "amex", "378282246310005", succeeds=True),
+        SandboxCard(
+            "0002", "visa", "4000000000000002",
+            code="card_declined", decline_code="generic_decline", advice_code="try_again_later", message=_DECLINED,
+        ),
+        SandboxCard(
+            "9995", "visa", "4000000000009995",
+            code="card_declined", decline_code="insufficient_funds", advice_code="try_again_later", message=_NSF,
+        ),
+        SandboxCard(
+            "9996", "visa", "4000000000099996", recovers=True,
+            code="card_declined", decline_code="insufficient_funds", advice_code="try_again_later", message=_NSF,
+        ),
+        SandboxCard(
+            "9987", "visa", "4000000000009987",
+            code="card_declined", decline_code="lost_card", advice_code="do_not_try_again", message=_DECLINED,
+        ),
+        SandboxCard(
+            "9979", "visa", "4000000000009979",
+            code="card_declined", decline_code="stolen_card", advice_code="do_not_try_again", message=_DECLINED,
+        ),
+        SandboxCard(
+            "0069", "visa", "4000000000000069",
+            code="expired_card", decline_code="expired_card", advice_code="confirm_card_data",
+            message="Your card has expired.",
+        ),
+        SandboxCard(
+            "0127", "visa", "4000000000000127",
+            code="incorrect_cvc", decline_code="incorrect_cvc", advice_code="confirm_card_data",
+            message="Your card's security code is incorrect.",
+        ),
+        SandboxCard(
+            "0119", "visa", "4000000000000119",
+            code="processing_error", decline_code="processing_error", advice_code="try_again_later",
+            message="An error occurred while processing your card. Try again in a little bit.",
+        ),
+        SandboxCard(
+            "3155", "visa", "4000002500003155",
+            code="authentication_required", decline_code="authentication_required",
+            message="Your card was declined. This transaction requires authentication.",
+        ),
+        SandboxCard(
+            "0341", "visa", "4000000000000341",
+            code="card_declined", decline_code="do_not_honor", advice_code="try_again_later", message=_DECLINED,
+        ),
+        SandboxCard(
+            "0303", "mastercard", "5555555555040303",
+            code="card_declined", decline_code="do_not_honor", advice_code="do_not_try_again",
+            network_advice_code="03", network_decline_code="05", message=_DECLINED,
+        ),
+        SandboxCard(
+            "2525", "mastercard", "5555555555022525",
+            code="card_declined", decline_code="insufficient_funds", advice_code="try_again_later",
+            network_advice_code="25", network_decline_code="51", message=_NSF,
+        ),
+        SandboxCard(
+            "1001", "visa", "4000000000091001",
+            code="card_declined", decline_code="revocation_of_authorization", advice_code="do_not_try_again",
+            network_decline_code="R1", message=_DECLINED,
+        ),
+        SandboxCard("0408", "visa", "4000000000000408", succeeds=True, answer_lost=True),
+    ]
+}
+
+# A card missing from the table behaves like a plain succeeding test card.
+UNKNOWN_CARD = SandboxCard("", "", "", succeeds=True)
+
+IDEMPOTENCY_MISMATCH = (
+    "Keys for idempotent requests can only be used with the same parameters they were first used with: "
+    "this key was first used for a different payment, amount or currency."
+)
+
+
+def card_for(last4: str) -> SandboxCard:
+    """The table row for ``last4``; unknown or empty → a card that succeeds."""
+    return TEST_CARDS.get((last4 or "").strip(), UNKNOWN_CARD)
+
+
+def _result_from_charge(charge: SandboxCharge) -> ChargeResult:
+    """The answer for a stored charge. A replayed key gets exactly this again, built from the same row."""
+    succeeded = charge.status == SandboxChargeStatus.SUCCEEDED
+    raw = {
+        "id": charge.charge_id,
+        "object": "charge",
+        "amount": charge.amount,
+        "currency": charge.currency.lower(),
+        "created": int(charge.created_at.timestamp()),
+        "livemode": False,
+        "off_session": charge.off_session,
+        "paid": succeeded,
+        "status": "succeeded" if succeeded else "failed",
+        "failure_code": charge.code or None,
+        "failure_message": charge.message or None,
+        "outcome": {
+            "type": "authorized" if succeeded else "issuer_declined",
+            "reason": charge.decline_code or None,
+            "advice_code": charge.advice_code or None,
+            "network_advice_code": charge.network_advice_code or None,
+            "network_decline_code": charge.network_decline_code or None,
+        },
+        "payment_method_details": {"type": "card", "card": {"last4": charge.card_last4}},
+        "metadata": {"tinko_payment_id": str(charge.payment_id or "")},
+    }
+    return ChargeResult(
+        status=ChargeResult.SUCCEEDED if succeeded else ChargeResult.DECLINED,
+        charge_id=charge.charge_id,
+        amount=charge.amount,
+        currency=charge.currency,
+        code=charge.code,
+        decline_code=charge.decline_code,
+        advice_code=charge.advice_code,
+        network_advice_code=charge.network_advice_code,
+        network_decline_code=charge.network_decline_code,
+        message=charge.message,
+        requires_action=charge.decline_code == "authentication_required",
+        raw=raw,
+    )
+
+
+def _replay(charge: SandboxCharge, *, payment, amount: int, currency: str) -> ChargeResult:
+    if charge.payment_id != payment.pk or charge.amount != amount or charge.currency != currency:
+        # Answer like Stripe: refuse, and say nothing about the other charge (it
+        # may belong to another merchant).
+        return ChargeResult(
+            status=ChargeResult.ERROR,
+            code="idempotency_error",
+            message=IDEMPOTENCY_MISMATCH,
+            raw={"error": {"type": "idempotency_error", "message": IDEMPOTENCY_MISMATCH}},
+        )
+    return _result_from_charge(charge)
+
+
+def _new_charge_id() -> str:
+    return f"sbx_ch_{secrets.token_hex(12)}"
+
+
+@register_provider
+class SandboxProvider(PaymentProvider):
+    """The built-in PSP: outcomes from the test-card table (module docstring), ledger in SandboxCharge."""
+
+    name = "sandbox"
+
+    def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        """Re-charge ``payment``'s card off-session. Records one SandboxCharge per idempotency key.
+
+        - A new key records a ``succeeded`` or ``declined`` charge for the
+          payment's organization, as the test-card table says, and returns it.
+        - A key seen before returns the stored result and records nothing, also
+          when several threads or processes send it at once (the unique key
+          decides; losers read the winner's row).
+        - A key seen before with another payment, amount or currency returns
+          ``status="error"``, ``code="idempotency_error"`` and records nothing.
+
+        Never raises for a decline. Raises ValueError for a request no PSP would
+        accept (amount not a positive integer, currency not three letters, empty key).
+        Safe inside the caller's transaction: the insert runs in a savepoint.
+        Unlike a real PSP, the ledger row is part of that transaction: if the
+        caller rolls back, the sandbox forgets the charge, and a re-run with the
+        same key charges afresh (with the same outcome, except on the
+        "recovers" card).
+        """
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise ValueError(f"amount must be a positive integer in minor units, not {amount!r}")
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+            raise ValueError(f"currency must be a three-letter ISO 4217 code, not {currency!r}")
+        if not idempotency_key:
+            raise ValueError("an idempotency key is required")
+        currency = currency.upper()
+
+        existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, payment=payment, amount=amount, currency=currency)
+
+        card = card_for(payment.card_last4)
+        succeeds = card.succeeds
+        if card.recovers:
+            # "Earlier charge" is any key's charge for this payment: the first
+            # re-charge declines, every later one succeeds.
+            succeeds = SandboxCharge.objects.filter(payment_id=payment.pk).exists()
+        charge = SandboxCharge(
+            organization_id=payment.organization_id,
+            payment_id=payment.pk,
+            idempotency_key=idempotency_key,
+            charge_id=_new_charge_id(),
+            amount=amount,
+            currency=currency,
+            card_last4=payment.card_last4 or "",
+            off_session=True,
+        )
+        if succeeds:
+            charge.status = SandboxChargeStatus.SUCCEEDED
+        else:
+            charge.status = SandboxChargeStatus.DECLINED
+            charge.code = card.code
+            charge.decline_code = card.decline_code
+            charge.advice_code = card.advice_code
+            charge.network_advice_code = card.network_advice_code
+            charge.network_decline_code = card.network_decline_code
+            charge.message = card.message
+        try:
+            # The savepoint keeps the caller's transaction usable after a conflict.
+            with transaction.atomic():
+                charge.save(force_insert=True)
+        except IntegrityError:
+            # Another request with this key got there first (PostgreSQL waited
+            # for it to commit before refusing ours): answer with its charge.
+            existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is None:
+                raise
+            return _replay(existing, payment=payment, amount=amount, currency=currency)
+        if card.answer_lost:
+            return ChargeResult(
+                status=ChargeResult.ERROR,
+                code="api_connection_error",
+                message="The sandbox PSP did not answer in time (test card 0408); the charge may have gone through.",
+            )
+        return _result_from_charge(charge)
+
+    def fetch_payment_state(self, *, payment) -> PaymentState:
+        """Paid if the payment has a succeeded sandbox charge. Reads the ledger only; writes nothing.
+
+        ``charge_id`` and ``currency`` are the first succeeded charge's;
+        ``amount_paid`` totals the succeeded charges in that currency (more than
+        one means the payment was charged more than once).
+        """
+        succeeded = SandboxCharge.objects.filter(payment_id=payment.pk, status=SandboxChargeStatus.SUCCEEDED)
+        first = succeeded.order_by("created_at", "pk").only("charge_id", "currency").first()
+        if first is None:
+            return PaymentState(paid=False, detail="The sandbox has no succeeded charge for this payment.")
+        totals = succeeded.filter(currency=first.currency).aggregate(total=Sum("amount"), count=Count("pk"))
+        count = totals["count"]
+        detail = f"Paid by sandbox charge {first.charge_id}."
+        if count > 1:
+            detail = f"Paid by {count} sandbox charges, the first {first.charge_id}."
+        return PaymentState(
+            paid=True, amount_paid=totals["total"], currency=first.currency, charge_id=first.charge_id, detail=detail
+        )
+
