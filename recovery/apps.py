@@ -4,3 +4,25 @@ from django.apps import AppConfig
 class RecoveryConfig(AppConfig):
     name = "recovery"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_save
+
+        from recovery import dispatch
+        from recovery.classifier import connect_signals
+        from tinko.models import Organization
+        from tinko.scheduler import on_tick
+
+        # Due recovery attempts are claimed on every scheduler tick.
+        on_tick(dispatch.claim_due_attempts)
+        # Rule edits reach every process's classifier cache.
+        connect_signals()
+        post_save.connect(_create_default_policy, sender=Organization, dispatch_uid="recovery_default_policy")
+
+
+def _create_default_policy(sender, instance, created, raw=False, **kwargs):
+    """Every organization starts with a default retry policy."""
+    if created and not raw:
+        from recovery.services import create_default_policy
+
+        create_default_policy(instance)

@@ -20,7 +20,12 @@ PASSWORD = "correct horse battery staple 42"
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters live in the cache (Redis in CI): start every test clean.
+    # The classifier's per-process rules go too: transactional tests flush the
+    # rule table, and a rule cached from before would point at a deleted row.
+    from recovery.classifier import invalidate_rules
+
     cache.clear()
+    invalidate_rules()
     yield
     cache.clear()
 

@@ -31,3 +31,13 @@ def minor_unit_exponent(code: str) -> int:
 
 
 CURRENCY_CHOICES = [(code, f"{code} — {get_currency_name(code, locale='en')}") for code in sorted(active_currency_codes())]
+
+
+def format_amount(amount: int, currency: str, locale: str = "en") -> str:
+    """An amount in minor units, formatted for people: format_amount(1999, "EUR") → "€19.99"."""
+    from decimal import Decimal
+
+    from babel.numbers import format_currency
+
+    value = Decimal(amount).scaleb(-minor_unit_exponent(currency))
+    return format_currency(value, currency, locale=locale)

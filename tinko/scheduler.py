@@ -67,9 +67,21 @@ def run_due_periodic_jobs(*, now=None, jobs: list[Periodic] | None = None) -> li
     return enqueued
 
 
+_tick_hooks: list = []
+
+
+def on_tick(fn):
+    """Register ``fn()`` to run on every tick after the periodic jobs (apps register in ready())."""
+    if fn not in _tick_hooks:
+        _tick_hooks.append(fn)
+    return fn
+
+
 def tick() -> None:
     """One scheduler tick: everything that runs on the scheduler's clock."""
     run_due_periodic_jobs()
+    for hook in _tick_hooks:
+        hook()
 
 
 def run_forever(*, interval: float, stop: threading.Event) -> None:

@@ -240,6 +240,9 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 TINKO_INPROCESS_WORKER_THREADS = _int("TINKO_INPROCESS_WORKER_THREADS", 2, minimum=1)
 # Seconds between scheduler ticks (manage.py run_scheduler; a thread in local mode).
 TINKO_SCHEDULER_TICK = _int("TINKO_SCHEDULER_TICK", 15, minimum=1)
+# Seconds a claimed recovery attempt may stay queued or running before the
+# scheduler claims it again (a lost message, a dead worker). Longer than any PSP call.
+TINKO_ATTEMPT_LEASE = _int("TINKO_ATTEMPT_LEASE", 300, minimum=30)
 
 # --- Auth and accounts (django-allauth) --------------------------------------
 AUTH_USER_MODEL = "tinko.User"

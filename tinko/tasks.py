@@ -33,3 +33,12 @@ def requeue_stuck_emails() -> None:
 def clear_expired_sessions() -> None:
     """Delete expired sessions; Django never removes them by itself from the database."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
+@periodic(every=timedelta(hours=1))
+@dramatiq.actor(queue_name="housekeeping", max_retries=3)
+def delete_expired_idempotency_keys() -> None:
+    """Idempotency keys are kept for a day (tinko.api.idempotency.RETENTION)."""
+    from tinko.api.idempotency import delete_expired
+
+    delete_expired()

@@ -1,0 +1,193 @@
+"""Running one recovery attempt (the ``run_attempt`` actor calls :func:`run_attempt`).
+
+Lock order everywhere is payment, then attempt (ingestion and the manual
+actions lock the payment first too), so runs and new failures never deadlock.
+A re-charge happens outside any transaction (no row lock is held while the
+PSP thinks), between two short transactions: the first marks the attempt
+``running``, the second records what the PSP said. If the worker dies in
+between, the lease expires, the scheduler claims the attempt again and the
+re-run sends the same idempotency key: the PSP answers with the first result
+instead of charging again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from payments.models import Payment, PaymentStatus
+from payments.providers import ChargeResult, recharge_provider
+from recovery import messaging
+from recovery.classifier import classify
+from recovery.dispatch import lease
+from recovery.ingestion import plan_payments
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
+from recovery.services import create_link, mark_recovered, revoke_live_links
+
+logger = logging.getLogger(__name__)
+
+# A PSP error leaves the outcome unknown: the same attempt (same idempotency
+# key) is tried again after a growing pause, this many times in all.
+MAX_CLAIMS = 5
+ERROR_BACKOFF = timedelta(minutes=5)
+
+
+def _lock(attempt_id):
+    payment_id = RecoveryAttempt.objects.filter(pk=attempt_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        return None, None
+    payment = Payment.objects.select_for_update(of=("self",)).select_related("organization", "customer", "policy").get(pk=payment_id)
+    attempt = RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)
+    return payment, attempt
+
+
+def run_attempt(attempt_id: int) -> str:
+    """Run a queued attempt once; return what happened (for logs and tests). Safe to call twice."""
+    started = start_attempt(attempt_id)
+    if isinstance(started, str):
+        return started
+    payment, attempt = started
+    provider, why_not = recharge_provider(payment)
+    result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
+    return finish_attempt(attempt_id, claims=attempt.claims, result=result, why_not=why_not)
+
+
+def start_attempt(attempt_id: int):
+    """First transaction: check the attempt is still wanted and mark it ``running`` under a lease.
+
+    Returns (payment, attempt) for a re-charge to make, or a string when the
+    attempt needs nothing more (notifications are sent right here: they only
+    write rows and enqueue mail after commit).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        payment, attempt = _lock(attempt_id)
+        if attempt is None:
+            return "missing"
+        if attempt.status != AttemptStatus.QUEUED:
+            return f"not queued ({attempt.status})"
+        if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
+            _finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.", now)
+            return "cancelled"
+        if attempt.kind == AttemptKind.NOTIFICATION:
+            return _notify(payment, attempt, now)
+        attempt.status = AttemptStatus.RUNNING
+        attempt.started_at = now
+        attempt.lease_expires_at = now + lease()
+        attempt.save(update_fields=["status", "started_at", "lease_expires_at"])
+        return payment, attempt
+
+
+def charge(provider, *, payment, attempt) -> ChargeResult:
+    """Ask the PSP to re-charge, outside any transaction. MOVES MONEY, once per idempotency key."""
+    try:
+        return provider.charge_off_session(
+            payment=payment, amount=attempt.amount, currency=attempt.currency, idempotency_key=attempt.idempotency_key
+        )
+    except Exception as exc:  # the PSP's SDK may raise anything; the outcome is then unknown
+        logger.exception("Re-charge of attempt %s raised", attempt.pk)
+        return ChargeResult(status="error", message=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def finish_attempt(attempt_id: int, *, claims: int, result: ChargeResult | None, why_not: str = "") -> str:
+    """Second transaction: record the PSP's answer, end or re-plan the recovery."""
+    now = timezone.now()
+    with transaction.atomic():
+        payment, attempt = _lock(attempt_id)
+        if attempt.status != AttemptStatus.RUNNING or attempt.claims != claims:
+            # The lease ran out and another run took over; it gets the same answer from the PSP.
+            return "superseded"
+        if result is None:
+            _finish(attempt, AttemptStatus.SKIPPED, why_not, now)
+            _replan(payment, now)
+            return "skipped"
+        attempt.result = _result_data(result)
+        if result.status == "succeeded":
+            _finish(attempt, AttemptStatus.SUCCEEDED, f"Charged {result.amount} {result.currency} ({result.charge_id}).", now)
+            mark_recovered(
+                payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
+                detail=f"Recovered by automatic retry {attempt.sequence}.",
+            )
+            return "succeeded"
+        if result.status == "error" and attempt.claims < MAX_CLAIMS:
+            wait = ERROR_BACKOFF * 2 ** (attempt.claims - 1)
+            attempt.status = AttemptStatus.SCHEDULED
+            attempt.scheduled_for = now + wait
+            attempt.lease_expires_at = None
+            attempt.outcome = (
+                f"The PSP did not give an answer ({result.message or result.code or 'error'}); trying again in "
+                f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key."
+            )
+            attempt.save(update_fields=["status", "scheduled_for", "lease_expires_at", "outcome", "result"])
+            return "error, rescheduled"
+        event = _record_decline(payment, attempt, result, now)
+        _finish(attempt, AttemptStatus.FAILED, f"Declined: {event.reason}", now)
+        _replan(payment, now, event=event)
+        return "declined"
+
+
+def _finish(attempt, status, outcome, now):
+    attempt.status = status
+    attempt.outcome = outcome
+    attempt.finished_at = now
+    attempt.lease_expires_at = None
+    attempt.save(update_fields=["status", "outcome", "finished_at", "lease_expires_at", "result", "link"])
+
+
+def _result_data(result: ChargeResult) -> dict:
+    data = {
+        "status": result.status, "charge_id": result.charge_id, "amount": result.amount, "currency": result.currency,
+        "code": result.code, "decline_code": result.decline_code, "advice_code": result.advice_code,
+        "network_advice_code": result.network_advice_code, "network_decline_code": result.network_decline_code,
+        "message": result.message, "requires_action": result.requires_action,
+    }
+    return {k: v for k, v in data.items() if v not in ("", None, False)}
+
+
+def _record_decline(payment, attempt, result: ChargeResult, now) -> FailureEvent:
+    code = result.code or ("processing_error" if result.status == "error" else "")
+    c = classify(
+        organization=payment.organization, provider=payment.provider, code=code, decline_code=result.decline_code,
+        advice_code=result.advice_code, network_advice_code=result.network_advice_code,
+        network_decline_code=result.network_decline_code, message=result.message, card_brand=payment.card_brand,
+    )
+    event = FailureEvent.objects.create(
+        organization_id=payment.organization_id, payment=payment, source=FailureSource.ATTEMPT,
+        # The attempt's own key: a re-run after a crash cannot record the decline twice.
+        external_id=attempt.idempotency_key, occurred_at=now, code=code, decline_code=result.decline_code,
+        advice_code=result.advice_code, network_advice_code=result.network_advice_code,
+        network_decline_code=result.network_decline_code, message=result.message, raw=_result_data(result),
+        category=c.category, action=c.action, min_delay_seconds=int(c.min_delay.total_seconds()),
+        network_stop=c.network_stop, reason=c.reason, rule_id=c.rule_id, attempt=attempt,
+    )
+    payment.failure_count += 1
+    payment.last_failed_at = now
+    return event
+
+
+def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
+    event = event or FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
+    if event is None:
+        return
+    plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
+    payment.updated_at = now
+    payment.save(update_fields=["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+
+
+def _notify(payment, attempt, now) -> str:
+    customer = payment.customer
+    reachable = messaging.reachable_channels(policy=payment.policy, customer=customer) if payment.policy else []
+    if attempt.channel not in reachable:
+        _finish(attempt, AttemptStatus.SKIPPED, f"The customer can no longer be reached by {attempt.channel}.", now)
+        _replan(payment, now)
+        return "skipped"
+    link, token = create_link(payment=payment, now=now)
+    revoke_live_links(payment=payment, now=now, keep=link)
+    attempt.link = link
+    outcome = messaging.send(attempt=attempt, payment=payment, customer=customer, token=token, expires_at=link.expires_at)
+    _finish(attempt, AttemptStatus.SUCCEEDED, outcome, now)
+    _replan(payment, now)
+    return "sent"

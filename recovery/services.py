@@ -1,0 +1,328 @@
+"""Writes of the recovery engine: policies, links, manual actions, the end of a recovery.
+
+Lock, check, transition: every status change takes the payment's (or
+attempt's) row lock, checks the current state and returns early if the work
+is already done.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments.models import Channel, Payment, PaymentStatus
+from recovery import history as history_loader
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    FailureEvent,
+    LinkStatus,
+    RecoveryAttempt,
+    RecoveryLink,
+    RetryPolicy,
+)
+from recovery.planner import check_network_limits
+from tinko.services import record_audit
+
+LINK_TTL = timedelta(hours=48)
+
+# Soft declines that clear within hours are retried sooner than insufficient funds.
+DEFAULT_CATEGORY_OVERRIDES = {
+    "processing_error": {"max_retries": 3, "initial_delay_seconds": 3600, "max_delay_seconds": 6 * 3600},
+    "network_error": {"max_retries": 3, "initial_delay_seconds": 1800, "max_delay_seconds": 6 * 3600},
+    "card_declined": {"max_retries": 3},
+}
+
+
+class RecoveryError(Exception):
+    """A requested action is not possible in the payment's current state; the message says why."""
+
+    def __init__(self, message: str, *, code: str = "conflict"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def create_default_policy(organization) -> RetryPolicy:
+    """The policy every organization starts with (idempotent)."""
+    try:
+        with transaction.atomic():
+            policy, _ = RetryPolicy.objects.get_or_create(
+                organization=organization,
+                is_default=True,
+                defaults={"name": "Default", "category_overrides": DEFAULT_CATEGORY_OVERRIDES},
+            )
+            return policy
+    except IntegrityError:
+        # Created concurrently, or an existing policy is already named "Default".
+        existing = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
+        if existing is not None:
+            return existing
+        return RetryPolicy.objects.create(
+            organization=organization,
+            is_default=True,
+            name=f"Default ({timezone.now():%Y-%m-%d %H:%M:%S})",
+            category_overrides=DEFAULT_CATEGORY_OVERRIDES,
+        )
+
+
+def _locked_payment(payment) -> Payment:
+    return Payment.objects.select_for_update(of=("self",)).select_related("organization", "customer", "policy").get(pk=payment.pk)
+
+
+def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
+    """A new pay link; returns (link, token). The token exists only in the return value."""
+    now = now or timezone.now()
+    token, token_hash = RecoveryLink.new_token()
+    link = RecoveryLink.objects.create(
+        organization_id=payment.organization_id, payment=payment, token_hash=token_hash, expires_at=now + ttl,
+        created_at=now,
+    )
+    return link, token
+
+
+def revoke_live_links(*, payment, now, keep: RecoveryLink | None = None) -> int:
+    links = RecoveryLink.objects.filter(payment=payment, status__in=RecoveryLink.LIVE)
+    if keep is not None:
+        links = links.exclude(pk=keep.pk)
+    return links.update(status=LinkStatus.REVOKED, revoked_at=now)
+
+
+@transaction.atomic
+def send_recovery_link(*, payment, actor=None, request=None) -> tuple[RecoveryLink, str]:
+    """A fresh pay link for an open recovery; earlier live links stop working. Returns (link, token)."""
+    payment = _locked_payment(payment)
+    if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
+        raise RecoveryError(f"The payment is {payment.status}; there is nothing left to pay.")
+    now = timezone.now()
+    link, token = create_link(payment=payment, now=now)
+    revoke_live_links(payment=payment, now=now, keep=link)
+    record_audit(
+        organization=payment.organization, action="link.created", actor=actor, request=request, target=link,
+        data={"payment": payment.reference, "expires_at": link.expires_at.isoformat()},
+    )
+    return link, token
+
+
+@transaction.atomic
+def cancel_recovery(*, payment, actor=None, request=None) -> Payment:
+    """Stop recovering: scheduled attempts are cancelled and live links revoked (idempotent)."""
+    payment = _locked_payment(payment)
+    if payment.status == PaymentStatus.CANCELLED:
+        return payment
+    if payment.status == PaymentStatus.RECOVERED:
+        raise RecoveryError("The payment is already recovered; there is nothing to cancel.")
+    now = timezone.now()
+    RecoveryAttempt.objects.filter(payment=payment, status__in=[AttemptStatus.SCHEDULED, AttemptStatus.QUEUED]).update(
+        status=AttemptStatus.CANCELLED, finished_at=now, outcome="Recovery cancelled."
+    )
+    revoke_live_links(payment=payment, now=now)
+    previous = payment.status
+    payment.status = PaymentStatus.CANCELLED
+    payment.cancelled_at = now
+    payment.status_reason = "Recovery cancelled."
+    payment.updated_at = now
+    payment.save(update_fields=["status", "cancelled_at", "status_reason", "updated_at"])
+    record_audit(
+        organization=payment.organization, action="payment.cancelled", actor=actor, request=request, target=payment,
+        data={"reference": payment.reference, "from": previous},
+    )
+    return payment
+
+
+@transaction.atomic
+def retry_now(*, payment, actor=None, request=None) -> RecoveryAttempt:
+    """Schedule an automatic re-charge for now, within the card-network rules; replaces what was scheduled."""
+    from payments.providers import recharge_provider
+
+    payment = _locked_payment(payment)
+    if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
+        raise RecoveryError(f"The payment is {payment.status}; it cannot be retried.")
+    latest = FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
+    if latest is not None and latest.network_stop:
+        raise RecoveryError(f"The card network forbids another attempt: {latest.reason}")
+    provider, why = recharge_provider(payment)
+    if provider is None:
+        raise RecoveryError(why)
+    now = timezone.now()
+    history = history_loader.payment_histories([payment.pk])[payment.pk]
+    if history.busy:
+        raise RecoveryError("An attempt is already in progress for this payment.")
+    card_key = payment.card_key or f"payment:{payment.pk}"
+    cards = history_loader.card_histories(organization_id=payment.organization_id, card_keys=[card_key], now=now)
+    allowed, note = check_network_limits(
+        card_brand=payment.card_brand, card=cards[card_key], amount=payment.amount, currency=payment.currency, when=now
+    )
+    if allowed is None:
+        raise RecoveryError(note[:1].upper() + note[1:] + ".")
+    RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).update(
+        status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a manual retry."
+    )
+    who = getattr(actor, "email", None) or (f"API key {actor.display_prefix}" if actor is not None else "system")
+    reason = f"Retry requested by {who}"
+    if note:
+        reason += f"; {note}"
+    attempt = RecoveryAttempt.objects.create(
+        organization_id=payment.organization_id,
+        payment=payment,
+        sequence=history.last_sequence + 1,
+        kind=AttemptKind.AUTO_RETRY,
+        channel=Channel.PSP,
+        scheduled_for=allowed,
+        reason=reason + ".",
+        card_key=card_key,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
+    payment.status = PaymentStatus.RECOVERING
+    payment.status_reason = attempt.reason
+    payment.updated_at = now
+    payment.save(update_fields=["status", "status_reason", "updated_at"])
+    record_audit(
+        organization=payment.organization, action="payment.retry_requested", actor=actor, request=request,
+        target=payment, data={"reference": payment.reference, "attempt": attempt.sequence},
+    )
+    return attempt
+
+
+def mark_recovered(
+    *, payment, amount: int, now, attempt: RecoveryAttempt | None = None, link: RecoveryLink | None = None,
+    channel: str = "", detail: str = "",
+) -> bool:
+    """End a recovery with success. The caller holds the payment's row lock. False if it was already recovered.
+
+    Attribution: the attempt (and its channel) or the link that brought the
+    money back. Remaining attempts are cancelled; the paying link is completed,
+    other live links revoked.
+    """
+    if payment.status == PaymentStatus.RECOVERED:
+        return False
+    previous = payment.status
+    payment.status = PaymentStatus.RECOVERED
+    payment.recovered_at = now
+    payment.recovered_amount = amount
+    payment.recovered_attempt = attempt
+    payment.recovered_channel = channel or (attempt.channel if attempt else "")
+    payment.status_reason = detail or "Recovered."
+    payment.updated_at = now
+    payment.save(
+        update_fields=[
+            "status", "recovered_at", "recovered_amount", "recovered_attempt", "recovered_channel", "status_reason",
+            "updated_at",
+        ]
+    )
+    pending = RecoveryAttempt.objects.filter(payment=payment, status__in=RecoveryAttempt.ACTIVE)
+    if attempt is not None:
+        pending = pending.exclude(pk=attempt.pk)
+    pending.update(status=AttemptStatus.CANCELLED, finished_at=now, outcome="The payment was recovered.")
+    if link is not None:
+        RecoveryLink.objects.filter(pk=link.pk).update(status=LinkStatus.COMPLETED, completed_at=now)
+    revoke_live_links(payment=payment, now=now, keep=link)
+    record_audit(
+        organization=payment.organization, action="payment.recovered", target=payment,
+        data={
+            "reference": payment.reference, "from": previous, "amount": amount, "currency": payment.currency,
+            "channel": payment.recovered_channel, "attempt": attempt.sequence if attempt else None,
+        },
+    )
+    return True
+
+
+def expire_links(*, now=None) -> int:
+    """Live links past their expiry become ``expired``."""
+    now = now or timezone.now()
+    return RecoveryLink.objects.filter(status__in=RecoveryLink.LIVE, expires_at__lte=now).update(
+        status=LinkStatus.EXPIRED
+    )
+
+
+def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
+    """Open recoveries whose window has ended become ``exhausted``; their scheduled attempts are cancelled."""
+    now = now or timezone.now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            payments = list(
+                Payment.objects.select_for_update(skip_locked=True)
+                .filter(status__in=Payment.OPEN, recovery_ends_at__lte=now)
+                .order_by("recovery_ends_at")[:batch_size]
+            )
+            if not payments:
+                return total
+            ids = [p.pk for p in payments]
+            RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
+                status=AttemptStatus.CANCELLED, finished_at=now, outcome="The recovery window ended."
+            )
+            RecoveryLink.objects.filter(payment_id__in=ids, status__in=RecoveryLink.LIVE).update(
+                status=LinkStatus.EXPIRED
+            )
+            Payment.objects.filter(pk__in=ids, status__in=Payment.OPEN).update(
+                status=PaymentStatus.EXHAUSTED, status_reason="The recovery window ended without payment.",
+                updated_at=now,
+            )
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+
+
+def customer_timezone(payment) -> ZoneInfo:
+    customer = payment.customer
+    if customer is not None and customer.timezone:
+        return ZoneInfo(customer.timezone)
+    return ZoneInfo(payment.organization.timezone)
+
+
+@transaction.atomic
+def save_policy(*, serializer, organization, request=None) -> RetryPolicy:
+    """Create or change a policy from a validated serializer; making it the default unsets the old one."""
+    from rest_framework.exceptions import ValidationError as ApiValidationError
+
+    from tinko.models import Organization
+
+    # One policy change per organization at a time: two requests making
+    # different policies the default must not both clear the old one first.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    creating = serializer.instance is None
+    before = {} if creating else {f: getattr(serializer.instance, f) for f in serializer.validated_data}
+    if serializer.validated_data.get("is_default"):
+        RetryPolicy.objects.filter(organization=organization, is_default=True).exclude(
+            pk=getattr(serializer.instance, "pk", None)
+        ).update(is_default=False, updated_at=timezone.now())
+    try:
+        with transaction.atomic():
+            policy = serializer.save(organization=organization, updated_at=timezone.now())
+    except IntegrityError:
+        # The name check ran before the lock; a concurrent request took the name.
+        raise ApiValidationError({"name": ["Another policy has this name."]}) from None
+    changes = {
+        f: {"from": _plain(before.get(f)), "to": _plain(getattr(policy, f))}
+        for f in serializer.validated_data
+        if creating or before.get(f) != getattr(policy, f)
+    }
+    record_audit(
+        organization=organization, action="policy.created" if creating else "policy.updated", request=request,
+        target=policy, data={"name": policy.name, "changes": changes},
+    )
+    return policy
+
+
+def _plain(value):
+    if value is None or isinstance(value, (bool, int, str, list, dict)):
+        return value
+    return str(value)
+
+
+@transaction.atomic
+def delete_policy(*, policy, request=None) -> None:
+    """Delete a non-default policy; its payments move to the default."""
+    policy = RetryPolicy.objects.select_for_update().get(pk=policy.pk)
+    if policy.is_default:
+        raise RecoveryError("The default policy cannot be deleted; make another policy the default first.")
+    default = RetryPolicy.objects.get(organization_id=policy.organization_id, is_default=True)
+    Payment.objects.filter(policy=policy).update(policy=default)
+    record_audit(organization=policy.organization, action="policy.deleted", request=request, target=policy,
+                 data={"name": policy.name})
+    policy.delete()

@@ -1,0 +1,363 @@
+"""Claiming and running attempts: success, decline, crash safety, PSP errors, messages, local mode end to end."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from payments.models import Payment, SandboxCharge
+from recovery import dispatch, runner
+from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RecoveryLink
+from tests.recovery.conftest import report
+from tinko.models import AuditEvent, OutboundEmail, hash_token
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(api, **overrides) -> Payment:
+    response = api.post("events/payment_failed", report(**overrides))
+    assert response.status_code == 201, response.content
+    return Payment.objects.get(reference=response.json()["payment"]["reference"])
+
+
+def card(last4, brand="visa"):
+    return {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2030}
+
+
+def due(payment) -> RecoveryAttempt:
+    """Make the payment's scheduled attempt due now and claim it (as a tick would)."""
+    attempt = payment.attempts.get(status=AttemptStatus.SCHEDULED)
+    RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now() - timedelta(seconds=1))
+    assert dispatch.claim_due_attempts() >= 1
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.QUEUED
+    return attempt
+
+
+def test_successful_retry_recovers_the_payment_with_attribution(api):
+    payment = ingest(api, payment_method=card("4242"))
+    attempt = due(payment)
+
+    assert runner.run_attempt(attempt.pk) == "succeeded"
+
+    payment.refresh_from_db()
+    attempt.refresh_from_db()
+    assert payment.status == "recovered"
+    assert payment.recovered_attempt == attempt
+    assert payment.recovered_channel == "psp"
+    assert payment.recovered_amount == 4999
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    assert SandboxCharge.objects.get().idempotency_key == attempt.idempotency_key
+    assert AuditEvent.objects.filter(action="payment.recovered", target_id=str(payment.pk)).exists()
+
+
+def test_decline_is_classified_and_replanned(api):
+    payment = ingest(api, payment_method=card("9995"))
+    attempt = due(payment)
+
+    assert runner.run_attempt(attempt.pk) == "declined"
+
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.FAILED
+    assert "insufficient_funds" in attempt.outcome
+    event = FailureEvent.objects.get(source="attempt")
+    assert event.attempt == attempt
+    assert event.category == "insufficient_funds"
+    following = payment.attempts.get(status=AttemptStatus.SCHEDULED)
+    assert following.sequence == 2
+    assert following.reason.startswith("Retry 2 of 4")
+    assert following.idempotency_key != attempt.idempotency_key
+
+
+def test_card_that_recovers_succeeds_on_the_second_retry(api):
+    payment = ingest(api, payment_method=card("9996"))
+    assert runner.run_attempt(due(payment).pk) == "declined"
+    payment.refresh_from_db()
+    assert runner.run_attempt(due(payment).pk) == "succeeded"
+    payment.refresh_from_db()
+    assert payment.status == "recovered"
+    assert payment.recovered_attempt.sequence == 2
+
+
+def test_mac_03_decline_stops_retries_and_says_why(api):
+    payment = ingest(api, payment_method=card("0303", "mastercard"), customer={"id": "c1"})
+    attempt = due(payment)
+
+    assert runner.run_attempt(attempt.pk) == "declined"
+
+    payment.refresh_from_db()
+    assert not payment.attempts.filter(status=AttemptStatus.SCHEDULED).exists()
+    assert payment.status == "exhausted"
+    assert "MAC 03" in payment.status_reason or "03" in FailureEvent.objects.get(source="attempt").reason
+    assert "the card network forbids any automatic reattempt" in payment.status_reason
+
+
+def test_authentication_required_decline_turns_into_a_message(api):
+    payment = ingest(api, payment_method=card("3155"))
+    runner.run_attempt(due(payment).pk)
+
+    following = payment.attempts.get(status=AttemptStatus.SCHEDULED)
+    assert following.kind == "notification"
+    assert following.message_kind == "authentication_needed"
+
+
+def test_worker_that_died_mid_charge_is_reclaimed_and_charges_exactly_once(api):
+    payment = ingest(api, payment_method=card("4242"))
+    attempt = due(payment)
+    # The worker marked the attempt running and the PSP took the money; then the process died.
+    started_payment, started_attempt = runner.start_attempt(attempt.pk)
+    from payments.providers import get_provider
+
+    runner.charge(get_provider("sandbox"), payment=started_payment, attempt=started_attempt)
+    assert SandboxCharge.objects.count() == 1
+
+    # Before the lease ends nobody touches it; after, the scheduler claims it again.
+    assert dispatch.claim_due_attempts() == 0
+    later = timezone.now() + timedelta(seconds=dispatch.lease().total_seconds() + 1)
+    assert dispatch.claim_due_attempts(now=later) == 1
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.claims) == (AttemptStatus.QUEUED, 2)
+
+    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert SandboxCharge.objects.count() == 1
+    assert SandboxCharge.objects.get().idempotency_key == attempt.idempotency_key
+    payment.refresh_from_db()
+    assert payment.status == "recovered"
+
+
+def test_the_slow_first_run_finishing_late_changes_nothing(api):
+    payment = ingest(api, payment_method=card("4242"))
+    attempt = due(payment)
+    _, first = runner.start_attempt(attempt.pk)
+    later = timezone.now() + dispatch.lease() + timedelta(seconds=1)
+    dispatch.claim_due_attempts(now=later)
+    assert runner.run_attempt(attempt.pk) == "succeeded"
+
+    from payments.providers import get_provider
+
+    result = runner.charge(get_provider("sandbox"), payment=payment, attempt=first)
+    assert runner.finish_attempt(attempt.pk, claims=first.claims, result=result) == "superseded"
+    assert SandboxCharge.objects.count() == 1
+
+
+def test_lost_psp_answer_is_retried_with_the_same_key_and_charges_once(api):
+    payment = ingest(api, payment_method=card("0408"))
+    attempt = due(payment)
+
+    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.SCHEDULED
+    assert "same idempotency key" in attempt.outcome
+    key = attempt.idempotency_key
+
+    RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
+    dispatch.claim_due_attempts()
+    assert runner.run_attempt(attempt.pk) == "succeeded"
+    attempt.refresh_from_db()
+    assert attempt.idempotency_key == key
+    assert SandboxCharge.objects.count() == 1
+    payment.refresh_from_db()
+    assert payment.status == "recovered"
+
+
+def test_running_twice_does_nothing_the_second_time(api):
+    payment = ingest(api, payment_method=card("4242"))
+    attempt = due(payment)
+    runner.run_attempt(attempt.pk)
+
+    assert runner.run_attempt(attempt.pk) == "not queued (succeeded)"
+    assert SandboxCharge.objects.count() == 1
+
+
+def test_attempt_of_a_cancelled_payment_is_not_run(api):
+    payment = ingest(api, payment_method=card("4242"))
+    attempt = due(payment)
+    Payment.objects.filter(pk=payment.pk).update(status="cancelled")
+
+    assert runner.run_attempt(attempt.pk) == "cancelled"
+    assert SandboxCharge.objects.count() == 0
+
+
+def test_notification_sends_an_email_with_a_fresh_pay_link(api, django_capture_on_commit_callbacks, run_jobs):
+    payment = ingest(api, failure={"decline_code": "expired_card"}, customer={"id": "c1", "email": "ada@example.com", "name": "Ada Lovelace"})
+    attempt = due(payment)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runner.run_attempt(attempt.pk) == "sent"
+    run_jobs()
+
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    link = attempt.link
+    assert link.status == "active"
+    assert link.expires_at - link.created_at == timedelta(hours=48)
+    (message,) = mail.outbox
+    assert message.to == ["ada@example.com"]
+    assert "Hi Ada," in message.body
+    assert "$49.99" in message.body
+    token = message.body.split("/pay/")[1].split("/")[0]
+    assert len(token) >= 43  # 256 bits, URL-safe base64
+    assert RecoveryLink.objects.get(token_hash=hash_token(token)) == link
+    assert token not in str(RecoveryLink.objects.values_list())
+    # The next reminder is planned after the interval.
+    reminder = payment.attempts.get(status=AttemptStatus.SCHEDULED)
+    assert reminder.message_kind == "reminder"
+    assert reminder.scheduled_for >= attempt.scheduled_for + timedelta(days=2)
+
+
+def test_a_second_message_revokes_the_first_link(api):
+    payment = ingest(api, failure={"decline_code": "expired_card"})
+    runner.run_attempt(due(payment).pk)
+    first = RecoveryLink.objects.get()
+    runner.run_attempt(due(payment).pk)
+
+    first.refresh_from_db()
+    assert first.status == "revoked"
+    assert RecoveryLink.objects.filter(status="active").count() == 1
+    assert OutboundEmail.objects.count() == 2
+
+
+def test_message_to_a_customer_who_opted_out_is_skipped_and_replanned(api):
+    payment = ingest(api, failure={"decline_code": "expired_card"})
+    attempt = due(payment)
+    payment.customer.opted_out_channels = ["email"]
+    payment.customer.save()
+
+    assert runner.run_attempt(attempt.pk) == "skipped"
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.SKIPPED
+    payment.refresh_from_db()
+    assert "No way to reach the customer" in payment.status_reason
+
+
+# --- Claiming ---------------------------------------------------------------------------------------
+
+
+def test_tick_with_nothing_due_claims_nothing(api):
+    ingest(api)
+    assert dispatch.claim_due_attempts() == 0
+    assert RecoveryAttempt.objects.get().status == AttemptStatus.SCHEDULED
+
+
+def test_claim_marks_queued_with_a_lease_and_enqueues_after_commit(api, django_capture_on_commit_callbacks):
+    import dramatiq
+
+    payment = ingest(api)
+    RecoveryAttempt.objects.update(scheduled_for=timezone.now())
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.claim_due_attempts() == 1
+    attempt = payment.attempts.get()
+    assert attempt.status == AttemptStatus.QUEUED
+    assert attempt.lease_expires_at > timezone.now()
+    messages = broker.consume("recovery", timeout=100)
+    message = next(iter(messages))
+    assert message.args == (attempt.pk,)
+    messages.close()
+    broker.flush_all()
+
+
+def test_enqueue_failure_loses_nothing_the_next_tick_enqueues_again(api, django_capture_on_commit_callbacks, monkeypatch):
+    import dramatiq
+
+    payment = ingest(api)
+    RecoveryAttempt.objects.update(scheduled_for=timezone.now())
+    broker = dramatiq.get_broker()
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    # The edge of our system: the broker connection fails.
+    monkeypatch.setattr(broker, "enqueue", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.claim_due_attempts() == 1
+    attempt = payment.attempts.get()
+    assert attempt.status == AttemptStatus.QUEUED
+    assert attempt.lease_expires_at <= timezone.now()
+
+    monkeypatch.undo()
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.claim_due_attempts() == 1
+    attempt.refresh_from_db()
+    assert attempt.claims == 2
+    messages = broker.consume("recovery", timeout=100)
+    assert next(iter(messages)).args == (attempt.pk,)
+    messages.close()
+    broker.flush_all()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_schedulers_never_claim_the_same_attempt(api, monkeypatch):
+    for i in range(300):
+        api.post("events/payment_failed", report(reference=f"order-{i}"))
+    RecoveryAttempt.objects.update(scheduled_for=timezone.now())
+    enqueued: list[int] = []
+    lock = threading.Lock()
+
+    def record(ids):
+        with lock:
+            enqueued.extend(ids)
+
+    monkeypatch.setattr(dispatch, "enqueue", record)
+    barrier = threading.Barrier(4)
+
+    def scheduler():
+        try:
+            barrier.wait()
+            dispatch.claim_due_attempts(batch_size=25)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scheduler) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(enqueued) == 300
+    assert len(set(enqueued)) == 300
+    assert set(RecoveryAttempt.objects.values_list("status", "claims")) == {("queued", 1)}
+
+
+# --- End to end in local mode -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_local_mode_end_to_end_insufficient_funds_is_recovered_by_the_scheduler_and_worker(api, settings):
+    """Ingest → scheduler tick → a real Dramatiq worker → sandbox re-charge → recovered."""
+    import dramatiq
+    from dramatiq import Worker
+
+    from tinko import scheduler
+
+    response = api.post(
+        "events/payment_failed",
+        report(reference="order-e2e", payment_method=card("9996"), failure={"decline_code": "insufficient_funds"}),
+    )
+    assert response.json()["classification"]["category"] == "insufficient_funds"
+    payment = Payment.objects.get(reference="order-e2e")
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    worker = Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        for _ in range(2):  # the first re-charge declines, the second recovers
+            RecoveryAttempt.objects.filter(payment=payment, status="scheduled").update(scheduled_for=timezone.now())
+            scheduler.tick()
+            broker.join("recovery", timeout=20_000)
+            worker.join()
+    finally:
+        worker.stop()
+        broker.flush_all()
+
+    payment.refresh_from_db()
+    assert payment.status == "recovered"
+    assert [a.status for a in payment.attempts.order_by("sequence")] == ["failed", "succeeded"]
+    assert SandboxCharge.objects.filter(payment=payment).count() == 2
