@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from tinko.api import views
 
 app_name = "api"
 urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),
+    path("", include("recovery.api.urls")),
 ]

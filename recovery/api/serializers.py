@@ -1,0 +1,330 @@
+"""API shapes of the recovery engine.
+
+The failure-report request serializers describe the body for the OpenAPI
+schema; validation itself is :func:`recovery.reports.parse_report` (fast enough
+for a thousand items per request). ``tests/recovery/test_api_schema.py`` keeps
+the two in step.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from payments.models import Channel, PaymentStatus, Provider
+from recovery.models import Action, AttemptKind, AttemptStatus, Category, LinkStatus, RetryPolicy
+from recovery.reports import MAX_AMOUNT
+
+
+class FailureSerializer(serializers.Serializer):
+    code = serializers.CharField(required=False, max_length=100, help_text="Stripe `code`, Razorpay `error.code`.")
+    decline_code = serializers.CharField(
+        required=False, max_length=100, help_text="Stripe `decline_code`, Razorpay `error.reason`."
+    )
+    advice_code = serializers.CharField(required=False, max_length=100, help_text="Stripe `advice_code`.")
+    network_advice_code = serializers.CharField(
+        required=False, max_length=10, help_text="The network's advice (Mastercard Merchant Advice Code)."
+    )
+    network_decline_code = serializers.CharField(
+        required=False, max_length=10, help_text="The issuer's raw response code (e.g. Visa `05`, `R1`)."
+    )
+    message = serializers.CharField(required=False, max_length=1000, help_text="The PSP's message.")
+
+
+class CustomerInSerializer(serializers.Serializer):
+    id = serializers.CharField(required=False, max_length=200, help_text="Your id for the customer.")
+    email = serializers.EmailField(required=False)
+    phone = serializers.CharField(required=False, max_length=16, help_text="E.164, e.g. `+14155550123`.")
+    name = serializers.CharField(required=False, max_length=200)
+    locale = serializers.CharField(required=False, max_length=35, help_text="e.g. `en`, `hi-IN`, `es-MX`.")
+    timezone = serializers.CharField(required=False, max_length=64, help_text="IANA zone, e.g. `Asia/Kolkata`.")
+
+
+class PaymentMethodSerializer(serializers.Serializer):
+    brand = serializers.CharField(required=False, max_length=20, help_text="`visa`, `mastercard`, …")
+    last4 = serializers.CharField(required=False, min_length=4, max_length=4)
+    exp_month = serializers.IntegerField(required=False, min_value=1, max_value=12)
+    exp_year = serializers.IntegerField(required=False, min_value=2000, max_value=2100)
+    fingerprint = serializers.CharField(
+        required=False, max_length=100, help_text="The PSP's card fingerprint: identifies one card across payments."
+    )
+
+
+class FailureReportSerializer(serializers.Serializer):
+    event_id = serializers.CharField(
+        required=False, max_length=255, help_text="Your id for this failure; a repeat is absorbed as a duplicate."
+    )
+    reference = serializers.CharField(max_length=200, help_text="Your payment reference; unique per organization.")
+    amount = serializers.IntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="In minor units (cents, paise).")
+    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217, e.g. `USD`, `INR`.")
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider_payment_id = serializers.CharField(required=False, max_length=200)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="When it failed (default: now); at most 5 minutes in the future."
+    )
+    description = serializers.CharField(required=False, max_length=500, help_text="What was bought.")
+    failure = FailureSerializer(help_text="At least one field must be present.")
+    customer = CustomerInSerializer(required=False)
+    payment_method = PaymentMethodSerializer(required=False)
+    metadata = serializers.DictField(required=False, help_text="Up to 50 keys and 4 KB of JSON.")
+
+
+class BatchRequestSerializer(serializers.Serializer):
+    events = FailureReportSerializer(many=True, help_text="1 to 1,000 failure reports.")
+
+
+class PaymentSummarySerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+
+
+class ClassificationSerializer(serializers.Serializer):
+    category = serializers.ChoiceField(choices=Category.choices)
+    retryable = serializers.BooleanField()
+    action = serializers.ChoiceField(choices=Action.choices)
+    reason = serializers.CharField()
+
+
+class NextAttemptSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AttemptKind.choices)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    scheduled_for = serializers.DateTimeField()
+    reason = serializers.CharField()
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The failure event's id.")
+    duplicate = serializers.BooleanField()
+    payment = PaymentSummarySerializer()
+    classification = ClassificationSerializer()
+    next_attempt = NextAttemptSerializer(allow_null=True)
+
+
+class BatchItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.IntegerField(help_text="201 recorded, 200 duplicate, 400 invalid.")
+    id = serializers.IntegerField(required=False)
+    duplicate = serializers.BooleanField(required=False)
+    payment = PaymentSummarySerializer(required=False)
+    classification = ClassificationSerializer(required=False)
+    next_attempt = NextAttemptSerializer(required=False, allow_null=True)
+    error = serializers.DictField(required=False, help_text="For status 400: type, message and fields.")
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    results = BatchItemSerializer(many=True)
+
+
+def ingest_result_data(result) -> dict:
+    """The response body for one recorded (or duplicate) report. Plain dicts: batch answers a thousand."""
+    event, payment, attempt = result.event, result.payment, result.next_attempt
+    return {
+        "id": event.pk,
+        "duplicate": result.duplicate,
+        "payment": {
+            "reference": payment.reference, "status": payment.status, "amount": payment.amount,
+            "currency": payment.currency,
+        },
+        "classification": {
+            "category": event.category, "retryable": event.action == Action.AUTO_RETRY, "action": event.action,
+            "reason": event.reason,
+        },
+        "next_attempt": attempt_summary(attempt),
+    }
+
+
+def attempt_summary(attempt) -> dict | None:
+    if attempt is None:
+        return None
+    return {
+        "kind": attempt.kind, "channel": attempt.channel,
+        "scheduled_for": serializers.DateTimeField().to_representation(attempt.scheduled_for),
+        "reason": attempt.reason,
+    }
+
+
+class CustomerOutSerializer(serializers.Serializer):
+    id = serializers.CharField(source="external_id")
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    locale = serializers.CharField()
+    timezone = serializers.CharField()
+
+
+class PaymentSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    status_reason = serializers.CharField()
+    category = serializers.CharField(help_text="The latest failure's category.")
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider_payment_id = serializers.CharField()
+    description = serializers.CharField()
+    customer = CustomerOutSerializer(allow_null=True)
+    card_brand = serializers.CharField()
+    card_last4 = serializers.CharField()
+    failure_count = serializers.IntegerField()
+    first_failed_at = serializers.DateTimeField()
+    last_failed_at = serializers.DateTimeField()
+    recovery_ends_at = serializers.DateTimeField(allow_null=True)
+    recovered_at = serializers.DateTimeField(allow_null=True)
+    recovered_amount = serializers.IntegerField(allow_null=True)
+    recovered_channel = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    external_id = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    code = serializers.CharField()
+    decline_code = serializers.CharField()
+    advice_code = serializers.CharField()
+    network_advice_code = serializers.CharField()
+    network_decline_code = serializers.CharField()
+    message = serializers.CharField()
+    classification = serializers.SerializerMethodField()
+
+    def get_classification(self, event) -> ClassificationSerializer:
+        return {
+            "category": event.category, "retryable": event.retryable, "action": event.action, "reason": event.reason,
+        }
+
+
+class AttemptSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=AttemptKind.choices)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    message_kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=AttemptStatus.choices)
+    scheduled_for = serializers.DateTimeField()
+    reason = serializers.CharField(help_text="Why it was scheduled when it was.")
+    outcome = serializers.CharField(help_text="What happened when it ran.")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class LinkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=LinkStatus.choices)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    open_count = serializers.IntegerField()
+    first_opened_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+class PaymentDetailSerializer(PaymentSerializer):
+    events = EventSerializer(many=True, source="failure_events.all")
+    attempts = AttemptSerializer(many=True, source="attempts.all")
+    links = LinkSerializer(many=True, source="links.all")
+
+
+class NewLinkSerializer(LinkSerializer):
+    url = serializers.CharField(help_text="The pay page's address. Shown once: only its hash is stored.")
+
+
+class PaymentFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
+    category = serializers.ChoiceField(choices=Category.choices, required=False)
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+CHANNEL_CHOICES = [c for c in Channel.values if c != Channel.PSP]
+
+
+class RetryPolicySerializer(serializers.ModelSerializer):
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHANNEL_CHOICES), allow_empty=True, required=False, max_length=3,
+        help_text="Message channels in the order they are used.",
+    )
+    payday_days = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=31), required=False, max_length=31,
+        help_text="Days of the month when customers are paid (31 = the month's last day).",
+    )
+    category_overrides = serializers.DictField(
+        child=serializers.DictField(), required=False,
+        help_text=(
+            "Per decline category: any of `max_retries`, `initial_delay_seconds`, `backoff_multiplier`, "
+            "`max_delay_seconds`."
+        ),
+    )
+
+    class Meta:
+        model = RetryPolicy
+        fields = [
+            "id", "name", "is_default", "max_retries", "initial_delay_seconds", "backoff_multiplier",
+            "max_delay_seconds", "recovery_window_days", "channels", "quiet_hours_start", "quiet_hours_end",
+            "payday_alignment", "payday_days", "max_notifications", "notification_interval_seconds",
+            "notify_on_hard_decline", "category_overrides", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    OVERRIDE_LIMITS = {
+        "max_retries": (0, 20, int),
+        "initial_delay_seconds": (60, 30 * 86400, int),
+        "backoff_multiplier": (1, 10, float),
+        "max_delay_seconds": (60, 60 * 86400, int),
+    }
+
+    def validate_channels(self, value):
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each channel may appear once.")
+        return value
+
+    def validate_payday_days(self, value):
+        return sorted(set(value))
+
+    def validate_category_overrides(self, value):
+        errors = {}
+        for category, override in value.items():
+            if category not in Category.values:
+                errors[category] = ["Unknown category."]
+                continue
+            problems = []
+            for name, setting in override.items():
+                if name not in self.OVERRIDE_LIMITS:
+                    problems.append(f"Unknown setting {name!r}.")
+                    continue
+                low, high, kind = self.OVERRIDE_LIMITS[name]
+                if isinstance(setting, bool) or not isinstance(setting, (int, float)) or (
+                    kind is int and not isinstance(setting, int)
+                ):
+                    problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}.")
+                elif not low <= setting <= high:
+                    problems.append(f"{name} must be between {low} and {high}.")
+            if problems:
+                errors[category] = problems
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_name(self, value):
+        value = value.strip()
+        organization = self.context["organization"]
+        clash = RetryPolicy.objects.filter(organization=organization, name=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("Another policy has this name.")
+        return value
+
+    def validate(self, attrs):
+        initial = attrs.get("initial_delay_seconds", getattr(self.instance, "initial_delay_seconds", 0))
+        maximum = attrs.get("max_delay_seconds", getattr(self.instance, "max_delay_seconds", 0))
+        if initial and maximum and maximum < initial:
+            raise serializers.ValidationError({"max_delay_seconds": ["Must not be shorter than initial_delay_seconds."]})
+        start = attrs.get("quiet_hours_start", getattr(self.instance, "quiet_hours_start", None))
+        end = attrs.get("quiet_hours_end", getattr(self.instance, "quiet_hours_end", None))
+        if (start is None) != (end is None):
+            raise serializers.ValidationError({"quiet_hours_end": ["Give both ends of the quiet hours, or neither."]})
+        if self.instance is not None and self.instance.is_default and attrs.get("is_default") is False:
+            raise serializers.ValidationError(
+                {"is_default": ["Make another policy the default instead; an organization always has one."]}
+            )
+        return attrs
