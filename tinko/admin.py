@@ -31,6 +31,7 @@ from tinko import services
 from tinko.models import (
     ApiKey,
     AuditEvent,
+    IdempotencyRecord,
     Invitation,
     Membership,
     Organization,
@@ -501,3 +502,15 @@ class PeriodicJobAdmin(admin.ModelAdmin):
     def run_at_next_tick(self, request, queryset):
         count = queryset.update(next_run_at=timezone.now())
         self.message_user(request, ngettext("%d job will run at the next tick.", "%d jobs will run at the next tick.", count) % count)
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    """Stored first responses to API requests sent with an Idempotency-Key (kept a day)."""
+
+    list_display = ("key", "organization", "status_code", "created_at")
+    list_filter = ("status_code",)
+    search_fields = ("key", "organization__slug")
+    list_select_related = ("organization",)
+    fields = ("organization", "key", "request_hash", "status_code", "response", "created_at")
+    readonly_fields = fields

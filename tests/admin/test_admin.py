@@ -55,10 +55,11 @@ def admin_url(obj_or_model, view, *args):
     return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=args)
 
 
-def test_every_tinko_model_is_registered():
+@pytest.mark.parametrize("app", ["tinko", "payments", "recovery"])
+def test_every_model_is_registered(app):
     from django.apps import apps
 
-    for model in apps.get_app_config("tinko").get_models():
+    for model in apps.get_app_config(app).get_models():
         assert site.is_registered(model), model
 
 
@@ -512,3 +513,27 @@ def test_run_at_next_tick_makes_a_periodic_job_due(staff_client):
     assert response.status_code == 200
     job.refresh_from_db()
     assert job.next_run_at <= timezone.now()
+
+
+def test_recovery_pages_load_without_the_link_token_hash(staff_client, org, api_key):
+    import json
+
+    from django.test import Client
+
+    from payments.models import Payment
+    from recovery.models import FailureEvent, RecoveryAttempt, RecoveryLink, RetryPolicy
+    from recovery.services import send_recovery_link
+
+    client = Client(headers={"Authorization": f"Bearer {api_key[1]}"})
+    body = {"reference": "order-1", "amount": 100, "currency": "USD", "provider": "sandbox",
+            "failure": {"decline_code": "insufficient_funds"}}
+    assert client.post("/api/v1/events/payment_failed", json.dumps(body), content_type="application/json").status_code == 201
+    payment = Payment.objects.get()
+    link, token = send_recovery_link(payment=payment)
+    for obj in [payment, FailureEvent.objects.get(), RecoveryAttempt.objects.get(), RetryPolicy.objects.get(organization=org), link]:
+        assert staff_client.get(admin_url(type(obj), "changelist")).status_code == 200
+        page = staff_client.get(admin_url(obj, "change", obj.pk))
+        assert page.status_code == 200
+    assert link.token_hash not in page.content.decode()
+    assert token not in page.content.decode()
+    assert RecoveryLink.objects.count() == 1

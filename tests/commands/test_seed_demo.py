@@ -150,3 +150,20 @@ def test_restores_the_owner_membership_if_it_was_removed(db, local_mode):
     membership = Membership.objects.get()
     assert (membership.user.email, membership.role) == ("demo@example.com", Role.OWNER)
     assert AuditEvent.objects.filter(action="member.added", actor_label="system").exists()
+
+
+def test_seeds_demo_failures_of_each_kind_once(db, local_mode):
+    from payments.models import Payment
+
+    first = seed()
+    second = seed()
+
+    payments = Payment.objects.filter(organization__slug="demo")
+    assert payments.count() == 6
+    assert set(payments.values_list("category", flat=True)) == {
+        "insufficient_funds", "expired_card", "authentication_required", "processing_error", "fraud_or_stolen",
+    }
+    assert payments.filter(status="recovering").count() == 5
+    assert payments.get(reference="demo-1006").status == "failed"
+    assert "Demo failed payments: 6 recorded, 0 already there" in first
+    assert "Demo failed payments: 0 recorded, 6 already there" in second

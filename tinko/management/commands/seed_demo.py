@@ -59,8 +59,14 @@ class Command(BaseCommand):
             org, org_created = _ensure_organization(owner)
             admin, admin_created = _ensure_user(DEMO_ADMIN_EMAIL, password, superuser=True) if with_admin else (None, False)
 
+        recorded = _seed_failures(org)
+
         out = self.stdout
         out.write(f'Organization "{org.name}" (slug {org.slug}): {"created" if org_created else "already there"}')
+        out.write(
+            f"Demo failed payments: {recorded} recorded, {len(DEMO_FAILURES) - recorded} already there "
+            "(sandbox cards; see payments/sandbox/README.md)"
+        )
         self._report_user(owner, owner_created, password)
         if admin is not None:
             self._report_user(admin, admin_created, password)
@@ -76,6 +82,45 @@ class Command(BaseCommand):
         else:
             # Someone changed it since the first run; a seed must not undo that.
             self.stdout.write(f"  password: unchanged, not the demo password (reset it with: manage.py changepassword {user.email})")
+
+
+# (reference, amount in cents, sandbox card last4, brand, decline code, customer name):
+# one of each kind of recovery a merchant sees.
+DEMO_FAILURES = [
+    ("demo-1001", 2900, "9996", "visa", "insufficient_funds", "Ada Lovelace"),
+    ("demo-1002", 4900, "9995", "visa", "insufficient_funds", "Grace Hopper"),
+    ("demo-1003", 1500, "0069", "visa", "expired_card", "Alan Turing"),
+    ("demo-1004", 9900, "3155", "visa", "authentication_required", "Katherine Johnson"),
+    ("demo-1005", 2500, "4242", "visa", "processing_error", "Edsger Dijkstra"),
+    ("demo-1006", 7500, "9987", "visa", "lost_card", "Barbara Liskov"),
+]
+
+
+def _seed_failures(org: Organization) -> int:
+    """Report the demo failures through the ingestion service; their event ids make a re-run a no-op."""
+    from recovery.ingestion import record_failures
+    from recovery.reports import parse_report
+
+    reports = [
+        parse_report({
+            "event_id": f"{reference}-evt",
+            "reference": reference,
+            "amount": amount,
+            "currency": "USD",
+            "provider": "sandbox",
+            "description": "Demo subscription",
+            "failure": {"code": "card_declined", "decline_code": decline_code},
+            "customer": {
+                "id": f"cus_{reference}",
+                "email": f"{name.split()[0].lower()}@example.com",
+                "name": name,
+            },
+            "payment_method": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2030},
+        })
+        for reference, amount, last4, brand, decline_code, name in DEMO_FAILURES
+    ]
+    results = record_failures(organization=org, reports=reports)
+    return sum(not r.duplicate for r in results)
 
 
 def _ensure_user(email: str, password: str, *, superuser: bool = False) -> tuple[User, bool]:
