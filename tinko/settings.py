@@ -201,6 +201,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The largest legitimate API body: a batch of 1,000 failure reports, each with
+# up to 4 KB of metadata. Larger bodies get 413 (tinko.api.middleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 # --- Redis: broker and cache -------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

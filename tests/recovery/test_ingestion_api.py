@@ -349,3 +349,21 @@ def test_batch_of_a_thousand_is_accepted(api):
     assert {r["status"] for r in response.json()["results"]} == {201}
     assert Payment.objects.count() == 1000
     assert RecoveryAttempt.objects.count() == 1000
+
+
+def test_batch_of_a_thousand_with_the_largest_metadata_fits_the_body_limit(api):
+    metadata = {f"key{j:02d}": "v" * 70 for j in range(50)}  # just under the 4 KB per-item limit
+    events = [report(reference=f"order-{i}", metadata=metadata) for i in range(1000)]
+    response = api.post("events/payment_failed/batch", {"events": events}, **{"Idempotency-Key": "big"})
+
+    assert response.status_code == 200
+    assert {r["status"] for r in response.json()["results"]} == {201}
+
+
+def test_body_over_the_limit_is_a_413_that_says_so(api):
+    response = api.post("events/payment_failed/batch", raw='{"events": ["' + "x" * (9 * 1024 * 1024) + '"]}')
+
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert "8 MB" in response.json()["error"]["message"]
+    assert Payment.objects.count() == 0

@@ -14,9 +14,11 @@ MIDDLEWARE so that errors from the middleware below it are rewritten too.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
-from tinko.api.exceptions import error_for_status
+from tinko.api.exceptions import error_body, error_for_status
 
 API_PREFIX = "/api/"
 # Headers that describe the replaced HTML body, not the JSON one.
@@ -42,6 +44,22 @@ class ApiErrorMiddleware:
         ):
             return self._as_json(request, response)
         return response
+
+    def process_exception(self, request, exception):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE with a bare 400;
+        # say what is wrong, with the status that means it.
+        if isinstance(exception, RequestDataTooBig) and request.path_info.startswith(API_PREFIX):
+            limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+            return JsonResponse(
+                error_body(
+                    type="request_too_large",
+                    message=f"The request body is larger than {limit_mb} MB. Send fewer or smaller items per request.",
+                    request=request,
+                ),
+                status=413,
+                json_dumps_params={"separators": (",", ":")},
+            )
+        return None
 
     @staticmethod
     def _as_json(request, response):
