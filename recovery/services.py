@@ -231,6 +231,38 @@ def mark_recovered(
     return True
 
 
+def open_link(token: str, *, now=None) -> RecoveryLink | None:
+    """The link for ``token`` (None if there is none); a live one is counted as opened (``active → opened``).
+
+    For the pay page, which shows its own page for an expired, revoked or
+    completed link. A live link past its expiry becomes ``expired`` here even
+    before the sweep gets to it.
+    """
+    from tinko.models import hash_token
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        link = (
+            RecoveryLink.objects.select_for_update()
+            .select_related("payment", "payment__organization")
+            .filter(token_hash=hash_token(token))
+            .first()
+        )
+        if link is None:
+            return None
+        if link.status in RecoveryLink.LIVE and link.expires_at <= now:
+            link.status = LinkStatus.EXPIRED
+            link.save(update_fields=["status"])
+        if link.status not in RecoveryLink.LIVE:
+            return link
+        link.status = LinkStatus.OPENED
+        link.open_count += 1
+        link.first_opened_at = link.first_opened_at or now
+        link.last_opened_at = now
+        link.save(update_fields=["status", "open_count", "first_opened_at", "last_opened_at"])
+        return link
+
+
 def expire_links(*, now=None) -> int:
     """Live links past their expiry become ``expired``."""
     now = now or timezone.now()

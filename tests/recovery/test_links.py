@@ -1,0 +1,117 @@
+"""Recovery links: random tokens stored hashed, 48 h expiry, statuses, the sweeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from payments.models import Payment
+from recovery import services
+from recovery.models import AttemptStatus, RecoveryAttempt, RecoveryLink
+from recovery.tasks import sweep_recoveries
+from tests.recovery.conftest import report
+from tinko.models import hash_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def payment(api):
+    api.post("events/payment_failed", report(reference="order-1"))
+    return Payment.objects.get(reference="order-1")
+
+
+def test_token_is_256_bits_and_only_its_hash_is_stored(payment):
+    link, token = services.create_link(payment=payment)
+
+    assert len(token) == 43  # 32 random bytes, URL-safe base64 without padding
+    assert link.token_hash == hash_token(token)
+    assert token not in str(list(RecoveryLink.objects.filter(pk=link.pk).values()))
+
+
+def test_tokens_differ_and_links_expire_after_48_hours(payment):
+    now = timezone.now()
+    first, token1 = services.create_link(payment=payment, now=now)
+    second, token2 = services.create_link(payment=payment, now=now)
+
+    assert token1 != token2
+    assert first.expires_at == now + timedelta(hours=48)
+
+
+def test_opening_counts_and_moves_active_to_opened(payment):
+    link, token = services.create_link(payment=payment)
+
+    services.open_link(token)
+    opened = services.open_link(token)
+
+    assert opened.pk == link.pk
+    assert opened.status == "opened"
+    assert opened.open_count == 2
+    assert opened.first_opened_at <= opened.last_opened_at
+
+
+def test_unknown_token_is_none(payment):
+    services.create_link(payment=payment)
+    assert services.open_link("not-a-token") is None
+
+
+def test_expired_link_is_not_opened(payment):
+    link, token = services.create_link(payment=payment)
+    later = timezone.now() + timedelta(hours=49)
+
+    seen = services.open_link(token, now=later)
+
+    assert seen.status == "expired"
+    assert seen.open_count == 0
+
+
+def test_revoked_link_is_not_opened(payment):
+    link, token = services.send_recovery_link(payment=payment)
+    services.send_recovery_link(payment=payment)
+
+    assert services.open_link(token).status == "revoked"
+
+
+def test_sweep_expires_live_links_past_their_expiry(payment):
+    old, _ = services.create_link(payment=payment, now=timezone.now() - timedelta(hours=49))
+    fresh, _ = services.create_link(payment=payment)
+
+    assert services.expire_links() == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (old.status, fresh.status) == ("expired", "active")
+
+
+def test_sweep_exhausts_recoveries_whose_window_ended(payment, api):
+    api.post("events/payment_failed", report(reference="order-2"))
+    link, _ = services.create_link(payment=payment)
+    Payment.objects.filter(pk=payment.pk).update(recovery_ends_at=timezone.now() - timedelta(minutes=1))
+
+    sweep_recoveries.fn()
+
+    payment.refresh_from_db()
+    link.refresh_from_db()
+    assert payment.status == "exhausted"
+    assert "window ended" in payment.status_reason
+    assert payment.attempts.get().status == AttemptStatus.CANCELLED
+    assert link.status == "expired"
+    assert Payment.objects.get(reference="order-2").status == "recovering"
+    assert RecoveryAttempt.objects.filter(payment__reference="order-2", status="scheduled").count() == 1
+
+
+def test_recovered_payment_completes_the_paying_link_and_revokes_the_rest(payment):
+    paying, _ = services.create_link(payment=payment)
+    other, _ = services.create_link(payment=payment)
+    now = timezone.now()
+
+    locked = Payment.objects.select_for_update().get(pk=payment.pk)
+    assert services.mark_recovered(payment=locked, amount=4999, now=now, link=paying, channel="email")
+
+    paying.refresh_from_db()
+    other.refresh_from_db()
+    assert (paying.status, other.status) == ("completed", "revoked")
+    locked.refresh_from_db()
+    assert (locked.status, locked.recovered_channel) == ("recovered", "email")
+    assert not services.mark_recovered(payment=locked, amount=4999, now=now)
