@@ -30,6 +30,26 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture
+def default_rules():
+    """The classifier's default rules, for transactional tests.
+
+    They come from a data migration, and a transactional test's flush empties
+    the table for the tests after it; this puts them back (the migration's own
+    function), then makes every cache reload them.
+    """
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from recovery.classifier import invalidate_rules
+    from recovery.models import ClassificationRule
+
+    if not ClassificationRule.objects.filter(organization=None).exists():
+        import_module("recovery.migrations.0002_default_classification_rules").add_default_rules(apps, None)
+    invalidate_rules()
+
+
 def make_user(email: str, *, verified: bool = True) -> User:
     from allauth.account.models import EmailAddress
 

@@ -404,6 +404,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Separate request/response components, so read-only fields never appear as inputs.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "AttemptStatusEnum": "recovery.models.AttemptStatus",
+        "LinkStatusEnum": "recovery.models.LinkStatus",
+    },
 }
 
 # --- Security (production) ----------------------------------------------------------

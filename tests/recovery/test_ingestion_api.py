@@ -142,8 +142,8 @@ def _concurrently(n, fn):
     return results
 
 
-# serialized_rollback: the classifier's default rules (a data migration) survive the flush.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
 def test_twenty_concurrent_requests_with_one_idempotency_key_record_one_event(api_key):
     key = api_key[1]
     data = report(event_id=None, reference="order-race")
@@ -156,8 +156,8 @@ def test_twenty_concurrent_requests_with_one_idempotency_key_record_one_event(ap
     assert RecoveryAttempt.objects.count() == 1
 
 
-# serialized_rollback: the classifier's default rules (a data migration) survive the flush.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
 def test_twenty_concurrent_reports_with_one_event_id_record_one_event(api_key):
     key = api_key[1]
     data = report(event_id="evt_race", reference="order-race")
@@ -169,8 +169,8 @@ def test_twenty_concurrent_reports_with_one_event_id_record_one_event(api_key):
     assert Payment.objects.get().failure_count == 1
 
 
-# serialized_rollback: the classifier's default rules (a data migration) survive the flush.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
 def test_concurrent_failures_of_one_reference_leave_one_scheduled_attempt(api_key):
     key = api_key[1]
 

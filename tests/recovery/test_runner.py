@@ -293,7 +293,8 @@ def test_enqueue_failure_loses_nothing_the_next_tick_enqueues_again(api, django_
     broker.flush_all()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
 def test_concurrent_schedulers_never_claim_the_same_attempt(api, monkeypatch):
     for i in range(300):
         api.post("events/payment_failed", report(reference=f"order-{i}"))
@@ -329,7 +330,8 @@ def test_concurrent_schedulers_never_claim_the_same_attempt(api, monkeypatch):
 # --- End to end in local mode -------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
 def test_local_mode_end_to_end_insufficient_funds_is_recovered_by_the_scheduler_and_worker(api, settings):
     """Ingest → scheduler tick → a real Dramatiq worker → sandbox re-charge → recovered."""
     import dramatiq
