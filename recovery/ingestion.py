@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from payments.models import Customer, Payment, PaymentStatus
 from payments.providers import recharge_provider
 from recovery import history as history_loader
+from recovery import sql
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
@@ -50,14 +51,15 @@ def record_failures(*, organization, reports: list[FailureReport], source: str =
     A report whose ``event_id`` was seen before (for this org and source) is a
     duplicate: it changes nothing and its result points at the first event.
     Concurrent reports with the same event id are absorbed by the unique
-    constraint: the loser's transaction is retried once and then sees the winner.
+    constraint: the loser's transaction is run again and then sees the winner
+    (so are customers and payments created at the same moment by two requests).
     """
-    for retry in (False, True):
+    for attempt in range(3):
         try:
             with transaction.atomic():
                 return _record(organization=organization, reports=reports, source=source)
         except IntegrityError:
-            if retry:
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
@@ -120,43 +122,102 @@ def _attach_next_attempts(results: list[IngestResult]) -> None:
         result.next_attempt = upcoming.get(result.payment.pk)
 
 
-def _upsert_customers(organization, fresh, now) -> dict[str, Customer]:
+CUSTOMER_FIELDS = {"id": "external_id", "email": "email", "phone": "phone", "name": "name", "locale": "locale", "timezone": "timezone"}
+
+
+class _Writes:
+    """New rows and changed rows of one ingestion, written at the end in as few statements as possible.
+
+    On PostgreSQL new rows get their ids from the sequences up front (one round
+    trip) and go in with ``COPY``; a concurrent request that created the same
+    customer or payment first makes ``COPY`` fail on the unique constraint,
+    and :func:`record_failures` runs the whole ingestion again, which then
+    finds and locks the row. Elsewhere (SQLite in local mode) the ORM inserts
+    new customers and payments at once and everything else at the end.
+    """
+
+    def __init__(self):
+        self.fast = sql.is_postgresql()
+        self.new: dict = {Customer: [], Payment: [], FailureEvent: [], RecoveryAttempt: []}
+
+    def create_now(self, model, objs) -> None:
+        """Rows whose ids are needed before planning (customers, payments)."""
+        if not objs:
+            return
+        if self.fast:
+            ids = sql.allocate_ids({model: len(objs)})[model]
+            for obj, pk in zip(objs, ids):
+                obj.pk = pk
+            self.new[model].extend(objs)
+        else:
+            model.objects.bulk_create(objs)
+
+    def add(self, model, objs) -> None:
+        """Rows nothing refers to before the end (events, attempts)."""
+        self.new[model].extend(objs)
+
+    def flush(self) -> None:
+        if self.fast:
+            pending = {model: objs for model, objs in self.new.items() if objs and objs[0].pk is None}
+            ids = sql.allocate_ids({model: len(objs) for model, objs in pending.items()})
+            for model, objs in pending.items():
+                for obj, pk in zip(objs, ids[model]):
+                    obj.pk = pk
+            # Foreign keys are deferred to commit, so the order is free; this one reads naturally.
+            for model in (Customer, Payment, FailureEvent, RecoveryAttempt):
+                sql.copy_objects(model, self.new[model])
+        else:
+            for model in (FailureEvent, RecoveryAttempt):
+                if self.new[model]:
+                    model.objects.bulk_create(self.new[model])
+
+
+def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]:
+    """The reports' customers by key, found or created. A report fills in what
+    it knows; it never blanks what an earlier one said."""
     wanted: dict[str, dict] = {}
     for _, report in fresh:
         key = _customer_key(report.customer)
         if key:
             merged = wanted.setdefault(key, {})
-            merged.update({k: v for k, v in report.customer.items() if v})
+            merged.update({CUSTOMER_FIELDS[k]: v for k, v in report.customer.items() if v})
     if not wanted:
         return {}
-    existing = {c.key: c for c in Customer.objects.filter(organization=organization, key__in=wanted)}
-    fields = {"id": "external_id", "email": "email", "phone": "phone", "name": "name", "locale": "locale", "timezone": "timezone"}
+    # Locked, in key order: two requests updating one customer take turns.
+    existing = {
+        c.key: c
+        for c in Customer.objects.select_for_update().filter(organization=organization, key__in=wanted).order_by("key")
+    }
     changed, new = [], []
     for key, data in wanted.items():
         customer = existing.get(key)
         if customer is None:
-            new.append(Customer(organization=organization, key=key, **{fields[k]: v for k, v in data.items()}))
+            customer = Customer(organization=organization, key=key, created_at=now, updated_at=now, **data)
+            new.append(customer)
+            existing[key] = customer
             continue
-        # A report fills in what it knows; it never blanks what an earlier one said.
         dirty = False
         for name, value in data.items():
-            if getattr(customer, fields[name]) != value:
-                setattr(customer, fields[name], value)
+            if getattr(customer, name) != value:
+                setattr(customer, name, value)
                 dirty = True
         if dirty:
             customer.updated_at = now
             changed.append(customer)
-    if new:
+    if new and not writes.fast:
         Customer.objects.bulk_create(new, ignore_conflicts=True)
+        # Re-read: a concurrent request may have created some of them.
         for customer in Customer.objects.filter(organization=organization, key__in=[c.key for c in new]):
             existing[customer.key] = customer
-    if changed:
-        _update_rows(Customer, changed, ["external_id", "email", "phone", "name", "locale", "timezone", "updated_at"])
+    elif new:
+        writes.create_now(Customer, new)
+    sql.update_rows(Customer, changed, [*CUSTOMER_FIELDS.values(), "updated_at"])
     return existing
 
 
 def _record_fresh(*, organization, fresh, source, now, results) -> None:
-    customers = _upsert_customers(organization, fresh, now)
+    writes = _Writes()
+    customers = _customers(organization, fresh, now, writes)
 
     by_reference: dict[str, list[tuple[int, FailureReport]]] = {}
     for item in fresh:
@@ -165,61 +226,28 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
         items.sort(key=lambda item: item[1].occurred_at)
     references = sorted(by_reference)
 
-    # Lock the payments in a fixed order so that two batches touching the same
-    # references queue up instead of deadlocking.
-    payments = {
-        p.reference: p
-        for p in Payment.objects.select_for_update()
-        .filter(organization=organization, reference__in=references)
-        .order_by("reference")
-    }
-    policies = {}
-    missing = [ref for ref in references if ref not in payments]
-    if missing:
-        policy = default_policy(organization)
-        policies[policy.pk] = policy
-        window = timedelta(days=policy.recovery_window_days)
-        new_payments = []
-        for ref in missing:
-            first = by_reference[ref][0][1]
-            new_payments.append(
-                Payment(
-                    organization=organization,
-                    reference=ref,
-                    provider=first.provider,
-                    amount=first.amount,
-                    currency=first.currency,
-                    first_failed_at=first.occurred_at,
-                    last_failed_at=first.occurred_at,
-                    recovery_ends_at=first.occurred_at + window,
-                    policy=policy,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        Payment.objects.bulk_create(new_payments, ignore_conflicts=True)
-        # Re-read under lock: a concurrent request may have created some of them.
-        for p in (
-            Payment.objects.select_for_update()
-            .filter(organization=organization, reference__in=missing)
-            .order_by("reference")
-        ):
-            payments[p.reference] = p
-    created_refs = set(missing)
+    policy = default_policy(organization)
+    policies = {policy.pk: policy}
+    payments, created_refs = _payments(
+        organization=organization, references=references, by_reference=by_reference, policy=policy, now=now,
+        writes=writes,
+    )
 
     policy_ids = {p.policy_id for p in payments.values() if p.policy_id and p.policy_id not in policies}
     if policy_ids:
         policies.update({p.pk: p for p in RetryPolicy.objects.filter(pk__in=policy_ids)})
+    # Known payments keep their customer unless a report names another: load those in one query.
+    by_id = {c.pk: c for c in customers.values()}
+    customer_ids = {p.customer_id for p in payments.values() if p.customer_id} - set(by_id)
+    if customer_ids:
+        by_id.update({c.pk: c for c in Customer.objects.filter(pk__in=customer_ids)})
     for payment in payments.values():
-        if payment.policy_id is None or payment.policy_id not in policies:
-            policy = default_policy(organization)
-            policies[policy.pk] = policy
-            payment.policy = policy
-        else:
-            payment.policy = policies[payment.policy_id]
         payment.organization = organization
+        if payment.customer_id:
+            payment.customer = by_id[payment.customer_id]
+        payment.policy = policies.get(payment.policy_id, policy)
 
-    # 2. Events, classified.
+    # Events, classified.
     events = []
     latest: dict[str, FailureEvent] = {}
     for ref in references:
@@ -262,62 +290,68 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
             results[index] = IngestResult(event, False, payment, None)
             if ref not in latest or report.occurred_at >= latest[ref].occurred_at:
                 latest[ref] = event
-    FailureEvent.objects.bulk_create(events)
+    writes.add(FailureEvent, events)
 
-    # 3. Plans.
+    # Plans.
     replan = [payments[ref] for ref in references]
-    planned = plan_payments(organization=organization, payments=replan, latest=latest, now=now, created=created_refs)
-    _update_rows(
-        Payment,
-        replan,
-        [
-            "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata",
-            "card_brand", "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status",
-            "category", "status_reason", "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at",
-            "policy", "updated_at",
-        ],
+    planned = plan_payments(
+        organization=organization, payments=replan, latest=latest, now=now, created=created_refs, writes=writes
     )
+    writes.flush()
+    # New payments went in with their final state (PostgreSQL); the rest is updated here.
+    stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
+    sql.update_rows(Payment, stored, PAYMENT_UPDATE_FIELDS)
     for result in results:
         if result is not None and not result.duplicate:
             result.next_attempt = planned.get(result.payment.reference)
 
 
-def _update_rows(model, objs, field_names: list[str]) -> None:
-    """Save ``field_names`` of many rows in one ``UPDATE … FROM (VALUES …)``.
+PAYMENT_UPDATE_FIELDS = [
+    "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
+    "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
+    "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
+]
 
-    Not ``bulk_update()``: it builds a ``CASE WHEN pk=… THEN …`` per field whose
-    cost grows with rows² (in Python and in PostgreSQL): 1,000 payments took
-    over 10 s. Values go through each field's own ``get_db_prep_save`` and are
-    cast to its column type, as ``bulk_update()`` would do.
+
+def _new_payment(organization, reference, first: FailureReport, policy, now) -> Payment:
+    return Payment(
+        organization=organization,
+        reference=reference,
+        provider=first.provider,
+        amount=first.amount,
+        currency=first.currency,
+        first_failed_at=first.occurred_at,
+        last_failed_at=first.occurred_at,
+        recovery_ends_at=first.occurred_at + timedelta(days=policy.recovery_window_days),
+        policy=policy,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _payments(*, organization, references, by_reference, policy, now, writes: _Writes) -> tuple[dict[str, Payment], set[str]]:
+    """The payments for ``references`` (known ones row-locked) and which of them are new.
+
+    References are locked in sorted order, so two batches touching the same
+    payments queue up instead of deadlocking.
     """
-    objs = list(objs)
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        # SQLite (local mode) has no ``::`` casts; its batches are small anyway.
-        model._default_manager.bulk_update(objs, field_names)
-        return
-    fields = [model._meta.get_field(name) for name in field_names]
-    pk = model._meta.pk
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in [pk, *fields])
-    assignments = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}::{f.db_type(connection)}" for f in fields)
-    row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
-    # Under PostgreSQL's 65,535 parameters per statement whatever the field count.
-    chunk = 60_000 // (len(fields) + 1)
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), chunk):
-            part = objs[start:start + chunk]
-            params = []
-            for obj in part:
-                params.append(obj.pk)
-                params.extend(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields)
-            cursor.execute(
-                f"UPDATE {qn(model._meta.db_table)} AS t SET {assignments} "
-                f"FROM (VALUES {', '.join([row] * len(part))}) AS v({columns}) "
-                f"WHERE t.{qn(pk.column)} = v.{qn(pk.column)}::{pk.db_type(connection)}",
-                params,
-            )
+    payments = {
+        p.reference: p
+        for p in Payment.objects.select_for_update(of=("self",))
+        .filter(organization=organization, reference__in=references)
+        .order_by("reference")
+    }
+    missing = [ref for ref in references if ref not in payments]
+    new = [_new_payment(organization, ref, by_reference[ref][0][1], policy, now) for ref in missing]
+    if new and not writes.fast:
+        Payment.objects.bulk_create(new, ignore_conflicts=True)
+        new = list(
+            Payment.objects.select_for_update().filter(organization=organization, reference__in=missing).order_by("reference")
+        )
+    else:
+        writes.create_now(Payment, new)
+    payments.update((p.reference, p) for p in new)
+    return payments, set(missing)
 
 
 def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
@@ -349,7 +383,7 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
     payment.updated_at = timezone.now()
 
 
-def plan_payments(*, organization, payments, latest, now, created=()) -> dict[str, RecoveryAttempt]:
+def plan_payments(*, organization, payments, latest, now, created=(), writes=None) -> dict[str, RecoveryAttempt]:
     """Cancel what was scheduled and plan the next attempt for each payment (its latest event decides).
 
     Payments with an attempt queued or running are left alone: that attempt's
@@ -408,7 +442,9 @@ def plan_payments(*, organization, payments, latest, now, created=()) -> dict[st
             new_attempts[payment.reference] = attempt
             if attempt.kind == "auto_retry":
                 cards[card_key].attempts.append((attempt.amount, attempt.currency, attempt.scheduled_for))
-    if new_attempts:
+    if writes is not None:
+        writes.add(RecoveryAttempt, list(new_attempts.values()))
+    elif new_attempts:
         RecoveryAttempt.objects.bulk_create(new_attempts.values())
     return new_attempts
 

@@ -32,6 +32,8 @@ MASTERCARD_LIMIT = 10
 # Salaries land overnight; a payday retry goes out mid-morning local time.
 PAYDAY_TIME = time(10, 0)
 
+CATEGORY_LABELS = {category.value: category.label.lower() for category in Category}
+
 CUSTOMER_MESSAGE_KIND = {
     Category.AUTHENTICATION_REQUIRED: MessageKind.AUTHENTICATION_NEEDED,
 }
@@ -190,7 +192,7 @@ def plan_next(
     if window_end is not None and now >= window_end:
         return Plan(None, PaymentStatus.EXHAUSTED, f"The {policy.recovery_window_days}-day recovery window has ended.")
 
-    category_label = Category(classification.category).label.lower() if classification.category in Category.values else classification.category
+    category_label = CATEGORY_LABELS.get(classification.category, classification.category)
     notes: list[str] = []
 
     if classification.action == Action.AUTO_RETRY and not classification.network_stop:

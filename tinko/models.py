@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import zoneinfo
@@ -90,12 +91,19 @@ class User(AbstractBaseUser, PermissionsMixin):
 # --- Organizations -----------------------------------------------------------
 
 
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    # available_timezones() walks the tzdata files on every call (milliseconds);
+    # ingestion validates a zone per failure report.
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in known_timezones():
         raise ValidationError(_("%(value)s is not a known time zone (e.g. Asia/Kolkata)."), params={"value": value})
 
 
-TIMEZONE_CHOICES = sorted((tz, tz) for tz in zoneinfo.available_timezones() if "/" in tz or tz == "UTC")
+TIMEZONE_CHOICES = sorted((tz, tz) for tz in known_timezones() if "/" in tz or tz == "UTC")
 
 hex_colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like #4f46e5."))
 

@@ -1,0 +1,87 @@
+"""Ingestion writes with COPY on PostgreSQL and with the ORM elsewhere (SQLite in local mode): same outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from payments.models import Customer, Payment
+from recovery import sql
+from recovery.ingestion import record_failures
+from recovery.models import FailureEvent, RecoveryAttempt
+from recovery.reports import parse_report
+from tests.recovery.conftest import report
+
+pytestmark = pytest.mark.django_db
+
+
+def reports():
+    return [
+        parse_report(r)
+        for r in [
+            report(event_id="e1", reference="order-1"),
+            report(event_id="e2", reference="order-2", failure={"decline_code": "expired_card"},
+                   customer={"id": "cus_2", "email": "b@example.com", "phone": "+14155550123"}),
+            report(event_id="e3", reference="order-1", failure={"decline_code": "do_not_honor"},
+                   customer={"id": "cus_1", "name": "Ada K."}),
+            report(event_id="e4", reference="order-3", customer=None, payment_method=None, provider="stripe",
+                   failure={"message": "Card reported stolen"}),
+            report(event_id="e1", reference="order-1"),  # duplicate within the batch
+        ]
+    ]
+
+
+def snapshot(org):
+    payments = {
+        p.reference: (p.status, p.category, p.failure_count, p.amount, p.card_last4, p.status_reason,
+                      p.customer.key if p.customer else None, p.policy_id is not None)
+        for p in Payment.objects.filter(organization=org)
+    }
+    events = sorted(
+        (e.external_id, e.payment.reference, e.category, e.action, e.reason) for e in FailureEvent.objects.filter(organization=org)
+    )
+    attempts = sorted(
+        (a.payment.reference, a.sequence, a.kind, a.channel, a.status, a.reason)
+        for a in RecoveryAttempt.objects.filter(organization=org)
+    )
+    customers = sorted(
+        (c.key, c.external_id, c.email, c.phone, c.name) for c in Customer.objects.filter(organization=org)
+    )
+    return payments, events, attempts, customers
+
+
+@pytest.fixture
+def other_org(other_org, org):
+    # Plans depend on the organization's time zone (quiet hours): make the two alike.
+    other_org.timezone = org.timezone
+    other_org.save()
+    return other_org
+
+
+def test_copy_path_is_taken_on_postgresql():
+    assert sql.is_postgresql()
+
+
+def test_both_paths_record_the_same_rows(org, other_org, monkeypatch):
+    fast = record_failures(organization=org, reports=reports())
+    with monkeypatch.context() as m:
+        m.setattr(sql, "is_postgresql", lambda: False)
+        slow = record_failures(organization=other_org, reports=reports())
+
+    assert [r.duplicate for r in fast] == [r.duplicate for r in slow] == [False, False, False, False, True]
+    assert snapshot(org) == snapshot(other_org)
+    assert all(r.event.pk for r in fast + slow)
+
+
+def test_second_batch_updates_known_rows_the_same_way(org, other_org, monkeypatch):
+    second = [parse_report(report(event_id="e9", reference="order-2", amount=100,
+                                  customer={"id": "cus_2", "name": "Bea"}, failure={"decline_code": "insufficient_funds"}))]
+    record_failures(organization=org, reports=reports())
+    record_failures(organization=org, reports=second)
+    with monkeypatch.context() as m:
+        m.setattr(sql, "is_postgresql", lambda: False)
+        record_failures(organization=other_org, reports=reports())
+        record_failures(organization=other_org, reports=second)
+
+    assert snapshot(org) == snapshot(other_org)
+    customer = Customer.objects.get(organization=org, key="id:cus_2")
+    assert (customer.name, customer.email) == ("Bea", "b@example.com")
