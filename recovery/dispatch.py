@@ -22,6 +22,10 @@ from recovery.models import AttemptStatus, RecoveryAttempt
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+# Attempts per message: one message per attempt costs the scheduler ~0.15 ms of
+# CPU each to enqueue (10,000 due attempts: 1.5 s); a few per message keeps
+# the workers' threads busy all the same.
+ATTEMPTS_PER_MESSAGE = 10
 
 
 def lease() -> timedelta:
@@ -65,13 +69,13 @@ def _claim_batch(due: dict, *, now, size: int) -> int:
 
 
 def enqueue(ids: list[int]) -> None:
-    """Send one message per attempt. If the broker fails, expire the leases of
-    the unsent attempts so the very next tick claims them again."""
-    from recovery.tasks import run_attempt
+    """Send the attempts to the workers, a few per message. If the broker fails,
+    expire the leases of the unsent attempts so the very next tick claims them again."""
+    from recovery.tasks import run_attempts
 
-    for position, attempt_id in enumerate(ids):
+    for position in range(0, len(ids), ATTEMPTS_PER_MESSAGE):
         try:
-            run_attempt.send(attempt_id)
+            run_attempts.send(ids[position:position + ATTEMPTS_PER_MESSAGE])
         except Exception:
             unsent = ids[position:]
             logger.exception("Could not enqueue %d attempts; the next tick retries them", len(unsent))

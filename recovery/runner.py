@@ -1,4 +1,4 @@
-"""Running one recovery attempt (the ``run_attempt`` actor calls :func:`run_attempt`).
+"""Running one recovery attempt (the ``run_attempts`` actor calls :func:`run_attempt` for each id).
 
 Lock order everywhere is payment, then attempt (ingestion and the manual
 actions lock the payment first too), so runs and new failures never deadlock.
@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
@@ -35,13 +36,24 @@ MAX_CLAIMS = 5
 ERROR_BACKOFF = timedelta(minutes=5)
 
 
+def _lock_payment(attempt_id) -> Payment | None:
+    # The customer and the policy load on first use: only messages and re-plans need them.
+    try:
+        return (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .get(pk=Subquery(RecoveryAttempt.objects.filter(pk=attempt_id).values("payment_id")))
+        )
+    except Payment.DoesNotExist:
+        return None
+
+
 def _lock(attempt_id):
-    payment_id = RecoveryAttempt.objects.filter(pk=attempt_id).values_list("payment_id", flat=True).first()
-    if payment_id is None:
+    """Lock the attempt's payment, then the attempt (the order every writer uses)."""
+    payment = _lock_payment(attempt_id)
+    if payment is None:
         return None, None
-    payment = Payment.objects.select_for_update(of=("self",)).select_related("organization", "customer", "policy").get(pk=payment_id)
-    attempt = RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)
-    return payment, attempt
+    return payment, RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)
 
 
 def run_attempt(attempt_id: int) -> str:
@@ -52,33 +64,40 @@ def run_attempt(attempt_id: int) -> str:
     payment, attempt = started
     provider, why_not = recharge_provider(payment)
     result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
-    return finish_attempt(attempt_id, claims=attempt.claims, result=result, why_not=why_not)
+    return finish_attempt(attempt, result=result, why_not=why_not)
 
 
 def start_attempt(attempt_id: int):
-    """First transaction: check the attempt is still wanted and mark it ``running`` under a lease.
+    """Check the attempt is still wanted and mark it ``running`` under a lease.
 
     Returns (payment, attempt) for a re-charge to make, or a string when the
     attempt needs nothing more (notifications are sent right here: they only
     write rows and enqueue mail after commit).
     """
     now = timezone.now()
+    # A re-charge is claimed with one conditional UPDATE. It races the UPDATE
+    # with which cancel_recovery or a new failure cancels queued attempts on the
+    # same row, and exactly one of them wins.
+    claimed = RecoveryAttempt.objects.filter(
+        pk=attempt_id, status=AttemptStatus.QUEUED, kind=AttemptKind.AUTO_RETRY
+    ).update(status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + lease())
+    if claimed:
+        attempt = RecoveryAttempt.objects.select_related("payment", "payment__organization").get(pk=attempt_id)
+        payment = attempt.payment
+        if payment.status not in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
+            return payment, attempt
     with transaction.atomic():
         payment, attempt = _lock(attempt_id)
         if attempt is None:
             return "missing"
-        if attempt.status != AttemptStatus.QUEUED:
-            return f"not queued ({attempt.status})"
-        if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
+        if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED) and attempt.status in (
+            AttemptStatus.QUEUED, AttemptStatus.RUNNING
+        ):
             _finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.", now)
             return "cancelled"
-        if attempt.kind == AttemptKind.NOTIFICATION:
-            return _notify(payment, attempt, now)
-        attempt.status = AttemptStatus.RUNNING
-        attempt.started_at = now
-        attempt.lease_expires_at = now + lease()
-        attempt.save(update_fields=["status", "started_at", "lease_expires_at"])
-        return payment, attempt
+        if attempt.status != AttemptStatus.QUEUED:
+            return f"not queued ({attempt.status})"
+        return _notify(payment, attempt, now)
 
 
 def charge(provider, *, payment, attempt) -> ChargeResult:
@@ -92,39 +111,52 @@ def charge(provider, *, payment, attempt) -> ChargeResult:
         return ChargeResult(status="error", message=f"{type(exc).__name__}: {exc}"[:300])
 
 
-def finish_attempt(attempt_id: int, *, claims: int, result: ChargeResult | None, why_not: str = "") -> str:
-    """Second transaction: record the PSP's answer, end or re-plan the recovery."""
+def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why_not: str = "") -> str:
+    """Record the PSP's answer for a running attempt (as started), end or re-plan the recovery."""
     now = timezone.now()
+    fields = {"finished_at": now, "lease_expires_at": None}
+    if result is None:
+        fields.update(status=AttemptStatus.SKIPPED, outcome=why_not)
+    else:
+        fields["result"] = _result_data(result)
+        if result.status == "succeeded":
+            fields.update(
+                status=AttemptStatus.SUCCEEDED, outcome=f"Charged {result.amount} {result.currency} ({result.charge_id})."
+            )
+        elif result.status == "error" and attempt.claims < MAX_CLAIMS:
+            wait = ERROR_BACKOFF * 2 ** (attempt.claims - 1)
+            fields.update(
+                status=AttemptStatus.SCHEDULED, scheduled_for=now + wait, finished_at=None,
+                outcome=(
+                    f"The PSP did not give an answer ({result.message or result.code or 'error'}); trying again in "
+                    f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key."
+                ),
+            )
+        else:
+            fields.update(status=AttemptStatus.FAILED)
     with transaction.atomic():
-        payment, attempt = _lock(attempt_id)
-        if attempt.status != AttemptStatus.RUNNING or attempt.claims != claims:
-            # The lease ran out and another run took over; it gets the same answer from the PSP.
+        payment = _lock_payment(attempt.pk)
+        # Only the run that holds the current claim records its answer; after a
+        # lease ran out, the newer run does (it gets the same answer from the PSP).
+        if not RecoveryAttempt.objects.filter(
+            pk=attempt.pk, status=AttemptStatus.RUNNING, claims=attempt.claims
+        ).update(**fields):
             return "superseded"
+        for name, value in fields.items():
+            setattr(attempt, name, value)
         if result is None:
-            _finish(attempt, AttemptStatus.SKIPPED, why_not, now)
             _replan(payment, now)
             return "skipped"
-        attempt.result = _result_data(result)
         if result.status == "succeeded":
-            _finish(attempt, AttemptStatus.SUCCEEDED, f"Charged {result.amount} {result.currency} ({result.charge_id}).", now)
             mark_recovered(
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
                 detail=f"Recovered by automatic retry {attempt.sequence}.",
             )
             return "succeeded"
-        if result.status == "error" and attempt.claims < MAX_CLAIMS:
-            wait = ERROR_BACKOFF * 2 ** (attempt.claims - 1)
-            attempt.status = AttemptStatus.SCHEDULED
-            attempt.scheduled_for = now + wait
-            attempt.lease_expires_at = None
-            attempt.outcome = (
-                f"The PSP did not give an answer ({result.message or result.code or 'error'}); trying again in "
-                f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key."
-            )
-            attempt.save(update_fields=["status", "scheduled_for", "lease_expires_at", "outcome", "result"])
+        if attempt.status == AttemptStatus.SCHEDULED:
             return "error, rescheduled"
         event = _record_decline(payment, attempt, result, now)
-        _finish(attempt, AttemptStatus.FAILED, f"Declined: {event.reason}", now)
+        RecoveryAttempt.objects.filter(pk=attempt.pk).update(outcome=f"Declined: {event.reason}")
         _replan(payment, now, event=event)
         return "declined"
 

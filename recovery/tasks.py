@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import dramatiq
@@ -10,12 +11,22 @@ from recovery import runner, services
 from tinko.scheduler import periodic
 
 
-# No Dramatiq retries: a failed run leaves the attempt leased, and the
+logger = logging.getLogger(__name__)
+
+
+# No Dramatiq retries: an attempt whose run failed stays leased, and the
 # scheduler claims it again when the lease runs out (same idempotency key).
-@dramatiq.actor(queue_name="recovery", max_retries=0, time_limit=120_000)
-def run_attempt(attempt_id: int) -> None:
-    """Run one claimed recovery attempt (recovery.runner.run_attempt)."""
-    runner.run_attempt(attempt_id)
+@dramatiq.actor(queue_name="recovery", max_retries=0, time_limit=600_000)
+def run_attempts(attempt_ids: list[int]) -> None:
+    """Run claimed recovery attempts one after the other (recovery.runner.run_attempt each).
+
+    One attempt's failure does not stop the others.
+    """
+    for attempt_id in attempt_ids:
+        try:
+            runner.run_attempt(attempt_id)
+        except Exception:
+            logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
 
 
 @periodic(every=timedelta(minutes=1))

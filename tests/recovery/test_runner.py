@@ -141,7 +141,7 @@ def test_the_slow_first_run_finishing_late_changes_nothing(api):
     from payments.providers import get_provider
 
     result = runner.charge(get_provider("sandbox"), payment=payment, attempt=first)
-    assert runner.finish_attempt(attempt.pk, claims=first.claims, result=result) == "superseded"
+    assert runner.finish_attempt(first, result=result) == "superseded"
     assert SandboxCharge.objects.count() == 1
 
 
@@ -258,7 +258,7 @@ def test_claim_marks_queued_with_a_lease_and_enqueues_after_commit(api, django_c
     assert attempt.lease_expires_at > timezone.now()
     messages = broker.consume("recovery", timeout=100)
     message = next(iter(messages))
-    assert message.args == (attempt.pk,)
+    assert message.args == ([attempt.pk],)
     messages.close()
     broker.flush_all()
 
@@ -288,7 +288,7 @@ def test_enqueue_failure_loses_nothing_the_next_tick_enqueues_again(api, django_
     attempt.refresh_from_db()
     assert attempt.claims == 2
     messages = broker.consume("recovery", timeout=100)
-    assert next(iter(messages)).args == (attempt.pk,)
+    assert next(iter(messages)).args == ([attempt.pk],)
     messages.close()
     broker.flush_all()
 
@@ -363,3 +363,72 @@ def test_local_mode_end_to_end_insufficient_funds_is_recovered_by_the_scheduler_
     assert payment.status == "recovered"
     assert [a.status for a in payment.attempts.order_by("sequence")] == ["failed", "succeeded"]
     assert SandboxCharge.objects.filter(payment=payment).count() == 2
+
+
+def test_due_attempts_travel_a_few_per_message(api, django_capture_on_commit_callbacks):
+    import dramatiq
+
+    for i in range(25):
+        api.post("events/payment_failed", report(reference=f"order-{i}"))
+    RecoveryAttempt.objects.update(scheduled_for=timezone.now())
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.claim_due_attempts() == 25
+
+    consumer = broker.consume("recovery", timeout=100)
+    batches = []
+    for message in consumer:
+        if message is None:
+            break
+        batches.append(message.args[0])
+        consumer.ack(message)
+    consumer.close()
+    assert sorted(len(b) for b in batches) == [5, 10, 10]
+    assert sorted(i for b in batches for i in b) == sorted(RecoveryAttempt.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
+def test_one_failing_attempt_does_not_stop_the_others_in_its_message(api):
+    from django.db import connection
+
+    from recovery.tasks import run_attempts
+
+    first = ingest(api, reference="order-a", payment_method=card("4242"))
+    second = ingest(api, reference="order-b", payment_method=card("4242"))
+    RecoveryAttempt.objects.update(scheduled_for=timezone.now())
+    dispatch.claim_due_attempts()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        # Another transaction holds the first payment's row longer than we wait.
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                Payment.objects.select_for_update().get(pk=first.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+    try:
+        run_attempts.fn([first.attempts.get().pk, second.attempts.get().pk])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+        release.set()
+        holder.join()
+
+    second.refresh_from_db()
+    assert second.status == "recovered"
+    stuck = first.attempts.get()
+    # Left leased: the scheduler claims it again when the lease runs out.
+    assert stuck.status in (AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+    assert stuck.lease_expires_at > timezone.now()
