@@ -70,7 +70,8 @@ class Payment(models.Model):
     TERMINAL = {PaymentStatus.RECOVERED, PaymentStatus.CANCELLED}
     OPEN = {PaymentStatus.FAILED, PaymentStatus.RECOVERING}
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments")
+    # Indexed by the (organization, reference) constraint and the list indexes.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments", db_index=False)
     reference = models.CharField(max_length=200)
     provider = models.CharField(max_length=10, choices=Provider.choices)
     provider_payment_id = models.CharField(max_length=200, blank=True)
@@ -102,7 +103,7 @@ class Payment(models.Model):
     recovered_amount = models.BigIntegerField(null=True, blank=True)
     # Attribution: which attempt (and so which channel) brought the money back.
     recovered_attempt = models.ForeignKey(
-        "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

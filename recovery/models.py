@@ -162,7 +162,8 @@ class FailureEvent(models.Model):
     """One report that a payment failed, and how Tinko classified it."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="failure_events")
-    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="failure_events")
+    # Indexed by failure_event_payment (payment, occurred_at).
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="failure_events", db_index=False)
     source = models.CharField(max_length=10, choices=FailureSource.choices)
     # The sender's event id: duplicates are absorbed by the unique constraint.
     external_id = models.CharField(max_length=255, blank=True)
@@ -247,7 +248,9 @@ class RecoveryAttempt(models.Model):
     ACTIVE = (AttemptStatus.SCHEDULED, AttemptStatus.QUEUED, AttemptStatus.RUNNING)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by the (payment, sequence) constraint. Every extra index on this
+    # table is written on each of an attempt's status changes (they cannot be HOT).
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     sequence = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=12, choices=AttemptKind.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -267,7 +270,9 @@ class RecoveryAttempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
-    link = models.ForeignKey("recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    link = models.ForeignKey(
+        "recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:

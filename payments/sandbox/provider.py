@@ -55,7 +55,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 
 from payments.models import SandboxCharge, SandboxChargeStatus
@@ -259,10 +259,8 @@ class SandboxProvider(PaymentProvider):
             raise ValueError("an idempotency key is required")
         currency = currency.upper()
 
-        existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return _replay(existing, payment=payment, amount=amount, currency=currency)
-
+        # No look-up first: the unique key decides, and a repeated key (rare)
+        # costs one refused insert instead of every charge costing a query.
         card = card_for(payment.card_last4)
         succeeds = card.succeeds
         if card.recovers:
@@ -290,12 +288,17 @@ class SandboxProvider(PaymentProvider):
             charge.network_decline_code = card.network_decline_code
             charge.message = card.message
         try:
-            # The savepoint keeps the caller's transaction usable after a conflict.
-            with transaction.atomic():
+            if connection.in_atomic_block:
+                # The savepoint keeps the caller's transaction usable after a conflict.
+                with transaction.atomic():
+                    charge.save(force_insert=True)
+            else:
+                # Autocommit (the attempt runner): one statement, no BEGIN/COMMIT round trips.
                 charge.save(force_insert=True)
         except IntegrityError:
-            # Another request with this key got there first (PostgreSQL waited
-            # for it to commit before refusing ours): answer with its charge.
+            # This key was used before, or another request with it got there
+            # first (PostgreSQL waited for it to commit before refusing ours):
+            # answer with that charge.
             existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
             if existing is None:
                 raise
