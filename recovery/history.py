@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
+from django.db import connection
 from django.db.models import Count, Max, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from recovery.models import AttemptKind, AttemptStatus, RecoveryAttempt
 from recovery.planner import VISA_WINDOW, CardHistory, PaymentHistory
@@ -46,13 +50,21 @@ def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[st
     keys = [k for k in set(card_keys) if k]
     if not keys:
         return cards
-    rows = RecoveryAttempt.objects.filter(
-        COUNTED,
-        organization_id=organization_id,
-        kind=AttemptKind.AUTO_RETRY,
-        card_key__in=keys,
-        scheduled_for__gt=now - VISA_WINDOW,
-    ).values_list("card_key", "amount", "currency", "scheduled_for")
+    # Plain SQL (IN works on PostgreSQL and SQLite): this runs for every ingested report.
+    placeholders = ", ".join(["%s"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT card_key, amount, currency, scheduled_for FROM recovery_recoveryattempt "
+            f"WHERE organization_id = %s AND kind = %s AND card_key IN ({placeholders}) "
+            "AND scheduled_for > %s AND status NOT IN (%s, %s)",
+            [organization_id, AttemptKind.AUTO_RETRY, *keys, now - VISA_WINDOW, AttemptStatus.CANCELLED,
+             AttemptStatus.SKIPPED],
+        )
+        rows = cursor.fetchall()
     for key, amount, currency, when in rows:
+        if isinstance(when, str):  # SQLite may hand back text
+            when = parse_datetime(when)
+        if timezone.is_naive(when):  # SQLite stores UTC without an offset
+            when = when.replace(tzinfo=dt_timezone.utc)
         cards[key].attempts.append((amount, currency, when))
     return cards

@@ -35,7 +35,11 @@ class IngestResult:
 
 
 def default_policy(organization) -> RetryPolicy:
-    policy = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
+    if sql.is_postgresql():
+        found = sql.fetch(RetryPolicy, "organization_id = %s AND is_default", [organization.pk])
+        policy = found[0] if found else None
+    else:
+        policy = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
     if policy is None:
         # Every org gets one when it is created (recovery.signals); this covers
         # orgs that existed before the recovery engine.
@@ -80,12 +84,7 @@ def _record(*, organization, reports, source) -> list[IngestResult]:
 
     # 1. Duplicates: seen before, or earlier in this same batch.
     event_ids = {r.event_id for r in reports if r.event_id}
-    seen = {}
-    if event_ids:
-        for event in FailureEvent.objects.filter(
-            organization=organization, source=source, external_id__in=event_ids
-        ).select_related("payment"):
-            seen[event.external_id] = event
+    seen = {event.external_id: event for event in _seen_events(organization, source, event_ids)} if event_ids else {}
     fresh: list[tuple[int, FailureReport]] = []
     first_in_batch: dict[str, int] = {}
     duplicates_in_batch: list[tuple[int, int]] = []
@@ -109,6 +108,23 @@ def _record(*, organization, reports, source) -> list[IngestResult]:
     if duplicates:
         _attach_next_attempts(duplicates)
     return results
+
+
+def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
+    if not sql.is_postgresql():
+        return list(
+            FailureEvent.objects.filter(organization=organization, source=source, external_id__in=event_ids)
+            .select_related("payment")
+        )
+    events = sql.fetch(
+        FailureEvent, "organization_id = %s AND source = %s AND external_id = ANY(%s)",
+        [organization.pk, source, list(event_ids)],
+    )
+    if events:
+        payments = Payment.objects.in_bulk({e.payment_id for e in events})
+        for event in events:
+            event.payment = payments[event.payment_id]
+    return events
 
 
 def _attach_next_attempts(results: list[IngestResult]) -> None:
@@ -139,18 +155,29 @@ class _Writes:
     def __init__(self):
         self.fast = sql.is_postgresql()
         self.new: dict = {Customer: [], Payment: [], FailureEvent: [], RecoveryAttempt: []}
+        self.pool: dict = {FailureEvent: [], RecoveryAttempt: []}
 
-    def create_now(self, model, objs) -> None:
-        """Rows whose ids are needed before planning (customers, payments)."""
+    def reserve(self, model, objs) -> None:
+        """Rows whose ids are needed before planning (customers, payments): see :meth:`allocate`."""
         if not objs:
             return
         if self.fast:
-            ids = sql.allocate_ids({model: len(objs)})[model]
-            for obj, pk in zip(objs, ids):
-                obj.pk = pk
             self.new[model].extend(objs)
         else:
             model.objects.bulk_create(objs)
+
+    def allocate(self, *, events: int, attempts: int) -> None:
+        """Ids for the reserved rows, and for at most this many events and attempts, in one round trip."""
+        if not self.fast:
+            return
+        counts = {Customer: len(self.new[Customer]), Payment: len(self.new[Payment]), FailureEvent: events,
+                  RecoveryAttempt: attempts}
+        ids = sql.allocate_ids(counts)
+        for model in (Customer, Payment):
+            for obj, pk in zip(self.new[model], ids[model]):
+                obj.pk = pk
+        for model in (FailureEvent, RecoveryAttempt):
+            self.pool[model] = ids[model]
 
     def add(self, model, objs) -> None:
         """Rows nothing refers to before the end (events, attempts)."""
@@ -158,14 +185,14 @@ class _Writes:
 
     def flush(self) -> None:
         if self.fast:
-            pending = {model: objs for model, objs in self.new.items() if objs and objs[0].pk is None}
-            ids = sql.allocate_ids({model: len(objs) for model, objs in pending.items()})
-            for model, objs in pending.items():
-                for obj, pk in zip(objs, ids[model]):
+            for model in (FailureEvent, RecoveryAttempt):
+                objs = self.new[model]
+                pool = self.pool[model]
+                if len(pool) < len(objs):
+                    pool = pool + sql.allocate_ids({model: len(objs) - len(pool)})[model]
+                for obj, pk in zip(objs, pool):
                     obj.pk = pk
-            # Foreign keys are deferred to commit, so the order is free; this one reads naturally.
-            for model in (Customer, Payment, FailureEvent, RecoveryAttempt):
-                sql.copy_objects(model, self.new[model])
+            sql.write_new([(model, self.new[model]) for model in (Customer, Payment, FailureEvent, RecoveryAttempt)])
         else:
             for model in (FailureEvent, RecoveryAttempt):
                 if self.new[model]:
@@ -184,15 +211,20 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
     if not wanted:
         return {}
     # Locked, in key order: two requests updating one customer take turns.
-    existing = {
-        c.key: c
-        for c in Customer.objects.select_for_update().filter(organization=organization, key__in=wanted).order_by("key")
-    }
+    if writes.fast:
+        found = sql.fetch(
+            Customer, "organization_id = %s AND key = ANY(%s) ORDER BY key", [organization.pk, list(wanted)], lock=True
+        )
+    else:
+        found = Customer.objects.select_for_update().filter(organization=organization, key__in=wanted).order_by("key")
+    existing = {c.key: c for c in found}
     changed, new = [], []
     for key, data in wanted.items():
         customer = existing.get(key)
         if customer is None:
-            customer = Customer(organization=organization, key=key, created_at=now, updated_at=now, **data)
+            customer = sql.build(
+                Customer, organization_id=organization.pk, key=key, created_at=now, updated_at=now, **data
+            )
             new.append(customer)
             existing[key] = customer
             continue
@@ -210,7 +242,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
         for customer in Customer.objects.filter(organization=organization, key__in=[c.key for c in new]):
             existing[customer.key] = customer
     elif new:
-        writes.create_now(Customer, new)
+        writes.reserve(Customer, new)
     sql.update_rows(Customer, changed, [*CUSTOMER_FIELDS.values(), "updated_at"])
     return existing
 
@@ -232,6 +264,8 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
         organization=organization, references=references, by_reference=by_reference, policy=policy, now=now,
         writes=writes,
     )
+
+    writes.allocate(events=len(fresh), attempts=len(references))
 
     policy_ids = {p.policy_id for p in payments.values() if p.policy_id and p.policy_id not in policies}
     if policy_ids:
@@ -265,9 +299,10 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
                 message=report.message,
                 card_brand=payment.card_brand,
             )
-            event = FailureEvent(
-                organization=organization,
-                payment=payment,
+            event = sql.build(
+                FailureEvent,
+                organization_id=organization.pk,
+                payment_id=payment.pk,
                 source=source,
                 external_id=report.event_id,
                 occurred_at=report.occurred_at,
@@ -314,8 +349,9 @@ PAYMENT_UPDATE_FIELDS = [
 
 
 def _new_payment(organization, reference, first: FailureReport, policy, now) -> Payment:
-    return Payment(
-        organization=organization,
+    payment = sql.build(
+        Payment,
+        organization_id=organization.pk,
         reference=reference,
         provider=first.provider,
         amount=first.amount,
@@ -323,10 +359,12 @@ def _new_payment(organization, reference, first: FailureReport, policy, now) -> 
         first_failed_at=first.occurred_at,
         last_failed_at=first.occurred_at,
         recovery_ends_at=first.occurred_at + timedelta(days=policy.recovery_window_days),
-        policy=policy,
+        policy_id=policy.pk,
         created_at=now,
         updated_at=now,
     )
+    payment.organization = organization
+    return payment
 
 
 def _payments(*, organization, references, by_reference, policy, now, writes: _Writes) -> tuple[dict[str, Payment], set[str]]:
@@ -335,12 +373,18 @@ def _payments(*, organization, references, by_reference, policy, now, writes: _W
     References are locked in sorted order, so two batches touching the same
     payments queue up instead of deadlocking.
     """
-    payments = {
-        p.reference: p
-        for p in Payment.objects.select_for_update(of=("self",))
-        .filter(organization=organization, reference__in=references)
-        .order_by("reference")
-    }
+    if writes.fast:
+        found = sql.fetch(
+            Payment, "organization_id = %s AND reference = ANY(%s) ORDER BY reference", [organization.pk, references],
+            lock=True,
+        )
+    else:
+        found = (
+            Payment.objects.select_for_update(of=("self",))
+            .filter(organization=organization, reference__in=references)
+            .order_by("reference")
+        )
+    payments = {p.reference: p for p in found}
     missing = [ref for ref in references if ref not in payments]
     new = [_new_payment(organization, ref, by_reference[ref][0][1], policy, now) for ref in missing]
     if new and not writes.fast:
@@ -349,7 +393,7 @@ def _payments(*, organization, references, by_reference, policy, now, writes: _W
             Payment.objects.select_for_update().filter(organization=organization, reference__in=missing).order_by("reference")
         )
     else:
-        writes.create_now(Payment, new)
+        writes.reserve(Payment, new)
     payments.update((p.reference, p) for p in new)
     return payments, set(missing)
 
@@ -426,9 +470,10 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         payment.status = plan.status
         payment.status_reason = plan.reason
         if plan.attempt is not None:
-            attempt = RecoveryAttempt(
-                organization=organization,
-                payment=payment,
+            attempt = sql.build(
+                RecoveryAttempt,
+                organization_id=organization.pk,
+                payment_id=payment.pk,
                 sequence=history.last_sequence + 1,
                 kind=plan.attempt.kind,
                 channel=plan.attempt.channel,
@@ -438,6 +483,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
                 card_key=card_key,
                 amount=payment.amount,
                 currency=payment.currency,
+                created_at=now,
             )
             new_attempts[payment.reference] = attempt
             if attempt.kind == "auto_retry":
