@@ -20,13 +20,14 @@ LOCAL := DEBUG=true TINKO_DOTENV= REDIS_URL= CACHE_URL= DATABASE_URL= ALLOWED_HO
 	SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
 
 .DEFAULT_GOAL := help
-.PHONY: help run test worker migrate
+.PHONY: help run test worker migrate bench
 
 help:
 	@echo "make run      serve Tinko locally on http://127.0.0.1:$(PORT) (SQLite, no other services)"
 	@echo "make test     run the whole test suite (PostgreSQL + Redis; fails if any test is skipped)"
 	@echo "make worker   run background workers (needs REDIS_URL)"
 	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
+	@echo "make bench    run the recovery engine benchmarks (PostgreSQL + Redis; see tests/bench/README.md)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tinko needs Python 3.11 or newer (set PYTHON=...)")'
@@ -69,3 +70,14 @@ test: $(VENV)/.installed-dev
 	suites = ET.parse("var/test-results.xml").getroot().iter("testsuite"); \
 	skipped = sum(int(s.get("skipped", 0)) for s in suites); \
 	sys.exit(f"make test: {skipped} test(s) skipped; every test must run" if skipped else 0)'
+
+# Benchmarks (tests/bench/README.md): their own database, created when missing
+# and emptied between benchmarks (its name must contain "bench"), and Redis
+# databases 6 (broker) and 7 (cache). BENCH_ARGS e.g. "--repeat 2 --only scheduler".
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-runtime
+	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
