@@ -41,7 +41,7 @@ def default_policy(organization) -> RetryPolicy:
     else:
         policy = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
     if policy is None:
-        # Every org gets one when it is created (recovery.signals); this covers
+        # Every org gets one when it is created (RecoveryConfig.ready); this covers
         # orgs that existed before the recovery engine.
         from recovery.services import create_default_policy
 
@@ -111,13 +111,16 @@ def _record(*, organization, reports, source) -> list[IngestResult]:
 
 
 def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
+    # "external_id <> ''" lets PostgreSQL use the partial unique index on
+    # (organization, source, external_id); without it, every report scans the table.
     if not sql.is_postgresql():
         return list(
             FailureEvent.objects.filter(organization=organization, source=source, external_id__in=event_ids)
+            .exclude(external_id="")
             .select_related("payment")
         )
     events = sql.fetch(
-        FailureEvent, "organization_id = %s AND source = %s AND external_id = ANY(%s)",
+        FailureEvent, "organization_id = %s AND source = %s AND external_id = ANY(%s) AND external_id <> ''",
         [organization.pk, source, list(event_ids)],
     )
     if events:

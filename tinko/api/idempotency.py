@@ -4,7 +4,9 @@ The first request with a key stores its response; the same key with the same
 method, path and body replays it (``Idempotent-Replayed: true``); the same key
 with anything else is a 409. The record is inserted in the same transaction
 as the request's own writes, so a concurrent request with the same key waits
-on the unique index and then replays: the two never both take effect. A
+on the unique index and then replays: the two never both take effect. Plain
+SQL: it runs on every keyed request, and the ORM's savepoint-and-retry costs
+as much as the rest of an ingestion. A
 request that fails with an exception stores nothing, so it can be retried
 with the same key.
 """
@@ -15,7 +17,7 @@ import functools
 import hashlib
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,22 +64,42 @@ def idempotent(method):
         request_hash = _request_hash(request)
         organization = request.auth.organization
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(organization=organization, key=key, request_hash=request_hash)
-            except IntegrityError:
+            record_id = _claim(organization.pk, key, request_hash)
+            if record_id is None:
                 # Another request with this key committed first (we waited for it on the index).
                 record = IdempotencyRecord.objects.get(organization=organization, key=key)
                 if record.request_hash != request_hash:
-                    raise IdempotencyConflict() from None
+                    raise IdempotencyConflict()
                 return Response(record.response, status=record.status_code, headers={"Idempotent-Replayed": "true"})
             response = method(view, request, *args, **kwargs)
-            record.status_code = response.status_code
-            record.response = response.data
-            record.save(update_fields=["status_code", "response"])
+            _store(record_id, response)
             return response
 
     return wrapper
+
+
+def _claim(organization_id: int, key: str, request_hash: str) -> int | None:
+    """Insert the key's record; None if it exists. A concurrent insert of the same key waits
+    for the other transaction, then sees its row (``ON CONFLICT DO NOTHING``, no savepoint)."""
+    table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, key, request_hash, created_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (organization_id, key) DO NOTHING RETURNING id",
+            [organization_id, key, request_hash, timezone.now()],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _store(record_id: int, response) -> None:
+    field = IdempotencyRecord._meta.get_field("response")
+    table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status_code = %s, response = %s WHERE id = %s",
+            [response.status_code, field.get_db_prep_save(response.data, connection), record_id],
+        )
 
 
 def delete_expired(*, now=None) -> int:
