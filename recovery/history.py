@@ -55,10 +55,10 @@ def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[st
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT card_key, amount, currency, scheduled_for FROM recovery_recoveryattempt "
-            f"WHERE organization_id = %s AND kind = %s AND card_key IN ({placeholders}) "
+            # The literal kind matches the partial index attempt_card_history.
+            f"WHERE organization_id = %s AND kind = 'auto_retry' AND card_key IN ({placeholders}) "
             "AND scheduled_for > %s AND status NOT IN (%s, %s)",
-            [organization_id, AttemptKind.AUTO_RETRY, *keys, now - VISA_WINDOW, AttemptStatus.CANCELLED,
-             AttemptStatus.SKIPPED],
+            [organization_id, *keys, now - VISA_WINDOW, AttemptStatus.CANCELLED, AttemptStatus.SKIPPED],
         )
         rows = cursor.fetchall()
     for key, amount, currency, when in rows:
