@@ -115,3 +115,15 @@ def test_recovered_payment_completes_the_paying_link_and_revokes_the_rest(paymen
     locked.refresh_from_db()
     assert (locked.status, locked.recovered_channel) == ("recovered", "email")
     assert not services.mark_recovered(payment=locked, amount=4999, now=now)
+
+
+def test_recovered_payment_cancels_what_was_still_planned(payment):
+    planned = payment.attempts.get()
+    assert planned.status == AttemptStatus.SCHEDULED
+
+    locked = Payment.objects.select_for_update().get(pk=payment.pk)
+    services.mark_recovered(payment=locked, amount=4999, now=timezone.now(), channel="email")
+
+    planned.refresh_from_db()
+    assert planned.status == AttemptStatus.CANCELLED
+    assert planned.outcome == "The payment was recovered."
