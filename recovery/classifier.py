@@ -123,6 +123,13 @@ class Classification:
     def retryable(self) -> bool:
         return self.action == Action.AUTO_RETRY
 
+    def event_fields(self) -> dict:
+        """The FailureEvent columns that store this classification."""
+        return {
+            "category": self.category, "action": self.action, "min_delay_seconds": int(self.min_delay.total_seconds()),
+            "network_stop": self.network_stop, "reason": self.reason, "rule_id": self.rule_id,
+        }
+
 
 # --- Compiled rules ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from recovery.classifier import classify
 from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
 from recovery.planner import plan_next
-from recovery.reports import FailureReport
+from recovery.reports import FailureReport, failure_codes
 
 
 @dataclass
@@ -291,17 +291,8 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
         payment = payments[ref]
         for index, report in by_reference[ref]:
             _apply_report(payment, report, customers)
-            c = classify(
-                organization=organization,
-                provider=report.provider,
-                code=report.code,
-                decline_code=report.decline_code,
-                advice_code=report.advice_code,
-                network_advice_code=report.network_advice_code,
-                network_decline_code=report.network_decline_code,
-                message=report.message,
-                card_brand=payment.card_brand,
-            )
+            codes = failure_codes(report)
+            c = classify(organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes)
             event = sql.build(
                 FailureEvent,
                 organization_id=organization.pk,
@@ -310,19 +301,9 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
                 external_id=report.event_id,
                 occurred_at=report.occurred_at,
                 received_at=now,
-                code=report.code,
-                decline_code=report.decline_code,
-                advice_code=report.advice_code,
-                network_advice_code=report.network_advice_code,
-                network_decline_code=report.network_decline_code,
-                message=report.message,
                 raw=report.raw,
-                category=c.category,
-                action=c.action,
-                min_delay_seconds=int(c.min_delay.total_seconds()),
-                network_stop=c.network_stop,
-                reason=c.reason,
-                rule_id=c.rule_id,
+                **codes,
+                **c.event_fields(),
             )
             events.append(event)
             results[index] = IngestResult(event, False, payment, None)

@@ -62,6 +62,11 @@ class FailureReport:
     raw: dict = field(default_factory=dict)
 
 
+def failure_codes(source) -> dict:
+    """The failure's codes and message from anything that has them (a report, a PSP's answer) by name."""
+    return {name: getattr(source, name) for name in FAILURE_FIELDS}
+
+
 class ReportInvalid(Exception):
     def __init__(self, errors: dict):
         super().__init__(errors)

@@ -13,6 +13,7 @@ instead of charging again.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from recovery.classifier import classify
 from recovery.dispatch import lease
 from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
+from recovery.reports import failure_codes
 from recovery.services import create_link, mark_recovered, revoke_live_links
 
 logger = logging.getLogger(__name__)
@@ -176,39 +178,27 @@ def _finish(attempt, status, outcome, now):
 
 
 def _result_data(result: ChargeResult) -> dict:
-    data = {
-        "status": result.status, "charge_id": result.charge_id, "amount": result.amount, "currency": result.currency,
-        "code": result.code, "decline_code": result.decline_code, "advice_code": result.advice_code,
-        "network_advice_code": result.network_advice_code, "network_decline_code": result.network_decline_code,
-        "message": result.message, "requires_action": result.requires_action,
-    }
-    return {k: v for k, v in data.items() if v not in ("", None, False)}
+    return {k: v for k, v in asdict(result).items() if k != "raw" and v not in ("", None, False)}
 
 
-def _decline_code(result: ChargeResult) -> str:
+def _decline_codes(result: ChargeResult) -> dict:
     # A PSP that never answered (after every retry of the same key) counts as a processing error.
-    return result.code or ("processing_error" if result.status == "error" else "")
+    return {**failure_codes(result), "code": result.code or ("processing_error" if result.status == "error" else "")}
 
 
 def _classify_decline(payment, result: ChargeResult):
     return classify(
-        organization=payment.organization_id, provider=payment.provider, code=_decline_code(result),
-        decline_code=result.decline_code, advice_code=result.advice_code,
-        network_advice_code=result.network_advice_code, network_decline_code=result.network_decline_code,
-        message=result.message, card_brand=payment.card_brand,
+        organization=payment.organization_id, provider=payment.provider, card_brand=payment.card_brand,
+        **_decline_codes(result),
     )
 
 
 def _record_decline(payment, attempt, result: ChargeResult, c, now) -> FailureEvent:
-    code = _decline_code(result)
     event = FailureEvent.objects.create(
         organization_id=payment.organization_id, payment=payment, source=FailureSource.ATTEMPT,
         # The attempt's own key: a re-run after a crash cannot record the decline twice.
-        external_id=attempt.idempotency_key, occurred_at=now, code=code, decline_code=result.decline_code,
-        advice_code=result.advice_code, network_advice_code=result.network_advice_code,
-        network_decline_code=result.network_decline_code, message=result.message, raw=_result_data(result),
-        category=c.category, action=c.action, min_delay_seconds=int(c.min_delay.total_seconds()),
-        network_stop=c.network_stop, reason=c.reason, rule_id=c.rule_id, attempt=attempt,
+        external_id=attempt.idempotency_key, occurred_at=now, raw=_result_data(result), attempt=attempt,
+        **_decline_codes(result), **c.event_fields(),
     )
     payment.failure_count += 1
     payment.last_failed_at = now

@@ -8,7 +8,6 @@ is already done.
 from __future__ import annotations
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -326,12 +325,6 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
         if len(ids) < batch_size:
             return total
 
-
-def customer_timezone(payment) -> ZoneInfo:
-    customer = payment.customer
-    if customer is not None and customer.timezone:
-        return ZoneInfo(customer.timezone)
-    return ZoneInfo(payment.organization.timezone)
 
 
 @transaction.atomic
