@@ -71,6 +71,41 @@ class PaymentState:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class CheckoutSession:
+    """Where to send a customer to pay: ``url`` (absolute) and the PSP's id for the session.
+
+    ``reference`` is the Stripe Checkout Session id, the Razorpay Payment Link
+    id, or "" for the sandbox; the pay page stores it on the link's history so
+    the return can be matched.
+    """
+
+    url: str
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What the PSP says about a checkout after the customer came back (or a webhook said so).
+
+    ``status`` is ``"paid"`` (money moved: ``charge_id``, ``amount``, ``currency``),
+    ``"pending"`` (not decided yet: show "we're confirming" and wait for the
+    webhook) or ``"failed"`` (not paid: the customer may try again). A provider
+    decides this from the PSP itself (a re-fetch, or a verified signature),
+    never from the redirect's query string alone.
+    """
+
+    status: str
+    charge_id: str = ""
+    amount: int = 0
+    currency: str = ""
+    detail: str = ""
+
+    PAID = "paid"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
 class ProviderUnavailable(Exception):
     """No provider can do what was asked; ``str(exc)`` is a plain-language reason fit for a merchant."""
 
@@ -94,6 +129,26 @@ class PaymentProvider(abc.ABC):
     @abc.abstractmethod
     def fetch_payment_state(self, *, payment) -> PaymentState:
         """Ask the PSP whether ``payment`` is paid now. Read only: must not move money or write anything."""
+
+    # Hosted checkout for the pay page. Not abstract: a provider without one keeps these.
+
+    def create_checkout(self, *, payment, link, token: str, success_url: str, cancel_url: str, locale: str = "") -> CheckoutSession:
+        """Start a hosted checkout for ``payment``'s outstanding amount, tied to ``link``. Moves no money by itself.
+
+        ``success_url`` and ``cancel_url`` are absolute; the PSP sends the customer
+        back to them. Raises ProviderUnavailable with a plain-language reason when
+        the PSP cannot take the payment.
+        """
+        raise ProviderUnavailable(f"Customers cannot pay through {self.name} from Tinko's pay page yet.")
+
+    def confirm_checkout(self, *, payment, link, params) -> CheckoutResult:
+        """Decide, from the PSP and never from ``params`` alone, whether the checkout for ``link`` was paid.
+
+        ``params`` are the query parameters of the customer's return (for
+        Razorpay, the signed callback fields, which the provider verifies).
+        Read only: must not move money.
+        """
+        raise ProviderUnavailable(f"Customers cannot pay through {self.name} from Tinko's pay page yet.")
 
 
 _registry: dict[str, type[PaymentProvider]] = {}
@@ -164,4 +219,13 @@ def recharge_provider(payment) -> tuple[PaymentProvider | None, str]:
         return get_provider("sandbox"), ""
     if payment.provider in _NOT_YET_CONNECTED:
         return None, _NOT_YET_CONNECTED[payment.provider]
+    return None, _OUTSIDE_A_PSP
+
+
+def checkout_provider(payment) -> tuple[PaymentProvider | None, str]:
+    """Which provider takes ``payment`` on the pay page: ``(provider, "")`` or ``(None, reason)``."""
+    if payment.provider == "sandbox":
+        return get_provider("sandbox"), ""
+    if payment.provider in _NOT_YET_CONNECTED:
+        return None, _NOT_YET_CONNECTED[payment.provider].replace("Automatic re-charges", "Paying")
     return None, _OUTSIDE_A_PSP
