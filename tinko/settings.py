@@ -137,6 +137,7 @@ INSTALLED_APPS = [
     "notifications",
     "analytics",
     "paypages",
+    "onboarding",
 ]
 
 MIDDLEWARE = [
