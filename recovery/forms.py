@@ -11,6 +11,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from payments.models import Channel
 from recovery.api.serializers import CHANNEL_CHOICES, RetryPolicySerializer
 from recovery.models import Category, RetryPolicy
 from tinko.models import known_timezones
@@ -44,7 +45,7 @@ class PolicyForm(forms.Form):
     recovery_window_days = forms.IntegerField(label=_("Recovery window (days)"), min_value=1, max_value=60)
     channels = forms.MultipleChoiceField(
         label=_("Message channels"), required=False, widget=forms.CheckboxSelectMultiple,
-        choices=[(c, c.capitalize() if c != "sms" else "SMS") for c in CHANNEL_CHOICES],
+        choices=[(c, Channel(c).label) for c in CHANNEL_CHOICES],
     )
     max_notifications = forms.IntegerField(label=_("Messages at most"), min_value=0, max_value=10)
     notification_interval_hours = forms.DecimalField(label=_("Between messages (hours)"), min_value=1, decimal_places=2)

@@ -230,3 +230,12 @@ def test_committed_translations_are_compiled_and_complete():
             if message.id:
                 assert message.string, f"{language}: {message.id!r} is not translated"
                 assert compiled.gettext(message.id) == message.string, f"{language}: recompile django.mo"
+
+
+def test_pay_pages_set_no_cookies(token, site):
+    client = Client(enforce_csrf_checks=True)
+    page = client.get(f"/pay/{token}/")
+    assert not page.cookies
+    # The button works without a CSRF cookie (the browser sends "Origin: null" under no-referrer).
+    response = client.post(f"/pay/{token}/checkout/", headers={"Origin": "null"})
+    assert response.status_code == 302 and not response.cookies
