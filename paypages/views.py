@@ -10,6 +10,8 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,7 +24,7 @@ from payments.providers import CheckoutResult, ProviderUnavailable, checkout_pro
 from paypages import presentation
 from paypages.security import logo_origin, note_miss, pay_page
 from recovery.models import LinkStatus, RecoveryAttempt, RecoveryLink
-from recovery.services import mark_recovered, open_link
+from recovery.services import mark_recovered
 from tinko.models import hash_token
 
 logger = logging.getLogger(__name__)
@@ -91,12 +93,32 @@ def _pay_url(token: str, language: str) -> str:
     return f"{reverse('pay:page', args=[token])}?lang={language}"
 
 
+def count_open(link, *, now) -> None:
+    """Count a customer's visit (``active → opened``), or expire a live link past its expiry.
+
+    Like recovery.services.open_link, but one conditional UPDATE in autocommit
+    instead of a locking SELECT: the pay page is the hot path, and the lock
+    would also hold the payment and organization rows it joins.
+    """
+    live = RecoveryLink.objects.filter(pk=link.pk, status__in=RecoveryLink.LIVE)
+    if link.status in RecoveryLink.LIVE and link.expires_at <= now:
+        live.update(status=LinkStatus.EXPIRED)
+        link.status = LinkStatus.EXPIRED
+    elif link.status in RecoveryLink.LIVE:
+        if live.update(
+            status=LinkStatus.OPENED, open_count=F("open_count") + 1,
+            first_opened_at=Coalesce(F("first_opened_at"), Value(now)), last_opened_at=now,
+        ):
+            link.status = LinkStatus.OPENED
+
+
 @pay_page
 @require_GET
 def page(request, token):
-    link = open_link(token) if token and len(token) <= 100 else None
+    link = find_link(token)
     if link is None:
         return not_found(request)
+    count_open(link, now=timezone.now())
     language = presentation.choose_language(request, link.payment.customer)
     closed = _closed_page(request, link, language)
     if closed is not None:

@@ -239,3 +239,10 @@ def test_pay_pages_set_no_cookies(token, site):
     # The button works without a CSRF cookie (the browser sends "Origin: null" under no-referrer).
     response = client.post(f"/pay/{token}/checkout/", headers={"Origin": "null"})
     assert response.status_code == 302 and not response.cookies
+
+
+def test_every_visit_is_counted(token, link_and_token):
+    for _ in range(3):
+        Client().get(f"/pay/{token}/")
+    link = RecoveryLink.objects.get(pk=link_and_token[0].pk)
+    assert link.open_count == 3 and link.first_opened_at < link.last_opened_at
