@@ -246,3 +246,17 @@ def test_every_visit_is_counted(token, link_and_token):
         Client().get(f"/pay/{token}/")
     link = RecoveryLink.objects.get(pk=link_and_token[0].pk)
     assert link.open_count == 3 and link.first_opened_at < link.last_opened_at
+
+
+def test_confirming_page_polls_until_the_payment_is_recovered(payment, token):
+    from django.utils import timezone as tz
+
+    from recovery.services import mark_recovered
+
+    client = Client()
+    waiting = client.get(f"/pay/{token}/status/", headers={"HX-Request": "true"})
+    assert waiting.status_code == 200 and b"We are confirming your payment" in waiting.content
+    payment.refresh_from_db()
+    mark_recovered(payment=payment, amount=payment.amount, now=tz.now(), channel="link")
+    done = client.get(f"/pay/{token}/status/", headers={"HX-Request": "true"})
+    assert done.status_code == 204 and done["HX-Redirect"] == f"/pay/{token}/paid/"
