@@ -157,6 +157,7 @@ def payment_link(request, pk):
         return redirect("console:payment_detail", pk=payment.pk)
     customer = payment.customer
     if customer is not None and customer.email and Channel.EMAIL not in (customer.opted_out_channels or []):
+        # Not a planned attempt, so no RecoveryAttempt row: messaging.send reads only the channel and kind.
         outcome = messaging.send(
             attempt=SimpleNamespace(channel=Channel.EMAIL, message_kind="reminder"),
             payment=payment, customer=customer, token=token, expires_at=link.expires_at,

@@ -47,7 +47,7 @@ def not_found(request) -> HttpResponse:
     return render(request, "paypages/not_found.html", {"lang": settings.LANGUAGE_CODE}, status=404)
 
 
-def _context(request, link, *, language: str, **extra) -> dict:
+def page_context(request, link, *, language: str, **extra) -> dict:
     payment = link.payment
     org = payment.organization
     customer = payment.customer
@@ -72,20 +72,20 @@ def _context(request, link, *, language: str, **extra) -> dict:
     }
 
 
-def _render(request, template, link, *, language, status=200, **extra):
+def render_page(request, template, link, *, language, status=200, **extra):
     with translation.override(language):
-        return render(request, template, _context(request, link, language=language, **extra), status=status)
+        return render(request, template, page_context(request, link, language=language, **extra), status=status)
 
 
-def _closed_page(request, link, language):
+def closed_page(request, link, language):
     """The page for a link that cannot take a payment, or None if it can."""
     payment = link.payment
     if payment.status == PaymentStatus.RECOVERED:
-        return _render(request, "paypages/already_paid.html", link, language=language)
+        return render_page(request, "paypages/already_paid.html", link, language=language)
     if payment.status == PaymentStatus.CANCELLED:
-        return _render(request, "paypages/closed.html", link, language=language, status=410)
+        return render_page(request, "paypages/closed.html", link, language=language, status=410)
     if link.status not in RecoveryLink.LIVE:
-        return _render(request, "paypages/expired.html", link, language=language, status=410)
+        return render_page(request, "paypages/expired.html", link, language=language, status=410)
     return None
 
 
@@ -120,10 +120,10 @@ def page(request, token):
         return not_found(request)
     count_open(link, now=timezone.now())
     language = presentation.choose_language(request, link.payment.customer)
-    closed = _closed_page(request, link, language)
+    closed = closed_page(request, link, language)
     if closed is not None:
         return closed
-    return _render(
+    return render_page(
         request, "paypages/pay.html", link, language=language,
         cancelled=request.GET.get("cancelled") == "1", declined=request.GET.get("declined") == "1",
     )
@@ -146,7 +146,7 @@ def checkout(request, token):
     if link.status in RecoveryLink.LIVE and link.expires_at <= timezone.now():
         RecoveryLink.objects.filter(pk=link.pk, status__in=RecoveryLink.LIVE).update(status=LinkStatus.EXPIRED)
         link.status = LinkStatus.EXPIRED
-    closed = _closed_page(request, link, language)
+    closed = closed_page(request, link, language)
     if closed is not None:
         return closed
     provider, why = checkout_provider(payment)
@@ -162,7 +162,7 @@ def checkout(request, token):
     except ProviderUnavailable as exc:
         # The merchant hears about it from the log; the customer gets a way to reach them.
         logger.warning("pay page cannot start a checkout for payment %s: %s", payment.pk, exc)
-        return _render(request, "paypages/pay.html", link, language=language, status=503, unavailable=True)
+        return render_page(request, "paypages/pay.html", link, language=language, status=503, unavailable=True)
     return redirect(session.url)
 
 
@@ -203,12 +203,12 @@ def checkout_return(request, token):
         result = provider.confirm_checkout(payment=payment, link=link, params=request.GET)
     except ProviderUnavailable as exc:
         logger.warning("pay page cannot confirm a checkout for payment %s: %s", payment.pk, exc)
-        return _render(request, "paypages/confirming.html", link, language=language)
+        return render_page(request, "paypages/confirming.html", link, language=language)
     if result.status == CheckoutResult.PAID:
         settle(link=link, result=result)
         return redirect("pay:success", token=token)
     if result.status == CheckoutResult.PENDING:
-        return _render(request, "paypages/confirming.html", link, language=language)
+        return render_page(request, "paypages/confirming.html", link, language=language)
     return redirect(_pay_url(token, language) + "&declined=1")
 
 
@@ -221,7 +221,7 @@ def success(request, token):
     language = presentation.choose_language(request, link.payment.customer)
     if link.payment.status != PaymentStatus.RECOVERED:
         return redirect(_pay_url(token, language))
-    return _render(request, "paypages/success.html", link, language=language)
+    return render_page(request, "paypages/success.html", link, language=language)
 
 
 @pay_page
@@ -236,4 +236,4 @@ def status(request, token):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = reverse("pay:success", args=[token])
         return response
-    return _render(request, "paypages/_confirming_status.html", link, language=language)
+    return render_page(request, "paypages/_confirming_status.html", link, language=language)

@@ -7,6 +7,7 @@ Everyone reads; admins configure. Saving goes through recovery.services.save_pol
 from __future__ import annotations
 
 from django.contrib import messages
+from rest_framework.exceptions import ValidationError as ApiValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -56,10 +57,7 @@ def _edit_page(request, form, policy, *, status=200):
 def _save(request, form):
     try:
         return services.save_policy(serializer=form.serializer, organization=request.organization, request=request)
-    except Exception as exc:  # the name taken by a concurrent request (ApiValidationError)
-        detail = getattr(exc, "detail", None)
-        if detail is None:
-            raise
+    except ApiValidationError:  # the name was taken by a concurrent request after the form's check
         form.add_error("name", _("Another policy has this name."))
         return None
 

@@ -15,7 +15,7 @@ from payments.models import SandboxChargeStatus
 from payments.sandbox import checkout
 from paypages import presentation
 from paypages.security import pay_page
-from paypages.views import _closed_page, _render, find_link, not_found
+from paypages.views import closed_page, find_link, not_found, render_page
 
 
 class CardForm(forms.Form):
@@ -63,7 +63,7 @@ def checkout_form(request, token):
     session = checkout.read_session(request.GET.get("session", ""), link=link)
     if session is None:
         return not_found(request)
-    closed = _closed_page(request, link, language)
+    closed = closed_page(request, link, language)
     if closed is not None:
         return closed
     declined = ""
@@ -88,7 +88,7 @@ def checkout_form(request, token):
             form.is_valid()
     else:
         form = CardForm(initial={"key": checkout.new_form_key(link)})
-    return _render(
+    return render_page(
         request, "paypages/sandbox_checkout.html", link, language=language, status=400 if request.method == "POST" else 200,
         form=form, declined=declined, cancel_url=session.cancel_url,
     )

@@ -17,4 +17,6 @@ urlpatterns = [
     path("developers/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_log, name="audit_log"),
     path("", include("payments.console_urls")),
+    path("", include("recovery.console_urls")),
+    path("", include("onboarding.urls")),
 ]
