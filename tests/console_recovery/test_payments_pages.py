@@ -115,6 +115,8 @@ def test_csv_export_streams_the_filtered_set(owner_client, org, other_org):
     assert rows[0][0] == "reference"
     assert [r[0] for r in rows[1:]] == ["'=HYPERLINK(evil)"]
     assert rows[1][3] == "49.99" and rows[1][6] == "ada@example.com"
+    event = AuditEvent.objects.get(action="payments.exported")
+    assert event.data == {"filters": {"category": "insufficient_funds"}}
 
 
 def test_detail_shows_the_timeline(owner_client, org):
