@@ -81,3 +81,14 @@ bench: $(VENV)/.installed-runtime
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
 	TINKO_DOTENV= \
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
+
+# Console and pay-page benchmarks (tests/bench/pages.py): 1,000,000 payments loaded
+# with COPY into their own database (name must contain "bench"), e.g.
+# make bench-pages BENCH_ARGS="--repeat 30" (or "--reuse" to keep the last run's data).
+.PHONY: bench-pages
+bench-pages: $(VENV)/.installed-runtime
+	DATABASE_URL="$${BENCH_PAGES_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_pages}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.pages $(BENCH_ARGS)

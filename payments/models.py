@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.timezone import now
 
 from tinko.models import Organization, validate_currency, validate_timezone
@@ -51,6 +52,10 @@ class Customer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "key"], name="customer_unique_key_per_org")]
+        indexes = [
+            # The console's search by e-mail address, case-insensitive (payments/selectors.py).
+            models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
+        ]
 
     def __str__(self):
         return self.name or self.email or self.external_id or self.phone or f"Customer {self.pk}"
@@ -121,6 +126,17 @@ class Payment(models.Model):
             models.Index(fields=["organization", "-created_at", "-id"], name="payment_org_created"),
             models.Index(fields=["organization", "status", "-created_at"], name="payment_org_status_created"),
             models.Index(fields=["organization", "category", "-created_at"], name="payment_org_category_created"),
+            # Console filters and search (payments/selectors.py): provider, recovered channel, last4, reference prefix.
+            models.Index(fields=["organization", "provider", "-created_at"], name="payment_org_provider_created"),
+            models.Index(
+                fields=["organization", "recovered_channel", "-created_at"], name="payment_org_channel_created",
+                condition=~Q(recovered_channel=""),
+            ),
+            models.Index(fields=["organization", "card_last4"], name="payment_org_last4"),
+            models.Index(
+                fields=["organization", "reference"], name="payment_org_reference_prefix",
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+            ),
             # Expiry sweep: open recoveries whose window has ended.
             models.Index(
                 fields=["recovery_ends_at"], name="payment_open_window", condition=Q(status__in=["failed", "recovering"])

@@ -18,6 +18,11 @@ class RecoveryConfig(AppConfig):
         # Rule edits reach every process's classifier cache.
         connect_signals()
         post_save.connect(_create_default_policy, sender=Organization, dispatch_uid="recovery_default_policy")
+        # The engine's own entries on every payment's timeline.
+        from recovery import timeline, timeline_sources
+
+        for source in timeline_sources.SOURCES:
+            timeline.register_source(source)
 
 
 def _create_default_policy(sender, instance, created, raw=False, **kwargs):

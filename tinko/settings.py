@@ -136,6 +136,8 @@ INSTALLED_APPS = [
     "payments",
     "notifications",
     "analytics",
+    "paypages",
+    "onboarding",
 ]
 
 MIDDLEWARE = [
@@ -518,3 +520,10 @@ if SENTRY_DSN:
 
 # --- Tinko ------------------------------------------------------------------------------
 TINKO_INVITATION_DAYS = _int("TINKO_INVITATION_DAYS", 7, minimum=1)
+
+# Customer pay pages (/pay/<token>/): requests per client address, and requests
+# for unknown tokens per address (beyond it, every pay page answers 429).
+TINKO_PAY_RATE = env.str("TINKO_PAY_RATE", default="120/min")
+parse_rate(TINKO_PAY_RATE, name="TINKO_PAY_RATE")
+TINKO_PAY_MISS_RATE = env.str("TINKO_PAY_MISS_RATE", default="20/hour")
+parse_rate(TINKO_PAY_MISS_RATE, name="TINKO_PAY_MISS_RATE")

@@ -59,7 +59,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 
 from payments.models import SandboxCharge, SandboxChargeStatus
-from payments.providers import ChargeResult, PaymentProvider, PaymentState, register_provider
+from payments.providers import (
+    ChargeResult,
+    CheckoutResult,
+    CheckoutSession,
+    PaymentProvider,
+    PaymentState,
+    register_provider,
+)
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,20 @@ def _replay(charge: SandboxCharge, *, payment, amount: int, currency: str) -> Ch
     return _result_from_charge(charge)
 
 
+def set_outcome(charge: SandboxCharge, card: SandboxCard, *, succeeds: bool) -> None:
+    """Mark ``charge`` succeeded, or declined with ``card``'s codes."""
+    if succeeds:
+        charge.status = SandboxChargeStatus.SUCCEEDED
+        return
+    charge.status = SandboxChargeStatus.DECLINED
+    charge.code = card.code
+    charge.decline_code = card.decline_code
+    charge.advice_code = card.advice_code
+    charge.network_advice_code = card.network_advice_code
+    charge.network_decline_code = card.network_decline_code
+    charge.message = card.message
+
+
 def _new_charge_id() -> str:
     return f"sbx_ch_{secrets.token_hex(12)}"
 
@@ -277,16 +298,7 @@ class SandboxProvider(PaymentProvider):
             card_last4=payment.card_last4 or "",
             off_session=True,
         )
-        if succeeds:
-            charge.status = SandboxChargeStatus.SUCCEEDED
-        else:
-            charge.status = SandboxChargeStatus.DECLINED
-            charge.code = card.code
-            charge.decline_code = card.decline_code
-            charge.advice_code = card.advice_code
-            charge.network_advice_code = card.network_advice_code
-            charge.network_decline_code = card.network_decline_code
-            charge.message = card.message
+        set_outcome(charge, card, succeeds=succeeds)
         try:
             if connection.in_atomic_block:
                 # The savepoint keeps the caller's transaction usable after a conflict.
@@ -331,3 +343,18 @@ class SandboxProvider(PaymentProvider):
             paid=True, amount_paid=totals["total"], currency=first.currency, charge_id=first.charge_id, detail=detail
         )
 
+    def create_checkout(self, *, payment, link, token: str, success_url: str, cancel_url: str, locale: str = "") -> CheckoutSession:
+        """The sandbox's card form for ``link`` (payments/sandbox/checkout.py). Moves no money by itself."""
+        from django.conf import settings
+
+        from payments.sandbox import checkout
+
+        return checkout.create_session(
+            link=link, token=token, success_url=success_url, cancel_url=cancel_url, site_url=settings.SITE_URL
+        )
+
+    def confirm_checkout(self, *, payment, link, params) -> CheckoutResult:
+        """Paid if the sandbox ledger holds the returned on-session charge for ``payment``. Read only."""
+        from payments.sandbox import checkout
+
+        return checkout.confirm(payment=payment, params=params)

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from tinko.console import views
 
@@ -16,4 +16,7 @@ urlpatterns = [
     path("developers/api-keys/", views.api_keys, name="api_keys"),
     path("developers/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("", include("payments.console_urls")),
+    path("", include("recovery.console_urls")),
+    path("", include("onboarding.urls")),
 ]

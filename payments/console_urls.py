@@ -1,0 +1,14 @@
+"""The console's Payments pages, included into the console namespace (tinko/console/urls.py)."""
+
+from django.urls import path
+
+from payments import console
+
+urlpatterns = [
+    path("payments/", console.payment_list, name="payments"),
+    path("payments/export.csv", console.payment_export, name="payments_export"),
+    path("payments/<int:pk>/", console.payment_detail, name="payment_detail"),
+    path("payments/<int:pk>/retry/", console.payment_retry, name="payment_retry"),
+    path("payments/<int:pk>/link/", console.payment_link, name="payment_link"),
+    path("payments/<int:pk>/cancel/", console.payment_cancel, name="payment_cancel"),
+]
