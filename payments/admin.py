@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from payments.models import Customer, Payment, ProviderAccount, SandboxCharge, WebhookMessage
+from payments.models import (
+    Customer,
+    Payment,
+    ProviderAccount,
+    ProviderSuccess,
+    ReconciliationCheck,
+    SandboxCharge,
+    WebhookMessage,
+)
 from tinko.admin import ReadOnlyAdmin
 
 
@@ -104,3 +112,28 @@ class WebhookMessageAdmin(ReadOnlyAdmin):
             else:
                 level = messages.SUCCESS if status < 400 else messages.ERROR
                 self.message_user(request, f"Message {message.pk}: {status} {text}", level=level)
+
+
+@admin.register(ProviderSuccess)
+class ProviderSuccessAdmin(ReadOnlyAdmin):
+    """Money a PSP confirmed, kept so a success that arrives before its failure still ends the recovery."""
+
+    list_display = ("charge_id", "organization", "account", "amount", "currency", "payment", "occurred_at")
+    search_fields = ("charge_id", "references", "organization__slug")
+    list_select_related = ("organization", "account", "payment")
+    show_full_result_count = False
+    fields = ("organization", "account", "references", "charge_id", "amount", "currency", "occurred_at", "payment", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(ReconciliationCheck)
+class ReconciliationCheckAdmin(ReadOnlyAdmin):
+    """What reconciliation found when it asked the PSP about a payment under recovery."""
+
+    list_display = ("checked_at", "organization", "payment", "paid", "recovered", "detail")
+    list_filter = ("paid", "recovered", "checked_at")
+    search_fields = ("payment__reference", "organization__slug")
+    list_select_related = ("organization", "payment")
+    show_full_result_count = False
+    fields = ("organization", "payment", "checked_at", "paid", "recovered", "detail")
+    readonly_fields = fields

@@ -57,7 +57,7 @@ def _finish(message: WebhookMessage, *, status: str, code: int, result: str = ""
     message.processed_at = timezone.now()
     message.save(update_fields=[
         "status", "response_status", "result", "error", "processed_at", "signature_valid", "received_event_id",
-        "event_type",
+        "event_type", "event_id",
     ])
     return code, error or result
 
@@ -113,7 +113,6 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
                 duplicate = False
                 result = apply_outcome(account=account, outcome=outcome)
                 message.event_id = event.id[:255]
-                message.save(update_fields=["event_id"])
                 _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
     except OperationalError as exc:
         logger.warning("Webhook message %s: database busy (%s); the PSP will retry", message.pk, type(exc).__name__)

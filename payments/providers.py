@@ -226,7 +226,7 @@ def _connected(payment, what: str) -> tuple[PaymentProvider | None, str]:
     name = {"stripe": "Stripe", "razorpay": "Razorpay"}[payment.provider]
     account = provider_account_for(payment)
     if account is None:
-        return None, f"{what} through {name} need a connected, active {name} account (Console → Payment providers)"
+        return None, f"{what} through {name} need a connected {name} account (Console → Payment providers)"
     return provider_for_account(account), ""
 
 

@@ -162,3 +162,33 @@ def test_reconciliation_records_an_unpaid_payment_and_changes_nothing(fake_psp, 
     assert reconcile() == {"checked": 1, "recovered": 0, "errors": 0}
     assert Payment.objects.get(pk=payment.pk).status != PaymentStatus.RECOVERED
     assert ReconciliationCheck.objects.get(payment=payment).paid is False
+
+
+def test_razorpay_test_connection_uses_the_key_pair(fake_psp, razorpay_account):
+    import base64
+
+    fake_psp.add("GET", "/v1/orders", {"entity": "collection", "count": 0, "items": []})
+    ok, detail = provider_for_account(razorpay_account).test_connection()
+    assert ok and "test mode" in detail
+    auth = fake_psp.calls("GET", "/v1/orders")[0].headers["Authorization"]
+    assert base64.b64decode(auth.split()[1]).decode() == f"rzp_test_AcmeKeyId01:{RAZORPAY_KEY_SECRET}"
+    fake_psp.add("GET", "/v1/orders", {"error": {"code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}}, status=401)
+    ok, detail = provider_for_account(razorpay_account).test_connection()
+    assert not ok and "Authentication failed" in detail
+
+
+def test_reconciliation_runs_as_a_periodic_job():
+    from tinko import scheduler
+
+    assert "reconcile_payments" in {job.name for job in scheduler.registered()}
+
+
+def test_payment_timeline_shows_the_psp_webhooks(client, stripe_account):
+    from recovery.timeline import payment_timeline
+    from tests.payments.conftest import post_stripe
+
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+    payment = Payment.objects.get(reference="pi_3QfailPI0001")
+    entries = [e for e in payment_timeline(payment) if e.kind == "webhook"]
+    assert [e.title for e in entries] == ["Stripe webhook payment_intent.payment_failed"]
+    assert entries[0].status == "processed"
