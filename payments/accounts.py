@@ -95,3 +95,38 @@ def test_connection(*, account: ProviderAccount, actor=None, request=None) -> tu
         target=account, data={"name": account.name, "ok": ok, "detail": detail[:300]},
     )
     return ok, detail
+
+
+@transaction.atomic
+def replace_secrets(*, account: ProviderAccount, secrets: dict, key_id: str = "", actor=None, request=None) -> ProviderAccount:
+    """Replace some of an account's keys (rotation at the PSP). Blank values keep what is stored.
+
+    The webhook URL stays the same, so the PSP's endpoint needs no change.
+    """
+    account = ProviderAccount.objects.select_for_update().get(pk=account.pk)
+    secrets = {k: v for k, v in secrets.items() if v}
+    if not secrets and not key_id:
+        raise ValidationError("Enter at least one new key.")
+    if account.provider == "stripe":
+        if "secret_key" in secrets:
+            if _stripe_mode(secrets["secret_key"]) != account.mode:
+                raise ValidationError({"secret_key": "The new key is for the other mode (test/live); connect a new account instead."})
+            account.key_hint = key_hint(secrets["secret_key"])
+        if "webhook_secret" in secrets and not secrets["webhook_secret"].startswith("whsec_"):
+            raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+    elif key_id:
+        if _razorpay_mode(key_id) != account.mode:
+            raise ValidationError({"key_id": "The new key is for the other mode (test/live); connect a new account instead."})
+        account.key_id = account.key_hint = key_id
+    for key, value in secrets.items():
+        account.set_secret(key, value)
+    account.updated_at = timezone.now()
+    account.last_checked_at = account.last_check_ok = None
+    account.last_check_detail = ""
+    account.save()
+    changed = sorted(secrets) + (["key_id"] if key_id else [])
+    record_audit(
+        organization=account.organization, action="provider_account.keys_replaced", actor=actor, request=request,
+        target=account, data={"name": account.name, "replaced": changed, "key": account.key_hint},
+    )
+    return account

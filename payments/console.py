@@ -14,12 +14,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from payments import accounts
-from payments.forms import RazorpayAccountForm, StripeAccountForm
+from payments.forms import RazorpayAccountForm, ReplaceRazorpayKeysForm, ReplaceStripeKeysForm, StripeAccountForm
 from payments.models import ProviderAccount, WebhookMessage
 from tinko.models import Role
 from tinko.tenancy import get_object_for_org, require_role, role_required
 
 FORMS = {"stripe": StripeAccountForm, "razorpay": RazorpayAccountForm}
+REPLACE_FORMS = {"stripe": ReplaceStripeKeysForm, "razorpay": ReplaceRazorpayKeysForm}
 
 
 @require_http_methods(["GET", "POST"])
@@ -50,8 +51,12 @@ def providers(request):
                 messages.success(request, _("%(name)s is connected. Add its webhook URL at the provider.") % {"name": account.name})
                 return redirect("console:providers")
         status = 400
+    account_list = list(ProviderAccount.objects.filter(organization=organization).order_by("provider", "name"))
+    if can_manage:
+        for account in account_list:
+            account.replace_form = REPLACE_FORMS[account.provider](prefix=f"keys-{account.pk}")
     context = {
-        "accounts": ProviderAccount.objects.filter(organization=organization).order_by("provider", "name"),
+        "accounts": account_list,
         "messages_in": WebhookMessage.objects.filter(organization=organization).select_related("account")
         .order_by("-received_at")[:25],
         "forms": forms,
@@ -82,8 +87,30 @@ def provider_toggle(request, pk):
     return redirect("console:providers")
 
 
+@require_POST
+@role_required(Role.ADMIN)
+def provider_keys(request, pk):
+    account = get_object_for_org(request.organization, ProviderAccount, pk=pk)
+    form = REPLACE_FORMS[account.provider](request.POST, prefix=f"keys-{account.pk}")
+    if not form.is_valid():
+        messages.error(request, _("The new keys were not saved: %(errors)s") % {"errors": " ".join(
+            str(e) for errors in form.errors.values() for e in errors)})
+        return redirect("console:providers")
+    try:
+        accounts.replace_secrets(
+            account=account, secrets=form.secrets(), key_id=form.cleaned_data.get("key_id", ""),
+            actor=request.user, request=request,
+        )
+    except ValidationError as exc:
+        messages.error(request, _("The new keys were not saved: %(errors)s") % {"errors": " ".join(exc.messages)})
+    else:
+        messages.success(request, _("New keys for %(name)s are stored. Test the connection to check them.") % {"name": account.name})
+    return redirect("console:providers")
+
+
 urlpatterns = [
     path("", providers, name="providers"),
     path("<int:pk>/test/", provider_test, name="provider_test"),
     path("<int:pk>/toggle/", provider_toggle, name="provider_toggle"),
+    path("<int:pk>/keys/", provider_keys, name="provider_keys"),
 ]

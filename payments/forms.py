@@ -36,3 +36,30 @@ class RazorpayAccountForm(_AccountForm):
 
     def secrets(self) -> dict:
         return {"key_secret": self.cleaned_data["key_secret"], "webhook_secret": self.cleaned_data["webhook_secret"]}
+
+
+class ReplaceStripeKeysForm(forms.Form):
+    secret_key = _secret(_("New secret key"))
+    webhook_secret = _secret(_("New webhook signing secret"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+    def secrets(self) -> dict:
+        return {"secret_key": self.cleaned_data["secret_key"], "webhook_secret": self.cleaned_data["webhook_secret"]}
+
+
+class ReplaceRazorpayKeysForm(forms.Form):
+    key_id = forms.CharField(label=_("New key id"), max_length=100, required=False, validators=[single_line_validator])
+    key_secret = _secret(_("New key secret"))
+    webhook_secret = _secret(_("New webhook secret"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+    def secrets(self) -> dict:
+        return {"key_secret": self.cleaned_data["key_secret"], "webhook_secret": self.cleaned_data["webhook_secret"]}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Never stored: they could carry a session or credentials of whoever sent the request.
 _DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization"}
-LOCK_TIMEOUT = "5s"
+# Milliseconds a webhook waits for a row lock (a payment another request is changing) before 503.
+LOCK_TIMEOUT_MS = 5000
 
 
 class _Headers(dict):
@@ -103,7 +105,8 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                    timeout = int(getattr(settings, "TINKO_WEBHOOK_LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS))
+                    cursor.execute(f"SET LOCAL lock_timeout = {timeout}")
             try:
                 with transaction.atomic():
                     WebhookMessage.objects.filter(pk=message.pk).update(event_id=event.id[:255])

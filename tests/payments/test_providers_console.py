@@ -94,3 +94,33 @@ def test_reencrypt_command_rotates_provider_credentials(settings, stripe_account
     assert stripe_account.credentials["secret_key"] != old
     settings.TINKO_ENCRYPTION_KEYS = settings.TINKO_ENCRYPTION_KEYS[:1]
     assert stripe_account.secret("secret_key") == "sk_test_51AcmeSecretKey0000004242"
+
+
+def test_admin_replaces_a_key_and_the_webhook_url_stays(owner_client, stripe_account):
+    path = stripe_account.webhook_path
+    url = reverse("console:provider_keys", args=[stripe_account.pk])
+    response = owner_client.post(url, {f"keys-{stripe_account.pk}-webhook_secret": "whsec_RotatedSecret", f"keys-{stripe_account.pk}-secret_key": ""}, follow=True)
+    assert "New keys" in response.content.decode() and "RotatedSecret" not in response.content.decode()
+    stripe_account.refresh_from_db()
+    assert stripe_account.secret("webhook_secret") == "whsec_RotatedSecret"
+    assert stripe_account.secret("secret_key") == "sk_test_51AcmeSecretKey0000004242"
+    assert stripe_account.webhook_path == path
+    audit = AuditEvent.objects.get(action="provider_account.keys_replaced")
+    assert audit.data["replaced"] == ["webhook_secret"] and "Rotated" not in str(audit.data)
+
+
+def test_replacing_with_a_key_of_the_other_mode_is_refused(owner_client, stripe_account):
+    url = reverse("console:provider_keys", args=[stripe_account.pk])
+    response = owner_client.post(url, {f"keys-{stripe_account.pk}-secret_key": "sk_live_51OtherMode0000"}, follow=True)
+    assert "other mode" in response.content.decode()
+    stripe_account.refresh_from_db()
+    assert stripe_account.secret("secret_key") == "sk_test_51AcmeSecretKey0000004242"
+
+
+def test_viewer_and_outsider_cannot_replace_keys(viewer_client, outsider_client, stripe_account):
+    url = reverse("console:provider_keys", args=[stripe_account.pk])
+    data = {f"keys-{stripe_account.pk}-webhook_secret": "whsec_Evil"}
+    assert viewer_client.post(url, data).status_code == 403
+    assert outsider_client.post(url, data).status_code == 404
+    stripe_account.refresh_from_db()
+    assert stripe_account.secret("webhook_secret") != "whsec_Evil"

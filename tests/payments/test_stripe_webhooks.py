@@ -294,3 +294,40 @@ def test_admin_never_shows_credentials(stripe_account, django_user_model):
     assert "sk_test_…4242" in page
     assert "sk_test_51AcmeSecretKey0000004242" not in page and "whsec_test" not in page
     assert stripe_account.credentials["secret_key"] not in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
+def test_a_payment_locked_too_long_answers_503_and_the_retry_succeeds(stripe_account, settings):
+    from django.db import transaction
+
+    settings.TINKO_WEBHOOK_LOCK_TIMEOUT_MS = 200
+    event = load("stripe", "payment_intent.payment_failed")
+    assert post_stripe(Client(), stripe_account, event).status_code == 200
+    again = load("stripe", "charge.failed")
+    again["data"]["object"].update(id="ch_second", payment_intent="pi_3QfailPI0001", metadata={})
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        try:
+            with transaction.atomic():
+                Payment.objects.select_for_update().get(reference="pi_3QfailPI0001")
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    try:
+        response = post_stripe(Client(), stripe_account, again)
+    finally:
+        release.set()
+        holder.join()
+    assert response.status_code == 503
+    busy = WebhookMessage.objects.get(received_event_id=again["id"])
+    assert busy.status == WebhookStatus.FAILED and busy.event_id == ""
+    assert Payment.objects.get().failure_count == 1
+    assert post_stripe(Client(), stripe_account, again).status_code == 200
+    assert Payment.objects.get().failure_count == 2
