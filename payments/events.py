@@ -60,17 +60,19 @@ class EventOutcome:
     successes: list[SuccessFacts] = field(default_factory=list)
     card_updates: list[CardUpdate] = field(default_factory=list)
     note: str = ""
+    # Filled in by apply_outcome: the payments the event changed or concerned.
+    payment_ids: list[int] = field(default_factory=list)
 
 
 def apply_outcome(*, account, outcome: EventOutcome) -> str:
     """Write what an event means. Runs inside the caller's transaction; returns a one-line summary."""
     notes = [outcome.note] if outcome.note else []
     for report in outcome.failures:
-        notes.append(record_failure(account=account, report=report))
+        notes.append(record_failure(account=account, report=report, touched=outcome.payment_ids))
     for success in outcome.successes:
-        notes.append(record_success(account=account, success=success))
+        notes.append(record_success(account=account, success=success, touched=outcome.payment_ids))
     for update in outcome.card_updates:
-        notes.append(update_card(account=account, update=update))
+        notes.append(update_card(account=account, update=update, touched=outcome.payment_ids))
     return " ".join(n for n in notes if n) or "Nothing to do."
 
 
@@ -79,7 +81,7 @@ def _payment_q(references) -> Q:
     return Q(reference__in=references) | Q(provider_payment_id__in=references)
 
 
-def record_failure(*, account, report: FailureReport) -> str:
+def record_failure(*, account, report: FailureReport, touched: list | None = None) -> str:
     """Record one PSP-reported failure through the ingestion service, unless the payment is already recovered."""
     from recovery.ingestion import record_failures
 
@@ -91,12 +93,15 @@ def record_failure(*, account, report: FailureReport) -> str:
         .only("pk", "status")
         .first()
     )
+    touched = touched if touched is not None else []
     if existing is not None and existing.status == PaymentStatus.RECOVERED:
+        touched.append(existing.pk)
         # Webhooks arrive in any order: the success came first. A failure of a
         # paid payment must not re-open its recovery.
         return f"Payment {report.reference} is already recovered; the failure was not recorded."
     result = record_failures(organization=organization, reports=[report], source=account.provider)[0]
     payment = result.payment
+    touched.append(payment.pk)
     if result.duplicate:
         return f"Failure {report.event_id} of payment {payment.reference} was already recorded."
     success = (
@@ -113,7 +118,7 @@ def record_failure(*, account, report: FailureReport) -> str:
     return f"Failure of payment {payment.reference} recorded ({result.event.category})."
 
 
-def record_success(*, account, success: SuccessFacts) -> str:
+def record_success(*, account, success: SuccessFacts, touched: list | None = None) -> str:
     """Keep the success, and end the matching recovery (if Tinko knows the payment yet)."""
     from recovery.models import RecoveryLink
 
@@ -139,6 +144,8 @@ def record_success(*, account, success: SuccessFacts) -> str:
         payment = payments.filter(_payment_q(success.references)).order_by("pk").first()
     if payment is None:
         return f"Payment {success.charge_id} matches no payment under recovery (kept in case its failure arrives later)."
+    if touched is not None:
+        touched.append(payment.pk)
     return _recover(account=account, payment=payment, success=stored, facts=success)
 
 
@@ -182,7 +189,7 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
     return f"Payment {payment.reference} recovered ({success.amount} {success.currency}, {success.charge_id})."
 
 
-def update_card(*, account, update: CardUpdate) -> str:
+def update_card(*, account, update: CardUpdate, touched: list | None = None) -> str:
     """New card details for open payments paying with ``update.payment_method_id``; re-plan a re-charge with them."""
     from recovery.services import RecoveryError, retry_now
     from tinko.services import record_audit
@@ -197,6 +204,8 @@ def update_card(*, account, update: CardUpdate) -> str:
         return f"No payment under recovery uses payment method {update.payment_method_id}."
     notes = []
     for payment in payments:
+        if touched is not None:
+            touched.append(payment.pk)
         for attr, value in (
             ("card_brand", update.brand), ("card_last4", update.last4), ("card_exp_month", update.exp_month),
             ("card_exp_year", update.exp_year), ("card_fingerprint", update.fingerprint),

@@ -59,7 +59,7 @@ def _finish(message: WebhookMessage, *, status: str, code: int, result: str = ""
     message.processed_at = timezone.now()
     message.save(update_fields=[
         "status", "response_status", "result", "error", "processed_at", "signature_valid", "received_event_id",
-        "event_type", "event_id",
+        "event_type", "event_id", "payment",
     ])
     return code, error or result
 
@@ -116,6 +116,7 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
                 duplicate = False
                 result = apply_outcome(account=account, outcome=outcome)
                 message.event_id = event.id[:255]
+                message.payment_id = outcome.payment_ids[0] if outcome.payment_ids else message.payment_id
                 _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
     except OperationalError as exc:
         logger.warning("Webhook message %s: database busy (%s); the PSP will retry", message.pk, type(exc).__name__)

@@ -289,6 +289,8 @@ class WebhookMessage(models.Model):
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     replays = models.PositiveSmallIntegerField(default=0)
+    # The payment the event concerned, once processed (for the payment's timeline).
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_messages")
 
     class Meta:
         constraints = [

@@ -341,6 +341,10 @@ class StripeProvider(PaymentProvider):
         if metadata.get("tinko_attempt"):
             # Tinko's own re-charge: the attempt records its decline itself.
             return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.")
+        if metadata.get("tinko_link_id"):
+            # A try on Tinko's pay page (Stripe Checkout): the customer is there and may try again;
+            # re-planning now would send them a new link while they pay.
+            return EventOutcome(note="A failed try on the pay page; the customer may try again there.")
         error = intent.get("last_payment_error") or {}
         outcome = charge.get("outcome") or {}
         method = error.get("payment_method") if isinstance(error.get("payment_method"), dict) else None

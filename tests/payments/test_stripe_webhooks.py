@@ -331,3 +331,20 @@ def test_a_payment_locked_too_long_answers_503_and_the_retry_succeeds(stripe_acc
     assert Payment.objects.get().failure_count == 1
     assert post_stripe(Client(), stripe_account, again).status_code == 200
     assert Payment.objects.get().failure_count == 2
+
+
+def test_a_failed_try_on_the_pay_page_does_not_replan_the_recovery(client, stripe_account):
+    payment = _failed_payment(client, stripe_account)
+    link, _ = create_link(payment=payment)
+    attempts = list(RecoveryAttempt.objects.filter(payment=payment).values_list("pk", "status"))
+    failed_try = load("stripe", "payment_intent.payment_failed")
+    failed_try["id"] = "evt_checkout_try"
+    intent = failed_try["data"]["object"]
+    intent.update(id="pi_checkout_try", metadata={"tinko_link_id": str(link.pk), "tinko_reference": payment.reference})
+    intent["last_payment_error"]["charge"] = "ch_checkout_try"
+    assert post_stripe(client, stripe_account, failed_try).status_code == 200
+    payment.refresh_from_db()
+    assert payment.failure_count == 1
+    assert list(RecoveryAttempt.objects.filter(payment=payment).values_list("pk", "status")) == attempts
+    link.refresh_from_db()
+    assert link.status == "active"
