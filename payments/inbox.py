@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -51,7 +52,28 @@ def stored_headers(request_headers) -> dict:
     return {k: v for k, v in request_headers.items() if k.lower() not in _DROPPED_HEADERS}
 
 
+@contextmanager
+def _relaxed_commit():
+    """A transaction whose commit does not wait for the disk.
+
+    For rows that record what arrived (the raw request, a refusal, an ignored
+    event): they are in the write-ahead log at once, and the processing
+    transaction that follows commits synchronously, which flushes them too
+    before any 2xx that ends a recovery goes out. A database crash in the
+    millisecond between can lose only such a record, never a payment change.
+    Halves the disk flushes per webhook, which is most of its latency.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        yield
+
+
 def _finish(message: WebhookMessage, *, status: str, code: int, result: str = "", error: str = "") -> tuple[int, str]:
+    if not connection.in_atomic_block:
+        with _relaxed_commit():
+            return _finish(message, status=status, code=code, result=result, error=error)
     message.status = status
     message.response_status = code
     message.result = result
@@ -71,11 +93,12 @@ def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr:
         .filter(provider=provider, public_id=public_id[:32])
         .first()
     )
-    message = WebhookMessage.objects.create(
-        provider=provider[:10], account=account, organization_id=account.organization_id if account else None,
-        account_public_id=public_id[:100], headers=stored_headers(headers),
-        body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
-    )
+    with _relaxed_commit():
+        message = WebhookMessage.objects.create(
+            provider=provider[:10], account=account, organization_id=account.organization_id if account else None,
+            account_public_id=public_id[:100], headers=stored_headers(headers),
+            body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
+        )
     if account is None or not account.is_active:
         return _finish(message, status=WebhookStatus.REJECTED, code=404, error="No active account has this webhook URL.")
     psp = provider_for_account(account)
