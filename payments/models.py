@@ -5,6 +5,8 @@ Amounts are integers in minor units with an ISO 4217 currency; never floats.
 
 from __future__ import annotations
 
+import secrets
+
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -90,6 +92,13 @@ class Payment(models.Model):
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     card_fingerprint = models.CharField(max_length=100, blank=True)
+    # The connected PSP account that reported the payment, and what it needs for
+    # an off-session re-charge (Stripe customer + payment method; Razorpay customer + token).
+    provider_account = models.ForeignKey(
+        "payments.ProviderAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    provider_customer_id = models.CharField(max_length=200, blank=True)
+    provider_payment_method_id = models.CharField(max_length=200, blank=True)
 
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.FAILED)
     # The latest failure's category: what the recovery is currently working around.
@@ -188,3 +197,163 @@ class SandboxCharge(models.Model):
 
     def __str__(self):
         return f"{self.charge_id} {self.status}"
+
+
+# --- Connected PSP accounts, their webhooks, what they said ---------------------
+
+
+def _public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class AccountMode(models.TextChoices):
+    TEST = "test", "Test"
+    LIVE = "live", "Live"
+
+
+class ProviderAccount(models.Model):
+    """An organization's connection to its own Stripe or Razorpay account.
+
+    Secrets live in ``credentials`` (a JSON object), each value encrypted with
+    tinko.crypto (Stripe: ``secret_key``, ``webhook_secret``; Razorpay:
+    ``key_secret``, ``webhook_secret``). They are written once and never shown
+    again: pages and admin show ``key_hint`` only. The webhook URL is
+    ``/webhooks/<provider>/<public_id>/``.
+    """
+
+    ENCRYPTED_KEYS = ("secret_key", "key_secret", "webhook_secret")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="provider_accounts")
+    provider = models.CharField(max_length=10, choices=[(Provider.STRIPE, "Stripe"), (Provider.RAZORPAY, "Razorpay")])
+    name = models.CharField(max_length=100)
+    public_id = models.CharField(max_length=32, unique=True, default=_public_id, editable=False)
+    mode = models.CharField(max_length=4, choices=AccountMode.choices)
+    # Razorpay's key id is an identifier, not a secret (it travels with every request).
+    key_id = models.CharField(max_length=100, blank=True)
+    # e.g. "sk_test_…4242": enough to recognise a key, useless to an attacker.
+    key_hint = models.CharField(max_length=40, blank=True)
+    credentials = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="provider_account_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_provider_display()} · {self.name} ({self.mode})"
+
+    def secret(self, key: str) -> str:
+        """The decrypted secret ``key`` ("" when not set). Never log or display it."""
+        from tinko import crypto
+
+        token = (self.credentials or {}).get(key)
+        return crypto.decrypt(token) if token else ""
+
+    def set_secret(self, key: str, value: str) -> None:
+        from tinko import crypto
+
+        if key not in self.ENCRYPTED_KEYS:
+            raise ValueError(f"{key} is not a secret of a provider account")
+        self.credentials = {**(self.credentials or {}), key: crypto.encrypt(value)}
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/webhooks/{self.provider}/{self.public_id}/"
+
+
+class WebhookStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    REJECTED = "rejected", "Rejected"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    DUPLICATE = "duplicate", "Duplicate"
+    FAILED = "failed", "Failed"
+
+
+class WebhookMessage(models.Model):
+    """One request to a PSP webhook URL, stored before anything else happens to it.
+
+    ``event_id`` is claimed (set) only by the delivery that processes the
+    event, inside the processing transaction: the unique constraint absorbs
+    duplicates, and a delivery whose processing failed leaves it free for the
+    PSP's retry. Every other delivery keeps ``event_id`` empty and says why in
+    ``status`` and ``error`` (``received_event_id`` keeps what it carried).
+    """
+
+    provider = models.CharField(max_length=10)
+    # Null when the URL named no account we know (kept for audit all the same).
+    account = models.ForeignKey(ProviderAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_messages")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    account_public_id = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(default=now, db_index=True)
+    signature_valid = models.BooleanField(default=False)
+    received_event_id = models.CharField(max_length=255, blank=True)
+    event_id = models.CharField(max_length=255, blank=True)
+    event_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    result = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    replays = models.PositiveSmallIntegerField(default=0)
+    # The payment the event concerned, once processed (for the payment's timeline).
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_messages")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "event_id"], condition=~Q(event_id=""), name="webhook_unique_event_per_account"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "-received_at"], name="webhook_org_received")]
+
+    def __str__(self):
+        return f"{self.provider} {self.event_type or '?'} {self.received_event_id or ''} ({self.status})"
+
+
+class ProviderSuccess(models.Model):
+    """A PSP said (and a re-fetch confirmed) that money arrived, whether or not Tinko knew the payment yet.
+
+    Kept so that a success delivered before its failure (webhooks arrive in any
+    order) still ends the recovery when the failure comes in.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="successes")
+    # Every id the PSP uses for the paid object (payment intent, invoice, order, payment, link),
+    # space-separated with a space at each end, so " <id> " finds one on any database.
+    references = models.TextField()
+    charge_id = models.CharField(max_length=200)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    occurred_at = models.DateTimeField()
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "charge_id"], name="provider_success_unique_charge"),
+        ]
+
+
+class ReconciliationCheck(models.Model):
+    """What the reconciliation job found when it asked the PSP about a payment under recovery."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="reconciliation_checks")
+    checked_at = models.DateTimeField(default=now)
+    paid = models.BooleanField(null=True)
+    recovered = models.BooleanField(default=False)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["payment", "-checked_at"], name="reconciliation_payment")]

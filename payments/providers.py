@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
-PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox",)
+PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox", "payments.stripe", "payments.razorpay")
 
 
 @dataclass(frozen=True)
@@ -200,25 +200,51 @@ def get_provider(name: str) -> PaymentProvider:
     return provider_class()
 
 
-# Why a payment's PSP cannot re-charge it yet, by Payment.provider. Stripe and
-# Razorpay need a connected provider account, which a later issue brings.
-_NOT_YET_CONNECTED = {
-    "stripe": "Automatic re-charges through Stripe need a connected Stripe account (coming with provider accounts)",
-    "razorpay": "Automatic re-charges through Razorpay need a connected Razorpay account (coming with provider accounts)",
-}
 _OUTSIDE_A_PSP = "Tinko cannot re-charge payments made outside a connected PSP"
+
+
+def provider_account_for(payment):
+    """The active connected account that ``payment`` belongs to: its own, else the org's only one for its PSP."""
+    from payments.models import ProviderAccount
+
+    accounts = ProviderAccount.objects.filter(
+        organization_id=payment.organization_id, provider=payment.provider, is_active=True
+    )
+    if payment.provider_account_id:
+        return accounts.filter(pk=payment.provider_account_id).first()
+    found = list(accounts[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def provider_for_account(account) -> PaymentProvider:
+    """The provider instance that speaks to ``account`` (a connected Stripe or Razorpay account)."""
+    _load_provider_modules()
+    return _registry[account.provider](account)
+
+
+def _connected(payment, what: str) -> tuple[PaymentProvider | None, str]:
+    name = {"stripe": "Stripe", "razorpay": "Razorpay"}[payment.provider]
+    account = provider_account_for(payment)
+    if account is None:
+        return None, f"{what} through {name} need a connected {name} account (Console → Payment providers)"
+    return provider_for_account(account), ""
 
 
 def recharge_provider(payment) -> tuple[PaymentProvider | None, str]:
     """Which provider can re-charge ``payment`` off-session: ``(provider, "")``, or ``(None, reason)``.
 
     The reason is plain language for the merchant and the attempt's log.
-    Reads nothing but ``payment.provider``; never calls a PSP.
+    Reads the payment and the organization's provider accounts; never calls a PSP.
     """
     if payment.provider == "sandbox":
         return get_provider("sandbox"), ""
-    if payment.provider in _NOT_YET_CONNECTED:
-        return None, _NOT_YET_CONNECTED[payment.provider]
+    if payment.provider in ("stripe", "razorpay"):
+        provider, why = _connected(payment, "Automatic re-charges")
+        if provider is not None:
+            why = provider.cannot_recharge(payment)
+            if why:
+                return None, why
+        return provider, why
     return None, _OUTSIDE_A_PSP
 
 
@@ -226,6 +252,23 @@ def checkout_provider(payment) -> tuple[PaymentProvider | None, str]:
     """Which provider takes ``payment`` on the pay page: ``(provider, "")`` or ``(None, reason)``."""
     if payment.provider == "sandbox":
         return get_provider("sandbox"), ""
-    if payment.provider in _NOT_YET_CONNECTED:
-        return None, _NOT_YET_CONNECTED[payment.provider].replace("Automatic re-charges", "Paying")
+    if payment.provider in ("stripe", "razorpay"):
+        return _connected(payment, "Payments")
     return None, _OUTSIDE_A_PSP
+
+
+# --- Webhooks (connected PSP accounts) -------------------------------------------
+
+
+class WebhookRejected(Exception):
+    """A webhook request that is not a genuine, readable event of the account (answered 400)."""
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified PSP event: its id (dedupe key), type, creation time and the decoded body."""
+
+    id: str
+    type: str
+    payload: dict
+    created: int = 0

@@ -329,6 +329,7 @@ PAYMENT_UPDATE_FIELDS = [
     "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
     "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
+    "provider_account", "provider_customer_id", "provider_payment_method_id",
 ]
 
 
@@ -396,6 +397,12 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
     key = _customer_key(report.customer)
     if key:
         payment.customer = customers[key]
+    if report.provider_account_id:
+        payment.provider_account_id = report.provider_account_id
+    if report.provider_customer_id:
+        payment.provider_customer_id = report.provider_customer_id
+    if report.provider_payment_method_id:
+        payment.provider_payment_method_id = report.provider_payment_method_id
     method = report.payment_method
     if method:
         for name, attr in (

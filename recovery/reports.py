@@ -60,6 +60,10 @@ class FailureReport:
     payment_method: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+    # Set by PSP webhooks only: the connected account and what an off-session re-charge needs.
+    provider_account_id: int | None = None
+    provider_customer_id: str = ""
+    provider_payment_method_id: str = ""
 
 
 def failure_codes(source) -> dict:

@@ -38,6 +38,7 @@ START_FIELDS = [
     "idempotency_key", "claims", "payment__id", "payment__organization_id", "payment__reference", "payment__status",
     "payment__provider", "payment__provider_payment_id", "payment__amount", "payment__currency",
     "payment__card_brand", "payment__card_last4", "payment__card_fingerprint", "payment__customer_id",
+    "payment__provider_account_id", "payment__provider_customer_id", "payment__provider_payment_method_id",
 ]
 
 # A PSP error leaves the outcome unknown: the same attempt (same idempotency

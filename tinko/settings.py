@@ -527,3 +527,12 @@ TINKO_PAY_RATE = env.str("TINKO_PAY_RATE", default="120/min")
 parse_rate(TINKO_PAY_RATE, name="TINKO_PAY_RATE")
 TINKO_PAY_MISS_RATE = env.str("TINKO_PAY_MISS_RATE", default="20/hour")
 parse_rate(TINKO_PAY_MISS_RATE, name="TINKO_PAY_MISS_RATE")
+
+# --- Payment providers (connected Stripe / Razorpay accounts) ----------------------------
+# API base addresses: the PSPs' own unless pointed elsewhere (a local Stripe mock in tests).
+TINKO_STRIPE_API_BASE = env.str("TINKO_STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+TINKO_RAZORPAY_API_BASE = env.str("TINKO_RAZORPAY_API_BASE", default="https://api.razorpay.com").rstrip("/")
+# Seconds to wait for a PSP's answer before treating the outcome as unknown.
+TINKO_PSP_TIMEOUT = _int("TINKO_PSP_TIMEOUT", 20, minimum=1)
+# Seconds between reconciliation passes' looks at the same payment.
+TINKO_RECONCILE_EVERY = _int("TINKO_RECONCILE_EVERY", 6 * 3600, minimum=60)

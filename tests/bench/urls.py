@@ -2,9 +2,12 @@
 
 from django.urls import include, path
 
-from tests.bench.views import BaselineView
+from django.views.decorators.csrf import csrf_exempt
+
+from tests.bench.views import BaselineView, stripe_verify_only
 
 urlpatterns = [
     path("bench/baseline", BaselineView.as_view(), name="bench-baseline"),
+    path("bench/stripe-verify/<str:public_id>/", csrf_exempt(stripe_verify_only), name="bench-stripe-verify"),
     path("", include("tinko.urls")),
 ]

@@ -37,3 +37,22 @@ class BaselineView(APIView):
             target_label=str(reference)[:200],
         )
         return Response({"id": event.pk}, status=status.HTTP_201_CREATED)
+
+
+def stripe_verify_only(request, public_id):
+    """The webhook benchmark's baseline: find the account and verify the Stripe signature, nothing else."""
+    import stripe
+    from django.http import JsonResponse
+
+    from payments.models import ProviderAccount
+
+    account = ProviderAccount.objects.filter(provider="stripe", public_id=public_id).first()
+    if account is None:
+        return JsonResponse({"error": "no account"}, status=404)
+    try:
+        stripe.WebhookSignature.verify_header(
+            request.body.decode(), request.headers.get("Stripe-Signature", ""), account.secret("webhook_secret"), 300
+        )
+    except (stripe.SignatureVerificationError, UnicodeDecodeError):
+        return JsonResponse({"error": "bad signature"}, status=400)
+    return JsonResponse({"detail": "verified"})

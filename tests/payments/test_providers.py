@@ -57,17 +57,19 @@ def test_sandbox_payment_is_recharged_by_the_sandbox():
     assert reason == ""
 
 
-def test_stripe_payment_cannot_be_recharged_until_an_account_is_connected():
-    assert recharge_provider(Payment(provider="stripe")) == (
+@pytest.mark.django_db
+def test_stripe_payment_cannot_be_recharged_until_an_account_is_connected(org):
+    assert recharge_provider(Payment(provider="stripe", organization=org)) == (
         None,
-        "Automatic re-charges through Stripe need a connected Stripe account (coming with provider accounts)",
+        "Automatic re-charges through Stripe need a connected Stripe account (Console → Payment providers)",
     )
 
 
-def test_razorpay_payment_cannot_be_recharged_until_an_account_is_connected():
-    assert recharge_provider(Payment(provider="razorpay")) == (
+@pytest.mark.django_db
+def test_razorpay_payment_cannot_be_recharged_until_an_account_is_connected(org):
+    assert recharge_provider(Payment(provider="razorpay", organization=org)) == (
         None,
-        "Automatic re-charges through Razorpay need a connected Razorpay account (coming with provider accounts)",
+        "Automatic re-charges through Razorpay need a connected Razorpay account (Console → Payment providers)",
     )
 
 

@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("payments.console_urls")),
     path("", include("recovery.console_urls")),
     path("", include("onboarding.urls")),
+    path("providers/", include("payments.provider_console")),
 ]

@@ -13,6 +13,7 @@ from tinko import crypto
 # (model label, JSON field, keys inside it that hold encrypted values)
 ENCRYPTED_JSON_FIELDS = [
     ("mfa.Authenticator", "data", ("secret", "seed")),
+    ("payments.ProviderAccount", "credentials", ("secret_key", "key_secret", "webhook_secret")),
 ]
 
 

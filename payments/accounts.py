@@ -1,0 +1,132 @@
+"""Connecting an organization's Stripe and Razorpay accounts (writes; every change is audited).
+
+Secrets are encrypted on the way in and never come back out to a page, a log
+or an audit event: audit data names the account and the key's hint only.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments.models import AccountMode, ProviderAccount
+from payments.providers import provider_for_account
+from tinko.services import record_audit
+
+
+def key_hint(value: str) -> str:
+    """``sk_test_…4242``: the key's kind and its last four characters."""
+    prefix = value.rsplit("_", 1)[0] + "_" if "_" in value else ""
+    return f"{prefix[:16]}…{value[-4:]}"
+
+
+def _stripe_mode(secret_key: str) -> str:
+    if secret_key.startswith(("sk_live_", "rk_live_")):
+        return AccountMode.LIVE
+    if secret_key.startswith(("sk_test_", "rk_test_")):
+        return AccountMode.TEST
+    raise ValidationError({"secret_key": "A Stripe secret key starts with sk_test_, sk_live_, rk_test_ or rk_live_."})
+
+
+def _razorpay_mode(key_id: str) -> str:
+    if key_id.startswith("rzp_live_"):
+        return AccountMode.LIVE
+    if key_id.startswith("rzp_test_"):
+        return AccountMode.TEST
+    raise ValidationError({"key_id": "A Razorpay key id starts with rzp_test_ or rzp_live_."})
+
+
+@transaction.atomic
+def connect_account(*, organization, provider: str, name: str, secrets: dict, key_id: str = "", actor=None,
+                    request=None) -> ProviderAccount:
+    """Store a new connected account. ``secrets``: Stripe {secret_key, webhook_secret}; Razorpay {key_secret, webhook_secret}."""
+    account = ProviderAccount(organization=organization, provider=provider, name=name)
+    if provider == "stripe":
+        account.mode = _stripe_mode(secrets["secret_key"])
+        if not secrets["webhook_secret"].startswith("whsec_"):
+            raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+        account.key_hint = key_hint(secrets["secret_key"])
+    elif provider == "razorpay":
+        account.mode = _razorpay_mode(key_id)
+        account.key_id = key_id
+        account.key_hint = key_id
+    else:
+        raise ValidationError({"provider": "Tinko connects Stripe and Razorpay accounts."})
+    for key, value in secrets.items():
+        account.set_secret(key, value)
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise ValidationError({"name": "Another account of this organization has this name."}) from None
+    record_audit(
+        organization=organization, action="provider_account.connected", actor=actor, request=request, target=account,
+        data={"provider": provider, "name": name, "mode": account.mode, "key": account.key_hint},
+    )
+    return account
+
+
+@transaction.atomic
+def set_active(*, account: ProviderAccount, active: bool, actor=None, request=None) -> ProviderAccount:
+    """Pause or resume an account: a paused one's webhooks get 404 and it re-charges nothing."""
+    account = ProviderAccount.objects.select_for_update().get(pk=account.pk)
+    if account.is_active == active:
+        return account
+    account.is_active = active
+    account.updated_at = timezone.now()
+    account.save(update_fields=["is_active", "updated_at"])
+    record_audit(
+        organization=account.organization, action="provider_account.enabled" if active else "provider_account.disabled",
+        actor=actor, request=request, target=account, data={"provider": account.provider, "name": account.name},
+    )
+    return account
+
+
+def test_connection(*, account: ProviderAccount, actor=None, request=None) -> tuple[bool, str]:
+    """Call the PSP with the stored credentials (read only) and remember the answer."""
+    ok, detail = provider_for_account(account).test_connection()
+    account.last_checked_at = timezone.now()
+    account.last_check_ok = ok
+    account.last_check_detail = detail[:300]
+    account.save(update_fields=["last_checked_at", "last_check_ok", "last_check_detail"])
+    record_audit(
+        organization=account.organization, action="provider_account.tested", actor=actor, request=request,
+        target=account, data={"name": account.name, "ok": ok, "detail": detail[:300]},
+    )
+    return ok, detail
+
+
+@transaction.atomic
+def replace_secrets(*, account: ProviderAccount, secrets: dict, key_id: str = "", actor=None, request=None) -> ProviderAccount:
+    """Replace some of an account's keys (rotation at the PSP). Blank values keep what is stored.
+
+    The webhook URL stays the same, so the PSP's endpoint needs no change.
+    """
+    account = ProviderAccount.objects.select_for_update().get(pk=account.pk)
+    secrets = {k: v for k, v in secrets.items() if v}
+    if not secrets and not key_id:
+        raise ValidationError("Enter at least one new key.")
+    if account.provider == "stripe":
+        if "secret_key" in secrets:
+            if _stripe_mode(secrets["secret_key"]) != account.mode:
+                raise ValidationError({"secret_key": "The new key is for the other mode (test/live); connect a new account instead."})
+            account.key_hint = key_hint(secrets["secret_key"])
+        if "webhook_secret" in secrets and not secrets["webhook_secret"].startswith("whsec_"):
+            raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+    elif key_id:
+        if _razorpay_mode(key_id) != account.mode:
+            raise ValidationError({"key_id": "The new key is for the other mode (test/live); connect a new account instead."})
+        account.key_id = account.key_hint = key_id
+    for key, value in secrets.items():
+        account.set_secret(key, value)
+    account.updated_at = timezone.now()
+    account.last_checked_at = account.last_check_ok = None
+    account.last_check_detail = ""
+    account.save()
+    changed = sorted(secrets) + (["key_id"] if key_id else [])
+    record_audit(
+        organization=account.organization, action="provider_account.keys_replaced", actor=actor, request=request,
+        target=account, data={"name": account.name, "replaced": changed, "key": account.key_hint},
+    )
+    return account

@@ -1,0 +1,360 @@
+"""Razorpay, through the merchant's own connected account (a ProviderAccount).
+
+The only module that imports the ``razorpay`` SDK. It speaks to the API at
+``settings.TINKO_RAZORPAY_API_BASE`` with the account's key id and secret and
+answers with the provider-neutral dataclasses.
+
+Idempotency: Razorpay's payments API takes no idempotency key, so a re-charge
+is tied to an Order whose ``receipt`` is derived from the attempt's key. A
+re-run finds that order again (``GET /v1/orders?receipt=…``) and reads its
+payments instead of charging again; a paid order is never charged twice
+(Razorpay refuses a second payment on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from datetime import datetime, timezone as dt_timezone
+
+import razorpay
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from payments.events import EventOutcome, SuccessFacts
+from payments.providers import (
+    ChargeResult,
+    CheckoutResult,
+    CheckoutSession,
+    PaymentProvider,
+    PaymentState,
+    ProviderUnavailable,
+    WebhookEvent,
+    WebhookRejected,
+    register_provider,
+)
+from recovery.reports import ReportInvalid, parse_report
+
+logger = logging.getLogger(__name__)
+
+HANDLED_EVENTS = ("payment.failed", "payment.captured", "order.paid", "payment_link.paid")
+
+
+class _Session(requests.Session):
+    """requests with a timeout on every call (the SDK sets none)."""
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", settings.TINKO_PSP_TIMEOUT)
+        return super().request(*args, **kwargs)
+
+
+def _when(ts) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(ts), tz=dt_timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return timezone.now()
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _entity(payload: dict, name: str) -> dict:
+    value = ((payload.get("payload") or {}).get(name) or {}).get("entity")
+    return value if isinstance(value, dict) else {}
+
+
+def receipt_for(idempotency_key: str) -> str:
+    """The Order receipt that stands for an attempt's idempotency key (Razorpay allows 40 characters)."""
+    return "tk_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def sign(message: str, secret: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+@register_provider
+class RazorpayProvider(PaymentProvider):
+    """A connected Razorpay account."""
+
+    name = "razorpay"
+
+    def __init__(self, account=None):
+        self.account = account
+
+    def client(self) -> razorpay.Client:
+        if self.account is None:
+            raise ProviderUnavailable("No Razorpay account is connected.")
+        return razorpay.Client(
+            session=_Session(), auth=(self.account.key_id, self.account.secret("key_secret")),
+            base_url=settings.TINKO_RAZORPAY_API_BASE,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List one order (read only). (ok, plain-language detail)."""
+        try:
+            self.client().order.all({"count": 1})
+        except razorpay.errors.BadRequestError as exc:
+            return False, f"Razorpay refused the key id and secret ({exc})."
+        except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
+            return False, f"Razorpay answered with an error ({exc})."
+        except Exception as exc:
+            return False, f"Razorpay could not be reached ({type(exc).__name__})."
+        return True, f"Connected to Razorpay ({self.account.mode} mode)."
+
+    def cannot_recharge(self, payment) -> str:
+        if not payment.provider_customer_id or not payment.provider_payment_method_id.startswith("token_"):
+            return "Razorpay has no saved token of this customer for a recurring payment"
+        return ""
+
+    # --- off-session re-charge ------------------------------------------------------
+
+    def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
+        """A recurring payment on the customer's saved token, on an Order tied to the idempotency key. MOVES MONEY."""
+        client = self.client()
+        receipt = receipt_for(idempotency_key)
+        try:
+            found = client.order.all({"receipt": receipt}).get("items") or []
+            if found:
+                order = found[0]
+                if order.get("amount") != amount or (order.get("currency") or "").upper() != currency.upper():
+                    return ChargeResult(
+                        status=ChargeResult.ERROR, code="idempotency_error",
+                        message="This attempt's order at Razorpay is for a different amount or currency.",
+                    )
+                earlier = self._order_outcome(client, order)
+                if earlier is not None:
+                    return earlier
+            else:
+                order = client.order.create({
+                    "amount": amount, "currency": currency.upper(), "receipt": receipt, "payment_capture": 1,
+                    "notes": {"tinko_payment_id": str(payment.pk), "tinko_reference": payment.reference[:200],
+                              "tinko_attempt": idempotency_key},
+                })
+            customer = payment.customer
+            client.payment.createRecurring({
+                "email": (customer.email if customer else "") or "",
+                "contact": (customer.phone if customer else "") or "",
+                "amount": amount, "currency": currency.upper(), "order_id": order["id"],
+                "customer_id": payment.provider_customer_id, "token": payment.provider_payment_method_id,
+                "recurring": "1", "notes": {"tinko_attempt": idempotency_key},
+            })
+            outcome = self._order_outcome(client, order)
+        except razorpay.errors.BadRequestError as exc:
+            return ChargeResult(status=ChargeResult.DECLINED, code="BAD_REQUEST_ERROR", message=str(exc)[:300])
+        except Exception as exc:
+            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error", message=f"{type(exc).__name__}")
+        return outcome or ChargeResult(
+            status=ChargeResult.ERROR, code="processing", message="Razorpay has not settled the recurring payment yet."
+        )
+
+    def _order_outcome(self, client, order) -> ChargeResult | None:
+        payments = client.order.payments(order["id"]).get("items") or []
+        for item in payments:
+            if item.get("status") in ("captured", "authorized"):
+                return ChargeResult(
+                    status=ChargeResult.SUCCEEDED, charge_id=item["id"], amount=item.get("amount") or 0,
+                    currency=(item.get("currency") or "").upper(), raw=item,
+                )
+        failed = [item for item in payments if item.get("status") == "failed"]
+        if failed:
+            item = failed[-1]
+            return ChargeResult(
+                status=ChargeResult.DECLINED, charge_id=item["id"], code=item.get("error_code") or "",
+                decline_code=item.get("error_reason") or "", message=(item.get("error_description") or "")[:300],
+                raw=item,
+            )
+        return None
+
+    # --- reading state ------------------------------------------------------------------
+
+    def fetch_payment_state(self, *, payment) -> PaymentState:
+        """Whether Razorpay has the payment's order paid or its payment captured. Read only."""
+        client = self.client()
+        for object_id in (payment.reference, payment.provider_payment_id):
+            if object_id.startswith("order_"):
+                order = client.order.fetch(object_id)
+                if order.get("status") == "paid":
+                    return PaymentState(
+                        paid=True, amount_paid=order.get("amount_paid") or 0, currency=(order.get("currency") or "").upper(),
+                        charge_id=order["id"], detail=f"Razorpay order {object_id} is paid.",
+                    )
+                return PaymentState(paid=False, detail=f"Razorpay order {object_id} is {order.get('status')}.")
+            if object_id.startswith("pay_"):
+                item = client.payment.fetch(object_id)
+                if item.get("status") == "captured":
+                    return PaymentState(
+                        paid=True, amount_paid=item.get("amount") or 0, currency=(item.get("currency") or "").upper(),
+                        charge_id=item["id"], detail=f"Razorpay payment {object_id} is captured.",
+                    )
+                return PaymentState(paid=False, detail=f"Razorpay payment {object_id} is {item.get('status')}.")
+        return PaymentState(paid=False, detail="Tinko knows no Razorpay order or payment for this payment.")
+
+    # --- hosted checkout: a Payment Link --------------------------------------------------
+
+    def create_checkout(self, *, payment, link, token: str, success_url: str, cancel_url: str, locale: str = "") -> CheckoutSession:
+        """A Razorpay Payment Link for the payment's amount; the customer returns to ``success_url`` with a signed callback."""
+        customer = payment.customer
+        data = {
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "accept_partial": False,
+            # Unique per account at Razorpay: a second visit makes a new link.
+            "reference_id": f"tinko-{link.pk}-{secrets.token_hex(4)}",
+            "description": (payment.description or f"Payment {payment.reference}")[:2048],
+            "notify": {"sms": False, "email": False},
+            "reminder_enable": False,
+            "callback_url": success_url,
+            "callback_method": "get",
+            "expire_by": int(link.expires_at.timestamp()),
+            "notes": {"tinko_link_id": str(link.pk), "tinko_payment_id": str(payment.pk),
+                      "tinko_reference": payment.reference[:200]},
+        }
+        if customer is not None:
+            data["customer"] = {k: v for k, v in {"name": customer.name, "email": customer.email,
+                                                   "contact": customer.phone}.items() if v}
+        try:
+            created = self.client().payment_link.create(data)
+        except Exception as exc:
+            logger.warning("Razorpay refused a payment link for payment %s: %s", payment.pk, type(exc).__name__)
+            raise ProviderUnavailable("Razorpay could not start the payment page; please try again in a moment.") from None
+        return CheckoutSession(url=created["short_url"], reference=created["id"])
+
+    def confirm_checkout(self, *, payment, link, params) -> CheckoutResult:
+        """Verify the callback's signature with the key secret, then re-fetch the Payment Link from Razorpay."""
+        fields = {name: params.get(f"razorpay_{name}") or "" for name in (
+            "payment_id", "payment_link_id", "payment_link_reference_id", "payment_link_status", "signature")}
+        if not fields["payment_link_id"] or not fields["signature"]:
+            return CheckoutResult(status=CheckoutResult.FAILED, detail="No Razorpay payment to confirm.")
+        message = "|".join(fields[n] for n in ("payment_link_id", "payment_link_reference_id", "payment_link_status", "payment_id"))
+        if not hmac.compare_digest(sign(message, self.account.secret("key_secret")), fields["signature"]):
+            return CheckoutResult(status=CheckoutResult.FAILED, detail="The Razorpay callback's signature does not verify.")
+        try:
+            plink = self.client().payment_link.fetch(fields["payment_link_id"])
+        except Exception:
+            return CheckoutResult(status=CheckoutResult.PENDING, detail="Razorpay could not be reached; still confirming.")
+        if (plink.get("notes") or {}).get("tinko_link_id") != str(link.pk):
+            return CheckoutResult(status=CheckoutResult.FAILED, detail="That payment link belongs to another payment.")
+        if plink.get("status") == "paid":
+            paid = [p for p in plink.get("payments") or [] if p.get("status") == "captured"]
+            return CheckoutResult(
+                status=CheckoutResult.PAID, charge_id=(paid[0].get("payment_id") if paid else "") or fields["payment_id"],
+                amount=plink.get("amount_paid") or 0, currency=(plink.get("currency") or "").upper(),
+                detail="Razorpay confirmed the payment.",
+            )
+        if plink.get("status") in ("created", "partially_paid"):
+            return CheckoutResult(status=CheckoutResult.PENDING, detail="Razorpay has not confirmed the payment yet.")
+        return CheckoutResult(status=CheckoutResult.FAILED, detail=f"The payment link is {plink.get('status')}.")
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def parse_webhook(self, body: bytes, headers, *, tolerance: int | None = None) -> WebhookEvent:
+        """Verify ``X-Razorpay-Signature`` (HMAC-SHA256 of the raw body with the webhook secret)."""
+        signature = headers.get("X-Razorpay-Signature", "")
+        if not signature:
+            raise WebhookRejected("The X-Razorpay-Signature header is missing.")
+        expected = hmac.new(self.account.secret("webhook_secret").encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise WebhookRejected("The Razorpay signature does not verify.")
+        event_id = headers.get("X-Razorpay-Event-Id", "")
+        if not event_id:
+            raise WebhookRejected("The X-Razorpay-Event-Id header is missing.")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise WebhookRejected("The body is not JSON.") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("event"), str) or not isinstance(payload.get("payload"), dict):
+            raise WebhookRejected("The body is not a Razorpay event (event and payload are required).")
+        return WebhookEvent(id=event_id, type=payload["event"], payload=payload, created=payload.get("created_at") or 0)
+
+    def interpret_event(self, event: WebhookEvent) -> EventOutcome | None:
+        """What ``event`` means for Tinko; None for an event type Tinko does not use. Successes are re-fetched."""
+        payload = event.payload
+        if event.type == "payment.failed":
+            return self._failure(event, _entity(payload, "payment"))
+        if event.type == "payment.captured":
+            item = self.client().payment.fetch(_entity(payload, "payment")["id"])
+            if item.get("status") != "captured":
+                return EventOutcome(note=f"Razorpay says payment {item.get('id')} is {item.get('status')}, not captured.")
+            return self._success(item, order_id=item.get("order_id") or "")
+        if event.type == "order.paid":
+            order = self.client().order.fetch(_entity(payload, "order")["id"])
+            if order.get("status") != "paid":
+                return EventOutcome(note=f"Razorpay says order {order.get('id')} is {order.get('status')}, not paid.")
+            item = _entity(payload, "payment")
+            return self._success(item, order_id=order["id"], amount=order.get("amount_paid"), notes=order.get("notes"))
+        if event.type == "payment_link.paid":
+            plink = self.client().payment_link.fetch(_entity(payload, "payment_link")["id"])
+            if plink.get("status") != "paid":
+                return EventOutcome(note=f"Razorpay says payment link {plink.get('id')} is {plink.get('status')}, not paid.")
+            item = _entity(payload, "payment")
+            return self._success(
+                item, order_id=plink.get("order_id") or item.get("order_id") or "", amount=plink.get("amount_paid"),
+                notes=plink.get("notes"), extra=(plink["id"],), currency=plink.get("currency"),
+            )
+        return None
+
+    def _success(self, item, *, order_id="", amount=None, notes=None, extra=(), currency=None) -> EventOutcome:
+        notes = {**(item.get("notes") or {}), **(notes or {})} if isinstance(item.get("notes"), dict) else (notes or {})
+        references = tuple(r for r in (notes.get("tinko_reference"), order_id, item.get("id"), *extra) if r)
+        return EventOutcome(successes=[SuccessFacts(
+            references=references,
+            # Keyed by the order when there is one: its payment.captured and order.paid name the same money.
+            charge_id=order_id or item.get("id") or extra[0],
+            amount=amount or item.get("amount") or 0,
+            currency=(currency or item.get("currency") or "").upper(),
+            occurred_at=_when(item.get("created_at")),
+            link_id=_int(notes.get("tinko_link_id")),
+            attempt_key=notes.get("tinko_attempt") or "",
+            payment_id=_int(notes.get("tinko_payment_id")),
+        )])
+
+    def _failure(self, event, item: dict) -> EventOutcome:
+        notes = item.get("notes") if isinstance(item.get("notes"), dict) else {}
+        if notes.get("tinko_attempt"):
+            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.")
+        if notes.get("tinko_link_id"):
+            return EventOutcome(note="A failed try on the pay page; the customer may try again there.")
+        card = item.get("card") or {}
+        failure = {
+            "code": item.get("error_code") or "",
+            "decline_code": item.get("error_reason") or "",
+            "message": (item.get("error_description") or "")[:1000],
+        }
+        if not any(failure.values()):
+            failure["message"] = "Razorpay reported the payment as failed without giving a reason."
+        contact = item.get("contact") or ""
+        customer = {"email": item.get("email") or "", "id": item.get("customer_id") or ""}
+        if contact.startswith("+") and contact[1:].isdigit():
+            customer["phone"] = contact
+        data = {
+            "event_id": item.get("id") or event.id,
+            "reference": notes.get("tinko_reference") or item.get("order_id") or item.get("id"),
+            "amount": item.get("amount"),
+            "currency": (item.get("currency") or "").upper(),
+            "provider": "razorpay",
+            "provider_payment_id": item.get("id") or "",
+            "occurred_at": _when(item.get("created_at") or event.created).isoformat(),
+            "description": (item.get("description") or "")[:500],
+            "failure": {k: v for k, v in failure.items() if v},
+            "customer": {k: v for k, v in customer.items() if v} or None,
+            "payment_method": {k: v for k, v in {
+                "brand": (card.get("network") or "").lower().replace(" ", "_")[:20], "last4": card.get("last4") or "",
+            }.items() if v} or None,
+        }
+        data = {k: v for k, v in data.items() if v not in (None, "")}
+        try:
+            report = parse_report(data)
+        except ReportInvalid as exc:
+            raise ValueError(f"The Razorpay event does not describe a usable failure: {json.dumps(exc.errors)}") from None
+        report.raw = item
+        report.provider_customer_id = item.get("customer_id") or ""
+        report.provider_payment_method_id = item.get("token_id") or ""
+        return EventOutcome(failures=[report])
