@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from tinko.console import views
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("developers/api-keys/", views.api_keys, name="api_keys"),
     path("developers/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("", include("notifications.console_urls")),
 ]
