@@ -127,11 +127,12 @@ def suppression_for(*, organization, customer, channel: str, address: str, now) 
     """(reason, detail, retry_at) when a message must not go out now; ("", "", None) when it may."""
     if not address:
         return SuppressionReason.NO_ADDRESS, f"The customer has no address for {channel}.", None
-    if channel in (customer.opted_out_channels or []):
-        return SuppressionReason.OPTED_OUT, f"The customer opted out of {channel}.", None
+    # The address's own record first: it says why (STOP, bounce…); the customer's flag may only echo it.
     stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).first()
     if stop is not None:
         return stop.reason, f"{stop.get_reason_display()} ({stop.created_at:%Y-%m-%d})", None
+    if channel in (customer.opted_out_channels or []):
+        return SuppressionReason.OPTED_OUT, f"The customer opted out of {channel}.", None
     if channel != Channel.EMAIL and not channels.valid_phone(address):
         return SuppressionReason.INVALID_ADDRESS, f"{address!r} is not a phone number in E.164 form.", None
     return "", "", None
