@@ -26,6 +26,7 @@ editor shows as a form error.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,6 +138,12 @@ def _variable_names(template: Template) -> tuple[set[str], set[str]]:
 
 def compile_template(source: str, *, html: bool = False) -> Template:
     """Compile ``source`` on the sandbox; TemplateProblem for a syntax error or an unknown variable."""
+    return _compiled(source, html)
+
+
+# Compiled templates are immutable once built: ten thousand messages reuse a handful of them.
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
     try:
         template = Template(source, engine=ENGINES[html])
     except TemplateSyntaxError as exc:

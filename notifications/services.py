@@ -68,10 +68,8 @@ def locale_candidates(customer, organization) -> list[str]:
 
 
 def org_default_locale(organization) -> str:
-    try:
-        return organization.messaging_settings.default_locale or "en"
-    except MessagingSettings.DoesNotExist:
-        return "en"
+    own = _settings(organization)
+    return (own.default_locale if own is not None else "") or "en"
 
 
 def choose_copy(*, organization, channel: str, kind: str, locales: list[str]):
@@ -261,10 +259,10 @@ def _header_safe(name: str) -> str:
 
 
 def _settings(organization):
-    try:
-        return organization.messaging_settings
-    except MessagingSettings.DoesNotExist:
-        return None
+    """The org's MessagingSettings or None, read once per organization object (a miss is remembered too)."""
+    if not hasattr(organization, "_tinko_messaging_settings"):
+        organization._tinko_messaging_settings = MessagingSettings.objects.filter(organization=organization).first()
+    return organization._tinko_messaging_settings
 
 
 def unsubscribe_url(notification) -> str:
