@@ -333,3 +333,69 @@ def webhook_resend(request, pk):
         webhooks.resend(delivery=delivery, user=request.user, request=request)
         messages.success(request, f"{delivery.message.event_type} ({delivery.message.msg_id}) is being sent again.")
     return redirect("console:webhook_detail", pk=delivery.endpoint_id)
+
+
+# --- Messaging settings ------------------------------------------------------------------------------------
+
+
+class MessagingSettingsForm(forms.Form):
+    default_locale = forms.CharField(max_length=35, initial="en", label="Default language",
+                                     help_text="For customers whose language is unknown, e.g. en, hi, es, es-MX.")
+    whatsapp_from = forms.CharField(max_length=16, required=False, label="WhatsApp sender",
+                                    help_text="Your WhatsApp-enabled Twilio number in E.164 form; empty: Tinko's.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for kind in MessageKind:
+            self.fields[f"sid_{kind.value}"] = forms.RegexField(
+                regex=r"^HX[0-9a-fA-F]{32}$", required=False, label=f"WhatsApp template: {kind.label}",
+                error_messages={"invalid": "A Twilio Content SID looks like HX followed by 32 hexadecimal characters."},
+                help_text="Approved Content template (variables 1: name, 2: amount, 3: pay link).",
+            )
+
+    def clean_default_locale(self):
+        import re
+
+        value = self.cleaned_data["default_locale"].strip()
+        if not re.fullmatch(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*", value):
+            raise forms.ValidationError("Enter a language code such as en, hi or es-MX.")
+        return value
+
+    def clean_whatsapp_from(self):
+        value = self.cleaned_data["whatsapp_from"].strip()
+        if value and not channels.valid_phone(value):
+            raise forms.ValidationError("Enter a phone number in E.164 form, e.g. +14155550123.")
+        return value
+
+
+@role_required(Role.VIEWER)
+def messaging_settings(request):
+    from notifications.models import MessagingSettings
+
+    organization = request.organization
+    current = MessagingSettings.objects.filter(organization=organization).first()
+    initial = {"default_locale": "en"}
+    if current is not None:
+        initial = {"default_locale": current.default_locale, "whatsapp_from": current.whatsapp_from,
+                   **{f"sid_{k}": v for k, v in (current.whatsapp_content_sids or {}).items()}}
+    form = MessagingSettingsForm(initial=initial)
+    status = 200
+    if request.method == "POST":
+        require_role(request, Role.ADMIN)
+        form = MessagingSettingsForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            sids = {k.value: data[f"sid_{k.value}"] for k in MessageKind if data[f"sid_{k.value}"]}
+            MessagingSettings.objects.update_or_create(organization=organization, defaults={
+                "default_locale": data["default_locale"], "whatsapp_from": data["whatsapp_from"],
+                "whatsapp_content_sids": sids, "updated_at": timezone.now(),
+            })
+            record_audit(organization=organization, action="messaging_settings.updated", request=request,
+                         data={"default_locale": data["default_locale"], "whatsapp_from": data["whatsapp_from"],
+                               "whatsapp_content_sids": sids})
+            messages.success(request, "Messaging settings saved.")
+            return redirect("console:notifications_settings")
+        status = 400
+    return render(request, "notifications/console/settings.html", {
+        "form": form, "can_edit": request.membership.has_role(Role.ADMIN),
+    }, status=status)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("templates/", console.templates, name="templates"),
     path("templates/<str:channel>/<str:kind>/<str:locale>/", console.template_edit, name="template_edit"),
     path("templates/<str:channel>/<str:kind>/<str:locale>/preview/", console.template_preview, name="template_preview"),
+    path("messaging/", console.messaging_settings, name="notifications_settings"),
     path("webhooks/", console.webhooks_page, name="webhooks"),
     path("webhooks/<int:pk>/", console.webhook_detail, name="webhook_detail"),
     path("webhooks/<int:pk>/test/", console.webhook_test, name="webhook_test"),

@@ -110,9 +110,8 @@ class Notification(models.Model):
     customer = models.ForeignKey(
         "payments.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications", db_index=False
     )
-    link = models.ForeignKey(
-        "recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
+    # Indexed: opening a pay link counts a click on the message that carried it.
+    link = models.ForeignKey("recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     public_id = models.CharField(max_length=20, unique=True, default=new_public_id, editable=False)
     channel = models.CharField(max_length=10, choices=MESSAGE_CHANNELS)
     kind = models.CharField(max_length=24, choices=MessageKind.choices, blank=True)

@@ -441,6 +441,12 @@ def count_engagement(notification: Notification, *, opened: bool = False, clicke
         Notification.objects.filter(pk=notification.pk, first_clicked_at__isnull=True).update(first_clicked_at=at)
 
 
+def count_link_click(link, *, at) -> None:
+    """The customer opened the pay link a message carried: a click for that message."""
+    Notification.objects.filter(link=link).update(clicks=F("clicks") + 1)
+    Notification.objects.filter(link=link, first_clicked_at__isnull=True).update(first_clicked_at=at)
+
+
 def notification_event(n: Notification, event_type: str) -> None:
     if n.is_test:
         return

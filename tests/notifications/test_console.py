@@ -142,3 +142,34 @@ def test_nav_links_to_the_pages(owner_client):
     page = owner_client.get(reverse("console:outbox")).content.decode()
     for name in ("console:outbox", "console:templates", "console:webhooks"):
         assert f'href="{reverse(name)}"' in page
+
+
+def test_admin_sets_the_default_language_and_whatsapp_templates(owner_client, org):
+    from notifications.models import MessagingSettings
+
+    url = reverse("console:notifications_settings")
+    data = {"default_locale": "es-MX", "whatsapp_from": "+15005550009",
+            "sid_first_notice": "HX0123456789abcdef0123456789abcdef"}
+    assert owner_client.post(url, data).status_code == 302
+    saved = MessagingSettings.objects.get(organization=org)
+    assert saved.default_locale == "es-MX"
+    assert saved.whatsapp_content_sids == {"first_notice": "HX0123456789abcdef0123456789abcdef"}
+    assert AuditEvent.objects.filter(action="messaging_settings.updated").exists()
+
+
+@pytest.mark.parametrize("field, value", [("whatsapp_from", "0155 123"), ("sid_reminder", "HXnope"), ("default_locale", "english!")])
+def test_bad_messaging_settings_are_form_errors(owner_client, field, value):
+    from notifications.models import MessagingSettings
+
+    data = {"default_locale": "en", field: value}
+    assert owner_client.post(reverse("console:notifications_settings"), data).status_code == 400
+    assert not MessagingSettings.objects.exists()
+
+
+def test_viewer_cannot_change_messaging_settings(viewer_client):
+    from notifications.models import MessagingSettings
+
+    page = viewer_client.get(reverse("console:notifications_settings")).content.decode()
+    assert "<form class=\"card\"" not in page
+    assert viewer_client.post(reverse("console:notifications_settings"), {"default_locale": "hi"}).status_code == 403
+    assert not MessagingSettings.objects.exists()
