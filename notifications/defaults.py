@@ -8,6 +8,7 @@ kind fits every decline. Merchants override any of them in the console.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from recovery.models import MessageKind
@@ -108,6 +109,11 @@ def _action_block(p) -> str:
 
 
 def default_copy(*, channel: str, kind: str, locale: str) -> Copy:
+    return _default_copy(channel, kind, locale)
+
+
+@functools.lru_cache(maxsize=256)
+def _default_copy(channel: str, kind: str, locale: str) -> Copy:
     """The shipped copy for ``channel``/``kind`` in ``locale`` (English when Tinko ships none for it)."""
     p = PHRASES.get(locale) or PHRASES["en"]
     if channel != "email":

@@ -76,17 +76,37 @@ def choose_copy(*, organization, channel: str, kind: str, locales: list[str]):
     """(copy, locale): the org's template for the first locale that has one, else the shipped default."""
     from notifications.defaults import PHRASES
 
-    templates = {
-        t.locale: t for t in MessageTemplate.objects.filter(
-            organization=organization, channel=channel, kind=kind, locale__in=locales
-        )
-    }
+    templates = {locale: t for (c, k, locale), t in org_templates(organization.pk).items() if c == channel and k == kind}
     for locale in locales:
         if locale in templates:
             return templates[locale], locale
         if locale in PHRASES:
             return default_copy(channel=channel, kind=kind, locale=locale), locale
     return default_copy(channel=channel, kind=kind, locale="en"), "en"
+
+
+# An organization's templates, per process, for a short while: every message needs them, edits are rare.
+# An edit clears this process's copy at once (signals below) and reaches other workers within TEMPLATE_TTL.
+TEMPLATE_TTL = 30.0
+_templates: dict[int, tuple[float, dict]] = {}
+
+
+def org_templates(organization_id: int) -> dict:
+    import time as time_module
+
+    cached = _templates.get(organization_id)
+    if cached is not None and time_module.monotonic() - cached[0] < TEMPLATE_TTL:
+        return cached[1]
+    found = {(t.channel, t.kind, t.locale): t for t in MessageTemplate.objects.filter(organization_id=organization_id)}
+    _templates[organization_id] = (time_module.monotonic(), found)
+    return found
+
+
+def forget_templates(sender=None, instance=None, **kwargs) -> None:
+    if instance is not None:
+        _templates.pop(instance.organization_id, None)
+    else:
+        _templates.clear()
 
 
 # --- Respect rules ---------------------------------------------------------------------------------------
@@ -126,7 +146,9 @@ def suppression_for(*, organization, customer, channel: str, address: str, now) 
     if not address:
         return SuppressionReason.NO_ADDRESS, f"The customer has no address for {channel}.", None
     # The address's own record first: it says why (STOP, bounce…); the customer's flag may only echo it.
-    stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).first()
+    stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).only(
+        "reason", "created_at"
+    ).first()
     if stop is not None:
         return stop.reason, f"{stop.get_reason_display()} ({stop.created_at:%Y-%m-%d})", None
     if channel in (customer.opted_out_channels or []):

@@ -93,17 +93,32 @@ def postmark_payload(name: str, public_id: str) -> dict:
     return json.loads((FIXTURES / "anymail" / name).read_text().replace("PUBLIC_ID", public_id))
 
 
+class Received(list):
+    """Messages the SMTP server got (bytes), the client address of each (``peers``) and the number of sessions."""
+
+    def __init__(self):
+        super().__init__()
+        self.peers: list = []
+        self.sessions = 0  # EHLOs: one per SMTP session
+
+
 @pytest.fixture
 def smtp_server():
     """A real SMTP server (aiosmtpd) on a free port; yields (host, port, received messages)."""
     from aiosmtpd.controller import Controller
 
-    received: list[bytes] = []
+    received = Received()
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
             received.append(envelope.content)
+            received.peers.append(session.peer)
             return "250 Message accepted for delivery"
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            received.sessions += 1
+            session.host_name = hostname
+            return responses
 
     import socket
 

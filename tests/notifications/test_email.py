@@ -99,3 +99,29 @@ def test_smtp_outage_keeps_the_message_queued_for_a_retry(api, settings, django_
     assert notification.status == "queued"
     assert notification.attempts == 1
     assert "ConnectionRefused" in notification.error
+
+
+def test_worker_reuses_its_smtp_session_and_reconnects_when_the_server_drops_it(api, smtp_backend, settings):
+    from notifications import channels, services
+
+    customers = [{"id": f"c{i}", "email": f"c{i}@example.com", "timezone": "UTC"} for i in range(3)]
+    ids = []
+    for customer in customers:
+        payment = ingest(api, customer=customer)
+        runner.run_attempt(due_message(payment).pk)
+        ids.append(Notification.objects.get(payment=payment).pk)
+    channels.drop_mail_connection()
+
+    services.deliver(ids[0])
+    services.deliver(ids[1])
+    assert len(smtp_backend) == 2
+    assert smtp_backend.sessions == 1  # one session for both
+
+    import socket
+
+    channels._local.connection.connection.sock.shutdown(socket.SHUT_RDWR)  # the session broke while idle
+    services.deliver(ids[2])
+    assert len(smtp_backend) == 3
+    assert smtp_backend.sessions == 2
+    assert Notification.objects.filter(pk__in=ids, status="sent").count() == 3
+    channels.drop_mail_connection()
