@@ -202,6 +202,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker-threads", type=int, default=8, help="rundramatiq --threads (default 8)")
     parser.add_argument("--count", type=int, default=MESSAGES, help=f"messages (default {MESSAGES:,})")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the engine's 10,000-retry worker benchmark run first for comparison")
     args = parser.parse_args(argv)
     common.configure()
     # aiosmtpd logs every SMTP command at INFO: 60,000 JSON lines would compete with the worker for the CPU.
@@ -211,6 +213,16 @@ def main(argv=None) -> int:
     print(f"-- rendering one recovery e-mail: median {render['median_ms']:.2f} ms, p95 {render['p95_ms']:.2f} ms", flush=True)
     print(f"-- {args.count:,} e-mails through one rundramatiq --processes 2 --threads {args.worker_threads} to local SMTP",
           flush=True)
+    baseline = None
+    if not args.no_baseline:
+        # The same machine, minutes apart: the engine's own worker benchmark (10,000 automatic
+        # retries, same worker shape) tells how busy the machine is while this runs.
+        from tests.bench import workers
+
+        print("-- baseline: the engine's 10,000 automatic retries through the same worker", flush=True)
+        common.reset_data()
+        baseline = workers.run(merchant.organization, threads=args.worker_threads)["elapsed"]
+        common.reset_data()
     result = run(merchant.organization, threads=args.worker_threads, count=args.count)
     passed = result["elapsed"] <= TARGET_SECONDS
     print(f"\n  {result['due']:,} e-mails rendered and delivered in {result['elapsed']:.1f} s "
@@ -219,6 +231,9 @@ def main(argv=None) -> int:
           f"{'PASS' if passed else 'FAIL'}")
     print(f"  SMTP server received {result['received']:,} ({result['with_link']:,} with a pay link); "
           f"render time per message: median {render['median_ms']:.2f} ms, mean {render['mean_ms']:.2f} ms")
+    if baseline:
+        print(f"  baseline (10,000 automatic retries, same worker, same run): {baseline:.1f} s; "
+              f"e-mails took {result['elapsed'] / baseline:.2f}× the engine's retry time")
     print("  worker peak RSS (MB): " + ", ".join(f"{v:.1f}" for v in result["rss"].values()))
     return 0 if passed else 1
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from payments.models import Payment
 from recovery import dispatch
 from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
-from tests.recovery.conftest import Api, api, other_api, report  # noqa: F401  (fixtures)
+from tests.recovery.conftest import api, other_api, report  # noqa: F401  (fixtures)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TWILIO_SID = "AC00000000000000000000000000000000"

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import webhooks
-from notifications.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from notifications.models import WebhookDelivery, WebhookMessage
 from recovery import runner
 from tests.notifications.conftest import due_message, ingest
 from tests.recovery.conftest import report
