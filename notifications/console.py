@@ -217,7 +217,7 @@ def _preview(organization, form, channel, locale):
                            html=data.get("html", ""), button_label=data.get("button_label", ""))
     try:
         return rendering.render_message(copy=copy, channel=channel, context=services.sample_context(organization, locale=locale),
-                                        unsubscribe_url="#unsubscribe" if channel == Channel.EMAIL else "")
+                                        unsubscribe_url="#unsubscribe" if channel == Channel.EMAIL else "", locale=locale)
     except rendering.TemplateProblem as exc:
         return {"error": str(exc)}
 

@@ -38,6 +38,7 @@ PHRASES = {
         },
         "sms": "{{ merchant_name }}: your payment of {{ amount }} did not go through. Pay securely: {{ pay_url }}",
         "sms_auth": "{{ merchant_name }}: please confirm your payment of {{ amount }} with your bank: {{ pay_url }}",
+        "unsubscribe": "Unsubscribe from these e-mails",
     },
     "hi": {
         "hello": "{% if customer_name %}नमस्ते {{ customer_name }},{% else %}नमस्ते,{% endif %}",
@@ -63,6 +64,7 @@ PHRASES = {
         },
         "sms": "{{ merchant_name }}: आपका {{ amount }} का भुगतान नहीं हो सका। सुरक्षित भुगतान करें: {{ pay_url }}",
         "sms_auth": "{{ merchant_name }}: कृपया {{ amount }} के भुगतान की अपने बैंक से पुष्टि करें: {{ pay_url }}",
+        "unsubscribe": "इन ई-मेल की सदस्यता समाप्त करें",
     },
     "es": {
         "hello": "{% if customer_name %}Hola, {{ customer_name }}:{% else %}Hola:{% endif %}",
@@ -88,6 +90,7 @@ PHRASES = {
         },
         "sms": "{{ merchant_name }}: tu pago de {{ amount }} no se completó. Paga de forma segura: {{ pay_url }}",
         "sms_auth": "{{ merchant_name }}: confirma tu pago de {{ amount }} con tu banco: {{ pay_url }}",
+        "unsubscribe": "Darse de baja de estos correos",
     },
 }
 
@@ -139,3 +142,8 @@ def _default_copy(channel: str, kind: str, locale: str) -> Copy:
         f'<p class="muted">{p["expires"]}</p>\n<p class="muted">{p["help"]}</p>\n'
     )
     return Copy(subject=p["subject"][kind], text=text, html=html, button_label=button)
+
+
+def unsubscribe_label(locale: str) -> str:
+    return (PHRASES.get(locale) or PHRASES.get((locale or "").split("-")[0].lower()) or PHRASES["en"])["unsubscribe"]
+

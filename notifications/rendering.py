@@ -224,24 +224,27 @@ class Rendered:
     encoding: str = ""
 
 
-def render_message(*, copy, channel: str, context: dict, unsubscribe_url: str = "", open_pixel_url: str = "") -> Rendered:
+def render_message(*, copy, channel: str, context: dict, unsubscribe_url: str = "", open_pixel_url: str = "",
+                   locale: str = "en") -> Rendered:
     """Render a template (or shipped default) to what is sent. TemplateProblem on a bad template."""
     text = render_source(copy.text, context).strip() + ("\n" if channel == "email" else "")
     if channel != "email":
         count, encoding = sms_segments(text)
         return Rendered(subject="", text=text, html="", segments=count, encoding=encoding)
     subject = " ".join(render_source(copy.subject, context).split())
-    from notifications.defaults import default_copy
+    from notifications.defaults import default_copy, unsubscribe_label
 
     html_source = copy.html or default_copy(channel="email", kind="first_notice", locale="en").html
     content = render_source(html_source, context, html=True)
     button = " ".join(render_source(copy.button_label or "", context).split()) or context["pay_url"]
+    label = unsubscribe_label(locale)
     if unsubscribe_url:
-        text += f"\n--\nUnsubscribe: {unsubscribe_url}\n"
+        text += f"\n--\n{label}: {unsubscribe_url}\n"
     layout = render_to_string("notifications/email/layout.html", {
         **context,
         "subject": subject, "content": content, "button_label": button,
-        "unsubscribe_url": unsubscribe_url, "open_pixel_url": open_pixel_url,
+        "unsubscribe_url": unsubscribe_url, "unsubscribe_label": label, "open_pixel_url": open_pixel_url,
+        "lang": (locale or "en").split("-")[0],
     })
     return Rendered(subject=subject, text=text, html=inline_css(layout))
 

@@ -250,13 +250,14 @@ def compose(*, organization, channel, kind, customer, payment, pay_url, expires_
     pixel = settings.SITE_URL + reverse("notifications:open", args=[notification.public_id]) if channel == Channel.EMAIL else ""
     try:
         rendered = rendering.render_message(copy=copy, channel=channel, context=context, unsubscribe_url=unsubscribe,
-                                            open_pixel_url=pixel)
+                                            open_pixel_url=pixel, locale=locale)
     except rendering.TemplateProblem as exc:
         # Saved templates are checked in the editor; a template broken since (a variable
         # removed) must not stop the recovery: the shipped copy goes out instead.
         logger.warning("Template %s/%s/%s unusable, sending the default: %s", channel, kind, locale, exc)
         rendered = rendering.render_message(copy=default_copy(channel=channel, kind=kind, locale="en"), channel=channel,
-                                            context=context, unsubscribe_url=unsubscribe, open_pixel_url=pixel)
+                                            context=context, unsubscribe_url=unsubscribe, open_pixel_url=pixel,
+                                            locale=locale)
     notification.subject = rendered.subject[:300]
     notification.text_encrypted = crypto.encrypt(rendered.text)
     notification.html_encrypted = crypto.encrypt(rendered.html) if rendered.html else ""
@@ -309,7 +310,7 @@ def send_test(*, organization, channel: str, kind: str, locale: str, recipient: 
         organization=organization, channel=channel, kind=kind, locale=locale, recipient=recipient,
         sender=sender_for(organization, channel), is_test=True, created_at=now, updated_at=now,
     )
-    rendered = rendering.render_message(copy=copy, channel=channel, context=context)
+    rendered = rendering.render_message(copy=copy, channel=channel, context=context, locale=locale)
     notification.subject = rendered.subject[:300]
     notification.text_encrypted = crypto.encrypt(rendered.text)
     notification.html_encrypted = crypto.encrypt(rendered.html) if rendered.html else ""

@@ -53,6 +53,8 @@ def test_customer_locale_picks_the_language_and_amount_format(api):
     assert notification.subject.startswith("Tu pago a Acme")
     text = services.crypto.decrypt(notification.text_encrypted)
     assert "Hola, Ana:" in text and "49,99" in text and "actualiza los datos de tu tarjeta" in text
+    assert "Darse de baja de estos correos: http://testserver/m/unsubscribe/" in text
+    assert '<html lang="es">' in services.crypto.decrypt(notification.html_encrypted)
 
 
 def test_unknown_customer_locale_falls_back_to_the_orgs(api, org):
