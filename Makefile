@@ -92,3 +92,13 @@ bench-pages: $(VENV)/.installed-runtime
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
 	TINKO_DOTENV= \
 	$(PY) -m tests.bench.pages $(BENCH_ARGS)
+
+# The notifications benchmark (tests/bench/notifications.py): 10,000 e-mails to a local SMTP server.
+.PHONY: bench-notifications
+bench-notifications: $(VENV)/.installed-dev
+	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.notifications $(BENCH_ARGS)
+

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import CheckoutResult, ProviderUnavailable, checkout_provider
+from notifications.services import count_link_click
 from paypages import presentation
 from paypages.security import logo_origin, note_miss, pay_page
 from recovery.models import LinkStatus, RecoveryAttempt, RecoveryLink
@@ -110,6 +111,7 @@ def count_open(link, *, now) -> None:
             first_opened_at=Coalesce(F("first_opened_at"), Value(now)), last_opened_at=now,
         ):
             link.status = LinkStatus.OPENED
+            count_link_click(link, at=now)
 
 
 @pay_page

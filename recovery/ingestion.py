@@ -320,6 +320,10 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
     stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
     sql.update_rows(Payment, stored, PAYMENT_UPDATE_FIELDS)
+    if created_refs:
+        from notifications.webhooks import payments_event
+
+        payments_event(organization.pk, [payments[ref] for ref in sorted(created_refs)], "payment.recovery_started")
     for result in results:
         if result is not None and not result.duplicate:
             result.next_attempt = planned.get(result.payment.reference)

@@ -22,13 +22,12 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
-from recovery import messaging
 from recovery.classifier import classify
 from recovery.dispatch import lease
 from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
 from recovery.reports import failure_codes
-from recovery.services import create_link, mark_recovered, revoke_live_links
+from recovery.services import mark_recovered
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +156,13 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         if result is None:
             _replan(payment, now)
             return "skipped"
+        from notifications.webhooks import payment_event
+
+        if result is not None and attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+            payment_event(payment, f"attempt.{attempt.status}", attempt={
+                "sequence": attempt.sequence, "amount": attempt.amount, "currency": attempt.currency,
+                "outcome": attempt.outcome, "code": result.decline_code or result.code or None,
+            })
         if result.status == "succeeded":
             mark_recovered(
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
@@ -210,22 +216,26 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     event = event or FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
     if event is None:
         return
+    previous = payment.status
     plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
     payment.updated_at = now
     payment.save(update_fields=["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    if payment.status == PaymentStatus.EXHAUSTED and previous != PaymentStatus.EXHAUSTED:
+        from notifications.webhooks import payment_event
+
+        payment_event(payment, "payment.exhausted")
 
 
 def _notify(payment, attempt, now) -> str:
-    customer = payment.customer
-    reachable = messaging.reachable_channels(policy=payment.policy, customer=customer) if payment.policy else []
-    if attempt.channel not in reachable:
-        _finish(attempt, AttemptStatus.SKIPPED, f"The customer can no longer be reached by {attempt.channel}.", now)
-        _replan(payment, now)
-        return "skipped"
-    link, token = create_link(payment=payment, now=now)
-    revoke_live_links(payment=payment, now=now, keep=link)
-    attempt.link = link
-    outcome = messaging.send(attempt=attempt, payment=payment, customer=customer, token=token, expires_at=link.expires_at)
-    _finish(attempt, AttemptStatus.SUCCEEDED, outcome, now)
+    from notifications.services import send_for_attempt
+
+    result = send_for_attempt(payment=payment, attempt=attempt, now=now)
+    if result.retry_at is not None:
+        # Quiet hours or the 24-hour cap: the same message goes out when they allow.
+        RecoveryAttempt.objects.filter(pk=attempt.pk).update(
+            status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None, outcome=result.outcome
+        )
+        return "deferred"
+    _finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome, now)
     _replan(payment, now)
-    return "sent"
+    return "sent" if result.sent else "skipped"

@@ -216,6 +216,9 @@ def mark_recovered(
     if link is not None:
         RecoveryLink.objects.filter(pk=link.pk).update(status=LinkStatus.COMPLETED, completed_at=now)
     _end_pending(payment=payment, now=now, attempt=attempt, link=link)
+    from notifications.webhooks import payment_event
+
+    payment_event(payment, "payment.recovered", attempt=attempt.sequence if attempt else None)
     record_audit(
         organization=payment.organization, action="payment.recovered", target=payment,
         data={
@@ -255,6 +258,9 @@ def open_link(token: str, *, now=None) -> RecoveryLink | None:
         link.first_opened_at = link.first_opened_at or now
         link.last_opened_at = now
         link.save(update_fields=["status", "open_count", "first_opened_at", "last_opened_at"])
+        from notifications.services import count_link_click
+
+        count_link_click(link, at=now)
         return link
 
 
@@ -321,6 +327,11 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
                 status=PaymentStatus.EXHAUSTED, status_reason="The recovery window ended without payment.",
                 updated_at=now,
             )
+            from notifications.webhooks import payments_event
+
+            for payment in payments:
+                payment.status, payment.status_reason = PaymentStatus.EXHAUSTED, "The recovery window ended without payment."
+                payments_event(payment.organization_id, [payment], "payment.exhausted")
         total += len(ids)
         if len(ids) < batch_size:
             return total

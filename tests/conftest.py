@@ -24,8 +24,11 @@ def _clear_cache():
     # rule table, and a rule cached from before would point at a deleted row.
     from recovery.classifier import invalidate_rules
 
+    from notifications.services import forget_templates
+
     cache.clear()
     invalidate_rules()
+    forget_templates()
     yield
     cache.clear()
 

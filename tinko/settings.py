@@ -536,3 +536,22 @@ TINKO_RAZORPAY_API_BASE = env.str("TINKO_RAZORPAY_API_BASE", default="https://ap
 TINKO_PSP_TIMEOUT = _int("TINKO_PSP_TIMEOUT", 20, minimum=1)
 # Seconds between reconciliation passes' looks at the same payment.
 TINKO_RECONCILE_EVERY = _int("TINKO_RECONCILE_EVERY", 6 * 3600, minimum=60)
+# --- Notifications to customers and webhooks to merchants (notifications/) ----------------------------
+# Capture SMS/WhatsApp in the console's Outbox instead of sending (local mode); e-mail goes to EMAIL_BACKEND.
+NOTIFICATIONS_CAPTURE = _bool("NOTIFICATIONS_CAPTURE", DEBUG)
+# The address recovery e-mails come from; the merchant's name is the display name.
+NOTIFICATIONS_FROM_EMAIL = env.str(
+    "NOTIFICATIONS_FROM_EMAIL", default=DEFAULT_FROM_EMAIL.rpartition("<")[2].rstrip(">").strip() or "no-reply@tinko.localhost"
+)
+TWILIO_ACCOUNT_SID = _secret("TWILIO_ACCOUNT_SID", default="") or ""
+TWILIO_AUTH_TOKEN = _secret("TWILIO_AUTH_TOKEN", default="") or ""
+TWILIO_SMS_FROM = env.str("TWILIO_SMS_FROM", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+TWILIO_WHATSAPP_FROM = env.str("TWILIO_WHATSAPP_FROM", default="")
+import re as _re  # noqa: E402
+
+for _name in ("TWILIO_SMS_FROM", "TWILIO_WHATSAPP_FROM"):
+    if globals()[_name] and not _re.match(r"^\+[1-9]\d{6,14}$", globals()[_name]):
+        raise ImproperlyConfigured(f"{_name} must be a phone number in E.164 form, e.g. +14155550123")
+# Merchant webhook URLs on private/loopback addresses or plain http: allowed only in local mode.
+TINKO_WEBHOOKS_ALLOW_PRIVATE = _bool("TINKO_WEBHOOKS_ALLOW_PRIVATE", DEBUG)

@@ -19,4 +19,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("pay/", include("paypages.urls")),
     path("webhooks/", include("payments.urls")),
+    path("", include("notifications.urls")),
 ]

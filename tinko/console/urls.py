@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("recovery.console_urls")),
     path("", include("onboarding.urls")),
     path("providers/", include("payments.provider_console")),
+    path("", include("notifications.console_urls")),
 ]

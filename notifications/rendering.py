@@ -1,0 +1,275 @@
+"""Rendering merchants' templates safely, and counting SMS segments.
+
+Templates use Django's template language on a sandboxed engine: only the tags
+listed in :data:`ALLOWED_TAGS` (no ``load``, ``include``, ``url``, ``debug``…)
+and the default filters. The context is fixed and holds plain strings only, so
+a template can reach nothing else. These variables exist (documented in the
+editor too):
+
+=================  ==============================================================
+``customer_name``  the customer's first name ("" when unknown)
+``merchant_name``  the organization's display name
+``amount``         the amount due, formatted for the locale and currency ("₹1,499.00")
+``pay_url``        the customer's pay link
+``expires_at``     when the link stops working, in the customer's time zone and language
+``support_email``  the organization's support address ("" when not set)
+``card_brand``     the card's brand ("visa"; "" when unknown)
+``card_last4``     the card's last four digits ("" when unknown)
+``action``         what the customer must do: ``update_card``, ``authenticate`` or ``pay_now``
+``brand_color``    the organization's accent colour ("#4f46e5")
+``logo_url``       the organization's logo URL ("" when not set)
+=================  ==============================================================
+
+An unknown variable or a syntax error is a :class:`TemplateProblem`, which the
+editor shows as a form error.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.template import Context, Engine, Library, TemplateSyntaxError
+from django.template import defaultfilters, defaulttags
+from django.template.base import FilterExpression, Template
+from django.template.loader import render_to_string
+
+from recovery.models import Category
+
+CONTEXT_VARIABLES = {
+    "customer_name": "the customer's first name (empty when unknown)",
+    "merchant_name": "your organization's display name",
+    "amount": "the amount due, formatted for the language and currency",
+    "pay_url": "the customer's pay link",
+    "expires_at": "when the link stops working, in the customer's time zone",
+    "support_email": "your support e-mail address (empty when not set)",
+    "card_brand": "the card's brand (empty when unknown)",
+    "card_last4": "the card's last four digits (empty when unknown)",
+    "action": "update_card, authenticate or pay_now, from the decline",
+    "brand_color": "your accent colour",
+    "logo_url": "your logo's URL (empty when not set)",
+}
+
+ALLOWED_TAGS = ("if", "for", "with", "firstof", "spaceless", "comment", "verbatim", "autoescape", "filter",
+                "templatetag", "now", "cycle", "ifchanged")
+
+# What the decline asks of the customer.
+ACTIONS = {
+    Category.AUTHENTICATION_REQUIRED: "authenticate",
+    Category.EXPIRED_CARD: "update_card",
+    Category.INVALID_CARD: "update_card",
+    Category.CARD_DECLINED: "update_card",
+    Category.DO_NOT_RETRY: "update_card",
+    Category.FRAUD_OR_STOLEN: "update_card",
+}
+
+
+def action_for(category: str) -> str:
+    return ACTIONS.get(category, "pay_now")
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be used: the message says why, in words for the merchant."""
+
+
+def _sandbox_library() -> Library:
+    library = Library()
+    for name in ALLOWED_TAGS:
+        library.tags[name] = defaulttags.register.tags[name]
+    library.filters.update(defaultfilters.register.filters)
+    return library
+
+
+def _engine(autoescape: bool) -> Engine:
+    engine = Engine(autoescape=autoescape, libraries={})
+    # Engine() always adds Django's default tag libraries; replace them by the sandbox's.
+    engine.template_builtins = [_sandbox_library()]
+    return engine
+
+
+ENGINES = {True: _engine(True), False: _engine(False)}
+
+
+def _expressions(obj, seen, out, defined):
+    """Every FilterExpression reachable from a compiled node (conditions, arguments, loops)."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, FilterExpression):
+        out.append(obj)
+        for _, args in obj.filters:
+            for is_var, arg in args:
+                if is_var:
+                    out.append(arg)  # a Variable
+        return
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            _expressions(item, seen, out, defined)
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(key, str):
+                defined.add(key)
+            _expressions(value, seen, out, defined)
+        return
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("django.template"):
+        loopvars = getattr(obj, "loopvars", None)
+        if loopvars:
+            defined.update(loopvars)
+        for value in vars(obj).values():
+            _expressions(value, seen, out, defined)
+
+
+def _variable_names(template: Template) -> tuple[set[str], set[str]]:
+    found: list = []
+    defined: set[str] = {"forloop", "True", "False", "None"}
+    _expressions(template.nodelist, set(), found, defined)
+    names = set()
+    for expr in found:
+        var = expr.var if isinstance(expr, FilterExpression) else expr
+        lookups = getattr(var, "lookups", None)
+        if lookups:
+            names.add(lookups[0])
+    return names, defined
+
+
+def compile_template(source: str, *, html: bool = False) -> Template:
+    """Compile ``source`` on the sandbox; TemplateProblem for a syntax error or an unknown variable."""
+    return _compiled(source, html)
+
+
+# Compiled templates are immutable once built: ten thousand messages reuse a handful of them.
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    try:
+        template = Template(source, engine=ENGINES[html])
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"Template error: {exc}") from None
+    names, defined = _variable_names(template)
+    unknown = sorted(names - set(CONTEXT_VARIABLES) - defined)
+    if unknown:
+        raise TemplateProblem(
+            "Unknown variable" + ("s" if len(unknown) > 1 else "") + ": " + ", ".join(unknown)
+            + ". Available: " + ", ".join(CONTEXT_VARIABLES) + "."
+        )
+    return template
+
+
+def render_source(source: str, context: dict, *, html: bool = False) -> str:
+    if not source:
+        return ""
+    return compile_template(source, html=html).render(Context(context, autoescape=html))
+
+
+# --- Context ---------------------------------------------------------------------------------------
+
+
+def babel_locale(locale: str) -> str:
+    return (locale or "en").replace("-", "_")
+
+
+def format_expiry(when: datetime | None, *, tz: ZoneInfo, locale: str) -> str:
+    if when is None:
+        return ""
+    from babel.dates import format_datetime
+
+    try:
+        return format_datetime(when.astimezone(tz), "medium", locale=babel_locale(locale))
+    except Exception:  # an unknown locale code: English rather than no message
+        return format_datetime(when.astimezone(tz), "medium", locale="en")
+
+
+def format_money(amount: int, currency: str, locale: str) -> str:
+    from tinko.currencies import format_amount
+
+    try:
+        return format_amount(amount, currency, babel_locale(locale))
+    except Exception:
+        return format_amount(amount, currency, "en")
+
+
+def build_context(*, organization, customer=None, payment=None, amount=None, currency=None, pay_url: str,
+                  expires_at=None, locale: str, category: str = "") -> dict:
+    """The fixed context of a message: plain strings only."""
+    tz_name = (customer.timezone if customer is not None and customer.timezone else "") or organization.timezone
+    name = customer.name.split()[0] if customer is not None and customer.name.strip() else ""
+    return {
+        "customer_name": name,
+        "merchant_name": organization.brand_name,
+        "amount": format_money(amount if amount is not None else payment.amount,
+                               currency or payment.currency, locale),
+        "pay_url": pay_url,
+        "expires_at": format_expiry(expires_at, tz=ZoneInfo(tz_name), locale=locale),
+        "support_email": organization.support_email or "",
+        "card_brand": (payment.card_brand if payment is not None else "") or "",
+        "card_last4": (payment.card_last4 if payment is not None else "") or "",
+        "action": action_for(category or (payment.category if payment is not None else "")),
+        "brand_color": organization.accent_color or "#4f46e5",
+        "logo_url": organization.logo_url or "",
+    }
+
+
+# --- Rendering a whole message --------------------------------------------------------------------
+
+
+@dataclass
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    segments: int | None = None
+    encoding: str = ""
+
+
+def render_message(*, copy, channel: str, context: dict, unsubscribe_url: str = "", open_pixel_url: str = "",
+                   locale: str = "en") -> Rendered:
+    """Render a template (or shipped default) to what is sent. TemplateProblem on a bad template."""
+    text = render_source(copy.text, context).strip() + ("\n" if channel == "email" else "")
+    if channel != "email":
+        count, encoding = sms_segments(text)
+        return Rendered(subject="", text=text, html="", segments=count, encoding=encoding)
+    subject = " ".join(render_source(copy.subject, context).split())
+    from notifications.defaults import default_copy, unsubscribe_label
+
+    html_source = copy.html or default_copy(channel="email", kind="first_notice", locale="en").html
+    content = render_source(html_source, context, html=True)
+    button = " ".join(render_source(copy.button_label or "", context).split()) or context["pay_url"]
+    label = unsubscribe_label(locale)
+    if unsubscribe_url:
+        text += f"\n--\n{label}: {unsubscribe_url}\n"
+    layout = render_to_string("notifications/email/layout.html", {
+        **context,
+        "subject": subject, "content": content, "button_label": button,
+        "unsubscribe_url": unsubscribe_url, "unsubscribe_label": label, "open_pixel_url": open_pixel_url,
+        "lang": (locale or "en").split("-")[0],
+    })
+    return Rendered(subject=subject, text=text, html=inline_css(layout))
+
+
+def inline_css(html: str) -> str:
+    """Move the layout's <style> rules onto the elements: many mail clients drop <style>."""
+    import css_inline
+
+    return css_inline.inline(html)
+
+
+# --- SMS segments ---------------------------------------------------------------------------------
+
+# GSM 03.38 basic character set, and the extension table (each of those costs two septets).
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> tuple[int, str]:
+    """(segments, encoding): GSM-7 fits 160 septets (153 per part when split), UCS-2 70 (67 per part)."""
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text):
+        septets = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        return (1 if septets <= 160 else math.ceil(septets / 153)), "GSM-7"
+    units = len(text.encode("utf-16-le")) // 2
+    return (1 if units <= 70 else math.ceil(units / 67)), "UCS-2"

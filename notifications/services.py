@@ -1,0 +1,534 @@
+"""Sending messages to customers: choose the copy, respect the customer, record everything.
+
+The recovery runner calls :func:`send_for_attempt` inside its transaction (the
+payment row is locked). It either records a ``queued`` Notification (sent by a
+worker after commit, :func:`deliver`) or a ``suppressed`` one with the reason;
+nothing is dropped silently. Quiet hours and the 24-hour cap defer the attempt
+(``retry_at``); opt-outs, STOP, bounces and complaints end it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications import channels, rendering
+from notifications.defaults import default_copy
+from notifications.models import (
+    MessageTemplate,
+    MessagingSettings,
+    Notification,
+    NotificationStatus,
+    Suppression,
+    SuppressionReason,
+)
+from payments.models import Channel
+from recovery.messaging import pay_url
+from recovery.models import MessageKind
+from tinko import crypto
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUIET_START, DEFAULT_QUIET_END = time(21, 0), time(8, 0)
+CAP_WINDOW = timedelta(hours=24)
+MAX_ATTEMPTS = 6
+UNSUBSCRIBE_SALT = "tinko.notifications.unsubscribe"
+COUNTED = [NotificationStatus.QUEUED, NotificationStatus.SENT, NotificationStatus.DELIVERED]
+
+
+@dataclass
+class SendResult:
+    sent: bool
+    outcome: str
+    notification: Notification | None = None
+    retry_at: datetime | None = None
+
+
+# --- Choosing the copy ---------------------------------------------------------------------------------
+
+
+def locale_candidates(customer, organization) -> list[str]:
+    """The customer's locale (exact, then its language), then the organization's default language."""
+    found: list[str] = []
+    for raw in ((customer.locale if customer is not None else "") or "", org_default_locale(organization)):
+        raw = raw.strip().replace("_", "-")
+        for candidate in (raw, raw.split("-")[0].lower()):
+            if candidate and candidate not in found:
+                found.append(candidate)
+    return found or ["en"]
+
+
+def org_default_locale(organization) -> str:
+    own = _settings(organization)
+    return (own.default_locale if own is not None else "") or "en"
+
+
+def choose_copy(*, organization, channel: str, kind: str, locales: list[str]):
+    """(copy, locale): the org's template for the first locale that has one, else the shipped default."""
+    from notifications.defaults import PHRASES
+
+    templates = {locale: t for (c, k, locale), t in org_templates(organization.pk).items() if c == channel and k == kind}
+    for locale in locales:
+        if locale in templates:
+            return templates[locale], locale
+        if locale in PHRASES:
+            return default_copy(channel=channel, kind=kind, locale=locale), locale
+    return default_copy(channel=channel, kind=kind, locale="en"), "en"
+
+
+# An organization's templates, per process, for a short while: every message needs them, edits are rare.
+# An edit clears this process's copy at once (signals below) and reaches other workers within TEMPLATE_TTL.
+TEMPLATE_TTL = 30.0
+_templates: dict[int, tuple[float, dict]] = {}
+
+
+def org_templates(organization_id: int) -> dict:
+    import time as time_module
+
+    cached = _templates.get(organization_id)
+    if cached is not None and time_module.monotonic() - cached[0] < TEMPLATE_TTL:
+        return cached[1]
+    found = {(t.channel, t.kind, t.locale): t for t in MessageTemplate.objects.filter(organization_id=organization_id)}
+    _templates[organization_id] = (time_module.monotonic(), found)
+    return found
+
+
+def forget_templates(sender=None, instance=None, **kwargs) -> None:
+    if instance is not None:
+        _templates.pop(instance.organization_id, None)
+    else:
+        _templates.clear()
+
+
+# --- Respect rules ---------------------------------------------------------------------------------------
+
+
+def quiet_hours_end(now: datetime, *, policy, tz: ZoneInfo) -> datetime | None:
+    """The end of the quiet hours ``now`` falls in (customer's zone), or None outside them."""
+    start = policy.quiet_hours_start if policy is not None else DEFAULT_QUIET_START
+    end = policy.quiet_hours_end if policy is not None else DEFAULT_QUIET_END
+    if start is None or end is None or start == end:
+        return None
+    local = now.astimezone(tz)
+    t = local.time()
+    if start < end:
+        if not start <= t < end:
+            return None
+        return datetime.combine(local.date(), end, tzinfo=tz)
+    if t >= start:
+        return datetime.combine(local.date() + timedelta(days=1), end, tzinfo=tz)
+    if t < end:
+        return datetime.combine(local.date(), end, tzinfo=tz)
+    return None
+
+
+def customer_zone(customer, organization) -> ZoneInfo:
+    return ZoneInfo((customer.timezone if customer is not None and customer.timezone else "") or organization.timezone)
+
+
+def address_for(customer, channel: str) -> str:
+    if customer is None:
+        return ""
+    return customer.email if channel == Channel.EMAIL else customer.phone
+
+
+def suppression_for(*, organization, customer, channel: str, address: str, now) -> tuple[str, str, datetime | None]:
+    """(reason, detail, retry_at) when a message must not go out now; ("", "", None) when it may."""
+    if not address:
+        return SuppressionReason.NO_ADDRESS, f"The customer has no address for {channel}.", None
+    # The address's own record first: it says why (STOP, bounce…); the customer's flag may only echo it.
+    stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).only(
+        "reason", "created_at"
+    ).first()
+    if stop is not None:
+        return stop.reason, f"{stop.get_reason_display()} ({stop.created_at:%Y-%m-%d})", None
+    if channel in (customer.opted_out_channels or []):
+        return SuppressionReason.OPTED_OUT, f"The customer opted out of {channel}.", None
+    if channel != Channel.EMAIL and not channels.valid_phone(address):
+        return SuppressionReason.INVALID_ADDRESS, f"{address!r} is not a phone number in E.164 form.", None
+    return "", "", None
+
+
+def cap_until(*, organization, customer, now) -> datetime | None:
+    """When the 24-hour cap lifts for this customer, or None if a message may go now."""
+    last = (
+        Notification.objects.filter(
+            organization=organization, customer=customer, is_test=False, status__in=COUNTED,
+            created_at__gt=now - CAP_WINDOW,
+        ).order_by("-created_at").values_list("created_at", flat=True).first()
+    )
+    return last + CAP_WINDOW if last is not None else None
+
+
+# --- Sending for the recovery engine ---------------------------------------------------------------------
+
+
+def send_for_attempt(*, payment, attempt, now) -> SendResult:
+    """Record the attempt's message (queued, or suppressed with the reason). The caller holds the payment's lock.
+
+    Creates the pay link only for a message that goes out. Must not move money.
+    """
+    from recovery.services import create_link, revoke_live_links
+
+    organization = payment.organization
+    customer = payment.customer
+    channel = attempt.channel
+    kind = attempt.message_kind or MessageKind.FIRST_NOTICE
+    address = address_for(customer, channel)
+    common = dict(organization=organization, payment=payment, attempt=attempt, customer=customer, channel=channel,
+                  kind=kind, recipient=address, created_at=now, updated_at=now)
+
+    if customer is None:
+        Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED, reason=SuppressionReason.NO_ADDRESS,
+                                    error="The payment has no customer.")
+        return SendResult(False, f"The customer can no longer be reached by {channel}.")
+    reason, detail, _ = suppression_for(organization=organization, customer=customer, channel=channel,
+                                        address=address, now=now)
+    if not reason and channel not in channels.enabled_channels():
+        reason, detail = SuppressionReason.NO_ADDRESS, f"{channel} is not configured in this deployment."
+    if reason:
+        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED, reason=reason, error=detail[:500])
+        return SendResult(False, f"The customer can no longer be reached by {channel}: {detail}", n)
+
+    tz = customer_zone(customer, organization)
+    quiet_end = quiet_hours_end(now, policy=payment.policy, tz=tz)
+    if quiet_end is not None:
+        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED,
+                                        reason=SuppressionReason.QUIET_HOURS,
+                                        error=f"Quiet hours in {tz.key} until {quiet_end:%H:%M}.")
+        return SendResult(False, f"Deferred: quiet hours in {tz.key}.", n, retry_at=quiet_end)
+    capped = cap_until(organization=organization, customer=customer, now=now)
+    if capped is not None:
+        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED,
+                                        reason=SuppressionReason.FREQUENCY_CAP,
+                                        error=f"The customer had a message in the last 24 hours; next at {capped:%Y-%m-%d %H:%M} UTC.")
+        return SendResult(False, "Deferred: at most one message per customer in 24 hours.", n, retry_at=capped)
+
+    link, token = create_link(payment=payment, now=now)
+    revoke_live_links(payment=payment, now=now, keep=link)
+    attempt.link = link
+    n = compose(
+        organization=organization, channel=channel, kind=kind, customer=customer, payment=payment,
+        pay_url=pay_url(token), expires_at=link.expires_at, recipient=address, now=now,
+        extra={"attempt": attempt, "link": link},
+    )
+    what = {Channel.EMAIL: "E-mail", Channel.SMS: "SMS", Channel.WHATSAPP: "WhatsApp message"}[channel]
+    return SendResult(True, f"{what} ({n.get_kind_display().lower()}, {n.locale}) queued to {mask(address)}.", n)
+
+
+def mask(address: str) -> str:
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return f"…{address[-4:]}" if address else ""
+
+
+def compose(*, organization, channel, kind, customer, payment, pay_url, expires_at, recipient, now,
+            category: str = "", amount=None, currency=None, is_test=False, extra=None) -> Notification:
+    """Render the message and store it ``queued``; a worker sends it after commit."""
+    locales = locale_candidates(customer, organization)
+    copy, locale = choose_copy(organization=organization, channel=channel, kind=kind, locales=locales)
+    context = rendering.build_context(
+        organization=organization, customer=customer, payment=payment, amount=amount, currency=currency,
+        pay_url=pay_url, expires_at=expires_at, locale=locale, category=category,
+    )
+    notification = Notification(
+        organization=organization, payment=payment, customer=customer, channel=channel, kind=kind, locale=locale,
+        recipient=recipient, sender=sender_for(organization, channel), is_test=is_test, created_at=now, updated_at=now,
+        **(extra or {}),
+    )
+    unsubscribe = unsubscribe_url(notification) if channel == Channel.EMAIL else ""
+    pixel = settings.SITE_URL + reverse("notifications:open", args=[notification.public_id]) if channel == Channel.EMAIL else ""
+    try:
+        rendered = rendering.render_message(copy=copy, channel=channel, context=context, unsubscribe_url=unsubscribe,
+                                            open_pixel_url=pixel, locale=locale)
+    except rendering.TemplateProblem as exc:
+        # Saved templates are checked in the editor; a template broken since (a variable
+        # removed) must not stop the recovery: the shipped copy goes out instead.
+        logger.warning("Template %s/%s/%s unusable, sending the default: %s", channel, kind, locale, exc)
+        rendered = rendering.render_message(copy=default_copy(channel=channel, kind=kind, locale="en"), channel=channel,
+                                            context=context, unsubscribe_url=unsubscribe, open_pixel_url=pixel,
+                                            locale=locale)
+    notification.subject = rendered.subject[:300]
+    notification.text_encrypted = crypto.encrypt(rendered.text)
+    notification.html_encrypted = crypto.encrypt(rendered.html) if rendered.html else ""
+    notification.pay_url_encrypted = crypto.encrypt(pay_url)
+    notification.segments = rendered.segments
+    notification.save()
+    enqueue_delivery(notification.pk)
+    return notification
+
+
+def sender_for(organization, channel: str) -> str:
+    if channel == Channel.EMAIL:
+        return f"{_header_safe(organization.brand_name)} <{settings.NOTIFICATIONS_FROM_EMAIL}>"
+    if channel == Channel.WHATSAPP:
+        own = getattr(_settings(organization), "whatsapp_from", "")
+        return own or settings.TWILIO_WHATSAPP_FROM
+    return settings.TWILIO_SMS_FROM
+
+
+def _header_safe(name: str) -> str:
+    return " ".join(name.replace('"', "").replace("<", "").replace(">", "").split())
+
+
+def _settings(organization):
+    """The org's MessagingSettings or None, read once per organization object (a miss is remembered too)."""
+    if not hasattr(organization, "_tinko_messaging_settings"):
+        organization._tinko_messaging_settings = MessagingSettings.objects.filter(organization=organization).first()
+    return organization._tinko_messaging_settings
+
+
+def unsubscribe_url(notification) -> str:
+    token = signing.Signer(salt=UNSUBSCRIBE_SALT).sign(notification.public_id)
+    return settings.SITE_URL + reverse("notifications:unsubscribe", args=[token])
+
+
+def enqueue_delivery(notification_id: int) -> None:
+    from notifications.tasks import deliver_notification
+
+    transaction.on_commit(lambda: deliver_notification.send(notification_id))
+
+
+# --- Test messages from the editor ----------------------------------------------------------------------
+
+
+def send_test(*, organization, channel: str, kind: str, locale: str, recipient: str, copy, user) -> Notification:
+    """Send ``copy`` with sample data to ``recipient`` (the user's own address); recorded as a test in the Outbox."""
+    now = timezone.now()
+    context = sample_context(organization, locale=locale)
+    notification = Notification(
+        organization=organization, channel=channel, kind=kind, locale=locale, recipient=recipient,
+        sender=sender_for(organization, channel), is_test=True, created_at=now, updated_at=now,
+    )
+    rendered = rendering.render_message(copy=copy, channel=channel, context=context, locale=locale)
+    notification.subject = rendered.subject[:300]
+    notification.text_encrypted = crypto.encrypt(rendered.text)
+    notification.html_encrypted = crypto.encrypt(rendered.html) if rendered.html else ""
+    notification.pay_url_encrypted = crypto.encrypt(context["pay_url"])
+    notification.segments = rendered.segments
+    notification.save()
+    enqueue_delivery(notification.pk)
+    from tinko.services import record_audit
+
+    record_audit(organization=organization, action="template.test_sent", actor=user, target=notification,
+                 data={"channel": channel, "kind": kind, "locale": locale, "to": mask(recipient)})
+    return notification
+
+
+def sample_context(organization, *, locale: str, category: str = "expired_card") -> dict:
+    from types import SimpleNamespace
+
+    payment = SimpleNamespace(amount=4999, currency=organization.default_currency, card_brand="visa", card_last4="4242",
+                              category=category)
+    customer = SimpleNamespace(name="Ada Lovelace", timezone="", locale=locale)
+    return rendering.build_context(
+        organization=organization, customer=customer, payment=payment, pay_url=f"{settings.SITE_URL}/pay/example/",
+        expires_at=timezone.now() + timedelta(hours=48), locale=locale,
+    )
+
+
+# --- Delivery (the worker) ---------------------------------------------------------------------------
+
+
+class DeliveryRetry(Exception):
+    """Raised so that Dramatiq tries again later; the row holds the error."""
+
+
+def deliver(notification_id: int, *, connection=None) -> Notification | None:
+    """Send a queued notification once and record the outcome. Two workers given one id never both send it."""
+    with transaction.atomic():
+        n = (Notification.objects.select_for_update(of=("self",)).select_related("organization")
+             .filter(pk=notification_id).first())
+        if n is None or n.status != NotificationStatus.QUEUED:
+            return n
+        now = timezone.now()
+        text = crypto.decrypt(n.text_encrypted) if n.text_encrypted else ""
+        retry = False
+        try:
+            if n.channel == Channel.EMAIL:
+                html = crypto.decrypt(n.html_encrypted) if n.html_encrypted else ""
+                n.provider, n.provider_message_id = channels.send_email(
+                    notification=n, text=text, html=html,
+                    unsubscribe_url=unsubscribe_url(n) if not n.is_test else "", connection=connection,
+                )
+            elif channels.capturing() and not channels.twilio_configured():
+                n.provider, n.provider_message_id = "outbox", f"outbox-{n.public_id}"
+            else:
+                content_sid, variables = _whatsapp_content(n)
+                n.provider, n.provider_message_id = channels.send_twilio(
+                    notification=n, text=text, content_sid=content_sid, content_variables=variables
+                )
+        except channels.PermanentFailure as exc:
+            n.status, n.error, n.failed_at = NotificationStatus.FAILED, str(exc)[:500], now
+        except Exception as exc:  # SMTP, ESP or Twilio outage: try again later
+            n.error = f"{type(exc).__name__}: {exc}"[:500]
+            if n.attempts + 1 >= MAX_ATTEMPTS:
+                n.status, n.failed_at = NotificationStatus.FAILED, now
+            else:
+                retry = True
+        else:
+            n.status, n.sent_at, n.error = NotificationStatus.SENT, now, ""
+        n.attempts += 1
+        n.updated_at = now
+        n.save(update_fields=["status", "error", "provider", "provider_message_id", "attempts", "sent_at", "failed_at",
+                              "updated_at"])
+        if n.status == NotificationStatus.FAILED:
+            notification_event(n, "notification.failed")
+    if retry:
+        raise DeliveryRetry(f"notification {n.pk}: attempt {n.attempts} failed")
+    return n
+
+
+def _whatsapp_content(n) -> tuple[str, dict]:
+    """An approved Content template for this kind, with the variables it is filled with (1: name, 2: amount, 3: link)."""
+    if n.channel != Channel.WHATSAPP:
+        return "", {}
+    own = _settings(n.organization)
+    sid = (own.whatsapp_content_sids or {}).get(n.kind, "") if own is not None else ""
+    if not sid or n.payment is None:
+        return sid, {}
+    context = rendering.build_context(
+        organization=n.organization, customer=n.customer, payment=n.payment, locale=n.locale,
+        pay_url=crypto.decrypt(n.pay_url_encrypted) if n.pay_url_encrypted else "",
+    )
+    return sid, {"1": context["customer_name"] or "-", "2": context["amount"], "3": context["pay_url"]}
+
+
+def requeue_stuck(*, now=None) -> int:
+    """Queued notifications no worker has picked up for 10 minutes (the broker lost them) are sent after all."""
+    from notifications.tasks import deliver_notification
+
+    now = now or timezone.now()
+    stuck = list(Notification.objects.filter(status=NotificationStatus.QUEUED, updated_at__lt=now - timedelta(minutes=10))
+                 .values_list("pk", flat=True)[:1000])
+    for pk in stuck:
+        deliver_notification.send(pk)
+    return len(stuck)
+
+
+# --- Status from the providers --------------------------------------------------------------------
+
+RANK = {NotificationStatus.QUEUED: 0, NotificationStatus.SENT: 1, NotificationStatus.DELIVERED: 2,
+        NotificationStatus.FAILED: 2, NotificationStatus.BOUNCED: 3, NotificationStatus.SUPPRESSED: 0}
+
+
+def record_status(notification: Notification, status: str, *, error: str = "", at=None) -> bool:
+    """Move a notification forward (never back: a late "sent" does not undo "delivered"). True if it changed."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        n = Notification.objects.select_for_update().get(pk=notification.pk)
+        if n.status == status or RANK[status] < RANK[n.status] or n.status == NotificationStatus.SUPPRESSED:
+            return False
+        if RANK[status] == RANK[n.status] and status != NotificationStatus.BOUNCED:
+            return False
+        n.status = status
+        n.updated_at = at
+        if status == NotificationStatus.SENT:
+            n.sent_at = n.sent_at or at
+        elif status == NotificationStatus.DELIVERED:
+            n.delivered_at = at
+        else:
+            n.failed_at = at
+            n.error = error[:500] or n.error
+        n.save(update_fields=["status", "updated_at", "sent_at", "delivered_at", "failed_at", "error"])
+        if status == NotificationStatus.DELIVERED:
+            notification_event(n, "notification.delivered")
+        elif status in (NotificationStatus.FAILED, NotificationStatus.BOUNCED):
+            notification_event(n, "notification.failed")
+    notification.status = status
+    return True
+
+
+def count_engagement(notification: Notification, *, opened: bool = False, clicked: bool = False, at=None) -> None:
+    at = at or timezone.now()
+    updates = {}
+    if opened:
+        updates["opens"] = F("opens") + 1
+    if clicked:
+        updates["clicks"] = F("clicks") + 1
+    if updates:
+        Notification.objects.filter(pk=notification.pk).update(**updates)
+    if opened:
+        Notification.objects.filter(pk=notification.pk, first_opened_at__isnull=True).update(first_opened_at=at)
+    if clicked:
+        Notification.objects.filter(pk=notification.pk, first_clicked_at__isnull=True).update(first_clicked_at=at)
+
+
+def count_link_click(link, *, at) -> None:
+    """The customer opened the pay link a message carried: a click for that message."""
+    Notification.objects.filter(link=link).update(
+        clicks=F("clicks") + 1, first_clicked_at=Coalesce(F("first_clicked_at"), Value(at))
+    )
+
+
+def notification_event(n: Notification, event_type: str) -> None:
+    if n.is_test:
+        return
+    from notifications import webhooks
+
+    webhooks.emit(organization_id=n.organization_id, event_type=event_type, payment_id=n.payment_id, data={
+        "notification": {
+            "id": n.public_id, "channel": n.channel, "kind": n.kind, "status": n.status, "error": n.error,
+            "recipient": mask(n.recipient),
+        },
+        "payment": {"reference": n.payment.reference} if n.payment_id else None,
+    })
+
+
+# --- Opt-outs ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def suppress(*, organization, channel: str, address: str, reason: str, detail: str = "") -> Suppression:
+    """Stop messaging ``address`` on ``channel`` for this organization, and mark its customers opted out."""
+    from payments.models import Customer
+
+    suppression, created = Suppression.objects.get_or_create(
+        organization=organization, channel=channel, address=address, defaults={"reason": reason, "detail": detail[:300]}
+    )
+    if not created and suppression.reason != reason:
+        suppression.reason, suppression.detail = reason, detail[:300]
+        suppression.save(update_fields=["reason", "detail"])
+    field = "email" if channel == Channel.EMAIL else "phone"
+    for customer in Customer.objects.select_for_update().filter(organization=organization, **{field: address}):
+        if channel not in (customer.opted_out_channels or []):
+            customer.opted_out_channels = [*(customer.opted_out_channels or []), channel]
+            customer.updated_at = timezone.now()
+            customer.save(update_fields=["opted_out_channels", "updated_at"])
+    return suppression
+
+
+@transaction.atomic
+def resubscribe(*, organization, channel: str, address: str) -> bool:
+    """The customer asked for messages again (START): lift a STOP or unsubscribe (not a bounce or complaint)."""
+    from payments.models import Customer
+
+    deleted, _ = Suppression.objects.filter(
+        organization=organization, channel=channel, address=address,
+        reason__in=[SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBED],
+    ).delete()
+    field = "email" if channel == Channel.EMAIL else "phone"
+    for customer in Customer.objects.select_for_update().filter(organization=organization, **{field: address}):
+        if channel in (customer.opted_out_channels or []):
+            customer.opted_out_channels = [c for c in customer.opted_out_channels if c != channel]
+            customer.save(update_fields=["opted_out_channels"])
+    return bool(deleted)
+
+
+def notification_for_unsubscribe(token: str) -> Notification | None:
+    try:
+        public_id = signing.Signer(salt=UNSUBSCRIBE_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+    return Notification.objects.select_related("organization").filter(public_id=public_id).first()

@@ -1,0 +1,349 @@
+"""Webhooks to merchants, signed per Standard Webhooks (https://www.standardwebhooks.com/).
+
+Each event is a WebhookMessage (its ``msg_id`` is the ``webhook-id`` header) and
+one WebhookDelivery per subscribed endpoint, written in the transaction that
+caused the event and sent by a worker after commit. A failed delivery is tried
+again after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h; when the last one fails
+the endpoint is disabled and the organization's owners get an e-mail. The
+scheduler re-sends due deliveries, so a lost broker message only delays one.
+
+In production an endpoint must be https:// on a public address: private,
+loopback, link-local and reserved addresses are refused when the endpoint is
+saved and again before every request (the name may resolve elsewhere later).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time as time_module
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from notifications.models import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+    WebhookMessage,
+    new_webhook_secret,
+)
+from tinko import crypto
+
+logger = logging.getLogger(__name__)
+
+# Waits after the 1st, 2nd, … failed attempt; after the last, the endpoint is disabled.
+RETRY_SCHEDULE = [
+    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=5),
+    timedelta(hours=10), timedelta(hours=10),
+]
+TIMEOUT_SECONDS = 10
+USER_AGENT = "Tinko-Webhooks/1.0"
+
+
+# --- Signing ---------------------------------------------------------------------------------------------
+
+
+def sign(*, secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body`` with the secret's bytes."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(*, secret: str, msg_id: str, body: str, timestamp: int | None = None) -> dict:
+    timestamp = int(time_module.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body),
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+# --- URL safety ------------------------------------------------------------------------------------------
+
+
+class UnsafeURL(ValueError):
+    pass
+
+
+def allow_private() -> bool:
+    return settings.TINKO_WEBHOOKS_ALLOW_PRIVATE
+
+
+def check_url(url: str, *, resolve: bool = True) -> None:
+    """UnsafeURL unless ``url`` may receive webhooks (https on a public address in production)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL("Enter an http:// or https:// URL.")
+    if parts.username or parts.password:
+        raise UnsafeURL("The URL must not contain a user name or password.")
+    if allow_private():
+        return
+    if parts.scheme != "https":
+        raise UnsafeURL("Webhook URLs must use https://.")
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            raise UnsafeURL("The URL points at a private or local address.") from None
+        if not resolve:
+            return
+        try:
+            infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise UnsafeURL(f"The host name {host!r} does not resolve.") from None
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            raise UnsafeURL("The URL points at a private or local address.")
+
+
+# --- Endpoints -------------------------------------------------------------------------------------------
+
+
+def create_endpoint(*, organization, url: str, events: list[str], description: str = "", user=None, request=None):
+    """A new endpoint; returns (endpoint, secret). The secret exists only in the return value and the form shown once."""
+    from tinko.services import record_audit
+
+    check_url(url)
+    secret = new_webhook_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        organization=organization, url=url, events=sorted(set(events)), description=description,
+        secret_encrypted=crypto.encrypt(secret), created_by=user,
+    )
+    record_audit(organization=organization, action="webhook_endpoint.created", actor=user, request=request,
+                 target=endpoint, data={"url": url, "events": endpoint.events})
+    return endpoint, secret
+
+
+def endpoint_secret(endpoint) -> str:
+    return crypto.decrypt(endpoint.secret_encrypted)
+
+
+def set_active(*, endpoint, active: bool, user=None, request=None) -> WebhookEndpoint:
+    from tinko.services import record_audit
+
+    endpoint.is_active = active
+    endpoint.disabled_at = None if active else timezone.now()
+    endpoint.disabled_reason = "" if active else "Disabled from the console."
+    endpoint.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
+    record_audit(organization=endpoint.organization, action="webhook_endpoint.enabled" if active else "webhook_endpoint.disabled",
+                 actor=user, request=request, target=endpoint, data={"url": endpoint.url})
+    return endpoint
+
+
+# --- Emitting ------------------------------------------------------------------------------------------
+
+
+def _payload(event_type: str, data: dict, at) -> dict:
+    return {"type": event_type, "timestamp": at.isoformat().replace("+00:00", "Z"), "data": data}
+
+
+def emit(*, organization_id: int, event_type: str, data: dict, payment_id=None) -> WebhookMessage | None:
+    """Record one event for the organization's subscribed endpoints; sent after commit. None if nobody listens."""
+    return (emit_many(organization_id=organization_id, events=[(event_type, data, payment_id)]) or [None])[0]
+
+
+def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]]) -> list[WebhookMessage]:
+    """Record many events in a few statements (ingestion of a thousand reports costs one query when nobody listens)."""
+    if not events:
+        return []
+    endpoints = list(WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True).only("id", "events"))
+    if not endpoints:
+        return []
+    now = timezone.now()
+    messages, pairs = [], []
+    for event_type, data, payment_id in events:
+        targets = [e for e in endpoints if e.wants(event_type)]
+        if not targets:
+            continue
+        message = WebhookMessage(organization_id=organization_id, event_type=event_type, payment_id=payment_id,
+                                 payload=_payload(event_type, data, now), created_at=now)
+        messages.append(message)
+        pairs.extend((message, endpoint) for endpoint in targets)
+    if not messages:
+        return []
+    WebhookMessage.objects.bulk_create(messages)
+    deliveries = WebhookDelivery.objects.bulk_create([
+        WebhookDelivery(endpoint=endpoint, message=message, next_attempt_at=now, created_at=now) for message, endpoint in pairs
+    ])
+    ids = [d.pk for d in deliveries]
+    transaction.on_commit(lambda: _enqueue(ids))
+    return messages
+
+
+def _enqueue(ids, delay_ms: int | None = None):
+    from notifications.tasks import deliver_webhook
+
+    for pk in ids:
+        if delay_ms:
+            deliver_webhook.send_with_options(args=(pk,), delay=delay_ms)
+        else:
+            deliver_webhook.send(pk)
+
+
+def payment_data(payment) -> dict:
+    return {
+        "reference": payment.reference, "status": payment.status, "amount": payment.amount, "currency": payment.currency,
+        "category": payment.category, "failure_count": payment.failure_count,
+        "recovered_amount": payment.recovered_amount, "recovered_channel": payment.recovered_channel or None,
+        "recovered_at": payment.recovered_at, "provider": payment.provider,
+        "provider_payment_id": payment.provider_payment_id or None,
+    }
+
+
+def payment_event(payment, event_type: str, **extra) -> None:
+    emit(organization_id=payment.organization_id, event_type=event_type, payment_id=payment.pk,
+         data=_plain({"payment": payment_data(payment), **extra}))
+
+
+def payments_event(organization_id: int, payments, event_type: str) -> None:
+    emit_many(organization_id=organization_id, events=[
+        (event_type, _plain({"payment": payment_data(p)}), p.pk) for p in payments
+    ])
+
+
+def _plain(data):
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def resend(*, delivery, user=None, request=None) -> WebhookDelivery:
+    """Send a delivery's message again now, as a new delivery (the receiver dedupes on webhook-id)."""
+    from tinko.services import record_audit
+
+    new = WebhookDelivery.objects.create(endpoint=delivery.endpoint, message=delivery.message, next_attempt_at=timezone.now())
+    transaction.on_commit(lambda: _enqueue([new.pk]))
+    record_audit(organization=delivery.endpoint.organization, action="webhook.resent", actor=user, request=request,
+                 target=delivery.endpoint, data={"message": delivery.message.msg_id, "event": delivery.message.event_type})
+    return new
+
+
+def send_test_event(*, endpoint, user=None, request=None) -> WebhookDelivery:
+    now = timezone.now()
+    message = WebhookMessage.objects.create(
+        organization_id=endpoint.organization_id, event_type=WebhookEventType.TEST, created_at=now,
+        payload=_payload(WebhookEventType.TEST, {"message": "A test event from the Tinko console."}, now),
+    )
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, message=message, next_attempt_at=now)
+    transaction.on_commit(lambda: _enqueue([delivery.pk]))
+    return delivery
+
+
+# --- Delivering -----------------------------------------------------------------------------------------
+
+
+def deliver(delivery_id: int, *, now=None) -> WebhookDelivery | None:
+    """Try one pending delivery whose time has come; record the answer and schedule the next try or give up."""
+    import requests
+
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint", "message")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return delivery
+        now = now or timezone.now()
+        if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
+            return delivery  # an early duplicate message; the scheduled one will come
+        endpoint = delivery.endpoint
+        if not endpoint.is_active:
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED, "The endpoint is disabled."
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
+        body = json.dumps(delivery.message.payload, separators=(",", ":"))
+        headers = signed_headers(secret=endpoint_secret(endpoint), msg_id=delivery.message.msg_id, body=body)
+        code, error, text = None, "", ""
+        started = time_module.monotonic()
+        try:
+            check_url(endpoint.url)
+            # No redirects (a redirect could lead to a private address); read at most 1 KB of the answer.
+            with requests.post(endpoint.url, data=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS,
+                               allow_redirects=False, stream=True) as response:
+                code = response.status_code
+                text = next(response.iter_content(1000), b"").decode("utf-8", "replace")
+            if not 200 <= code < 300:
+                error = f"HTTP {code}"
+        except UnsafeURL as exc:
+            error = str(exc)
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        elapsed = int((time_module.monotonic() - started) * 1000)
+        delivery.attempt_count += 1
+        delivery.last_attempt_at = now
+        delivery.last_status_code, delivery.last_error, delivery.last_response = code, error[:500], text
+        delivery.log = [*delivery.log, {"at": now.isoformat(), "status_code": code, "error": error[:200], "ms": elapsed}]
+        disable = False
+        if not error:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
+        elif delivery.attempt_count > len(RETRY_SCHEDULE):
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            disable = True
+        else:
+            wait = RETRY_SCHEDULE[delivery.attempt_count - 1]
+            delivery.next_attempt_at = now + wait
+        delivery.save()
+        if disable:
+            _disable_after_failures(endpoint, delivery, now)
+        elif delivery.status == DeliveryStatus.PENDING:
+            wait_ms = int((delivery.next_attempt_at - now).total_seconds() * 1000)
+            if wait_ms <= 60_000:  # longer waits are picked up by the scheduler's sweep
+                transaction.on_commit(lambda: _enqueue([delivery.pk], delay_ms=wait_ms))
+    return delivery
+
+
+def _disable_after_failures(endpoint, delivery, now) -> None:
+    from tinko.mail import queue_email
+    from tinko.models import Membership, Role
+    from tinko.services import record_audit
+
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if not endpoint.is_active:
+        return
+    endpoint.is_active = False
+    endpoint.disabled_at = now
+    endpoint.disabled_reason = (
+        f"Every attempt to deliver {delivery.message.event_type} ({delivery.message.msg_id}) failed "
+        f"{delivery.attempt_count} times; last: {delivery.last_error}"
+    )[:300]
+    endpoint.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
+    WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="The endpoint was disabled."
+    )
+    organization = endpoint.organization
+    owners = list(Membership.objects.filter(organization=organization, role=Role.OWNER).values_list("user__email", flat=True))
+    if owners:
+        queue_email(
+            subject=f"Tinko disabled a webhook endpoint of {organization.name}",
+            body=(
+                f"Tinko could not deliver events to {endpoint.url} and has disabled it.\n\n"
+                f"{endpoint.disabled_reason}\n\n"
+                f"No further events are sent to it. Fix the endpoint, then enable it again and resend what it missed:\n"
+                f"{settings.SITE_URL}/console/webhooks/\n"
+            ),
+            to=owners,
+        )
+    record_audit(organization=organization, action="webhook_endpoint.disabled", target=endpoint,
+                 data={"url": endpoint.url, "reason": endpoint.disabled_reason})
+
+
+def enqueue_due(*, now=None, limit: int = 1000) -> int:
+    """Enqueue pending deliveries whose time has come (the scheduler's sweep)."""
+    now = now or timezone.now()
+    ids = list(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+               .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    _enqueue(ids)
+    return len(ids)
