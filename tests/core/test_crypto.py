@@ -50,3 +50,23 @@ def test_reencrypt_secrets_refuses_when_a_needed_key_is_gone(owner, settings):
     with pytest.raises(CommandError, match="opens with none"):
         call_command("reencrypt_secrets")
     assert Authenticator.objects.get(pk=totp.instance.pk).data == before
+
+
+def test_reencrypt_secrets_moves_encrypted_text_fields_to_the_newest_key(org, settings):
+    from notifications.models import WebhookEndpoint
+    from tinko.models import OutboundEmail
+
+    old, new = crypto.generate_key(), crypto.generate_key()
+    settings.TINKO_ENCRYPTION_KEYS = [old]
+    endpoint = WebhookEndpoint.objects.create(
+        organization=org, url="https://hooks.example.com/tinko", secret_encrypted=crypto.encrypt("whsec_abc")
+    )
+    email = OutboundEmail.objects.create(
+        to=["someone@example.com"], subject="Hello", body_encrypted=crypto.encrypt("body"), html_encrypted=""
+    )
+    settings.TINKO_ENCRYPTION_KEYS = [new, old]
+    call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))
+    settings.TINKO_ENCRYPTION_KEYS = [new]
+    assert crypto.decrypt(WebhookEndpoint.objects.get(pk=endpoint.pk).secret_encrypted) == "whsec_abc"
+    email.refresh_from_db()
+    assert crypto.decrypt(email.body_encrypted) == "body" and email.html_encrypted == ""
