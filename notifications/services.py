@@ -173,21 +173,13 @@ def cap_until(*, organization, customer, now) -> datetime | None:
 # --- Sending for the recovery engine ---------------------------------------------------------------------
 
 
-def send_for_attempt(*, payment, attempt, now) -> SendResult:
-    """Record the attempt's message (queued, or suppressed with the reason). The caller holds the payment's lock.
+def _held_back(*, payment, customer, channel: str, address: str, now, common: dict) -> SendResult | None:
+    """Why the message must not go out now, recorded as a ``suppressed`` Notification; None when it may go.
 
-    Creates the pay link only for a message that goes out. Must not move money.
+    Opt-outs, bounces, complaints and missing addresses end it (no ``retry_at``);
+    quiet hours and the 24-hour cap say when it may go instead (``retry_at``).
     """
-    from recovery.services import create_link, revoke_live_links
-
     organization = payment.organization
-    customer = payment.customer
-    channel = attempt.channel
-    kind = attempt.message_kind or MessageKind.FIRST_NOTICE
-    address = address_for(customer, channel)
-    common = dict(organization=organization, payment=payment, attempt=attempt, customer=customer, channel=channel,
-                  kind=kind, recipient=address, created_at=now, updated_at=now)
-
     if customer is None:
         Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED, reason=SuppressionReason.NO_ADDRESS,
                                     error="The payment has no customer.")
@@ -214,6 +206,28 @@ def send_for_attempt(*, payment, attempt, now) -> SendResult:
                                         error=f"The customer had a message in the last 24 hours; next at {capped:%Y-%m-%d %H:%M} UTC.")
         return SendResult(False, "Deferred: at most one message per customer in 24 hours.", n, retry_at=capped)
 
+    return None
+
+
+def send_for_attempt(*, payment, attempt, now) -> SendResult:
+    """Record the attempt's message (queued, or suppressed with the reason). The caller holds the payment's lock.
+
+    Creates the pay link only for a message that goes out. Must not move money.
+    """
+    from recovery.services import create_link, revoke_live_links
+
+    organization = payment.organization
+    customer = payment.customer
+    channel = attempt.channel
+    kind = attempt.message_kind or MessageKind.FIRST_NOTICE
+    address = address_for(customer, channel)
+    common = dict(organization=organization, payment=payment, attempt=attempt, customer=customer, channel=channel,
+                  kind=kind, recipient=address, created_at=now, updated_at=now)
+
+    held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common)
+    if held is not None:
+        return held
+
     link, token = create_link(payment=payment, now=now)
     revoke_live_links(payment=payment, now=now, keep=link)
     attempt.link = link
@@ -224,6 +238,32 @@ def send_for_attempt(*, payment, attempt, now) -> SendResult:
     )
     what = {Channel.EMAIL: "E-mail", Channel.SMS: "SMS", Channel.WHATSAPP: "WhatsApp message"}[channel]
     return SendResult(True, f"{what} ({n.get_kind_display().lower()}, {n.locale}) queued to {mask(address)}.", n)
+
+
+def send_link(*, payment, link, token: str, channel: str = Channel.EMAIL, now=None) -> SendResult:
+    """Message a pay link a team member made by hand (console: "send a new link"). The caller holds the payment's lock.
+
+    The same respect rules as the engine's messages (opt-outs, quiet hours, the
+    24-hour cap); when one holds the message back it is recorded as
+    ``suppressed`` and the member is told why (the link still works: they may
+    share it themselves). The copy fits the decline: authenticate, or pay.
+    """
+    now = now or timezone.now()
+    customer = payment.customer
+    kind = MessageKind.AUTHENTICATION_NEEDED if payment.category == "authentication_required" else MessageKind.REMINDER
+    address = address_for(customer, channel) if customer is not None else ""
+    common = dict(organization=payment.organization, payment=payment, customer=customer, channel=channel, kind=kind,
+                  recipient=address, link=link, created_at=now, updated_at=now)
+    held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common)
+    if held is not None:
+        why = held.notification.error if held.notification is not None else held.outcome
+        return SendResult(False, f"Not sent: {why.rstrip('.')}. The link still works; you may share it yourself.",
+                          held.notification)
+    n = compose(
+        organization=payment.organization, channel=channel, kind=kind, customer=customer, payment=payment,
+        pay_url=pay_url(token), expires_at=link.expires_at, recipient=address, now=now, extra={"link": link},
+    )
+    return SendResult(True, f"Link sent by {n.get_channel_display()} to {mask(address)}.", n)
 
 
 def mask(address: str) -> str:

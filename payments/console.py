@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import csv
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from notifications.services import send_link
 from payments import selectors
 from payments.forms import PaymentFilterForm
 from payments.models import Channel, Payment
@@ -152,25 +153,22 @@ def payment_retry(request, pk):
 @require_POST
 @role_required(Role.MEMBER)
 def payment_link(request, pk):
-    """A fresh pay link (older ones stop working), e-mailed to the customer when they can be reached; shown once here."""
+    """A fresh pay link (older ones stop working), e-mailed to the customer when the respect rules allow; shown once here."""
     payment = _payment(request, pk)
     try:
-        link, token = send_recovery_link(payment=payment, actor=request.user, request=request)
+        with transaction.atomic():
+            link, token = send_recovery_link(payment=payment, actor=request.user, request=request)
+            locked = Payment.objects.select_related("organization", "customer", "policy").get(pk=payment.pk)
+            result = send_link(payment=locked, link=link, token=token)
+            record_audit(
+                organization=request.organization, action="link.sent" if result.sent else "link.not_sent",
+                actor=request.user, request=request, target=payment,
+                data={"link": link.pk, "channel": Channel.EMAIL, "outcome": result.outcome},
+            )
     except RecoveryError as exc:
         messages.error(request, exc.message)
         return redirect("console:payment_detail", pk=payment.pk)
-    customer = payment.customer
-    if customer is not None and customer.email and Channel.EMAIL not in (customer.opted_out_channels or []):
-        # Not a planned attempt, so no RecoveryAttempt row: messaging.send reads only the channel and kind.
-        outcome = messaging.send(
-            attempt=SimpleNamespace(channel=Channel.EMAIL, message_kind="reminder"),
-            payment=payment, customer=customer, token=token, expires_at=link.expires_at,
-        )
-        record_audit(organization=request.organization, action="link.sent", actor=request.user, request=request,
-                     target=payment, data={"link": link.pk, "channel": "email"})
-        messages.success(request, outcome)
-    else:
-        messages.warning(request, _("The customer has no e-mail address Tinko may use; share the link yourself."))
+    (messages.success if result.sent else messages.warning)(request, result.outcome)
     payment.refresh_from_db()
     return _detail(request, payment, new_link_url=messaging.pay_url(token))
 

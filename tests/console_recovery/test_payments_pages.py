@@ -10,8 +10,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from payments.models import Payment
-from recovery.models import AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink
+from notifications.models import Notification
+from payments.models import Customer, Payment
+from recovery.models import AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
 from tests.console_recovery.conftest import ingest
 from tinko.models import AuditEvent
 
@@ -156,8 +157,14 @@ def test_member_retries_now(member_client, org):
     assert AuditEvent.objects.filter(action="payment.retry_requested", actor_label="member@acme.test").exists()
 
 
+def _no_quiet_hours(payment):
+    # Messages are held back in the customer's quiet hours; these tests run at any hour.
+    RetryPolicy.objects.filter(pk=payment.policy_id).update(quiet_hours_start=None, quiet_hours_end=None)
+
+
 def test_member_sends_a_new_link_shown_once_and_emailed(member_client, org, run_jobs, django_capture_on_commit_callbacks):
     payment = ingest(org, reference="l-1")
+    _no_quiet_hours(payment)
     with django_capture_on_commit_callbacks(execute=True):
         response = member_client.post(f"/console/payments/{payment.pk}/link/")
     url = response.context["new_link_url"]
@@ -167,6 +174,21 @@ def test_member_sends_a_new_link_shown_once_and_emailed(member_client, org, run_
     assert any(url in m.body for m in mail.outbox if m.to == ["ada@example.com"])
     assert RecoveryLink.objects.filter(payment=payment, status=LinkStatus.ACTIVE).count() == 1
     assert url not in member_client.get(f"/console/payments/{payment.pk}/").content.decode()
+    assert Notification.objects.get(payment=payment, link__isnull=False).status == "sent"
+
+
+def test_a_new_link_for_a_customer_who_opted_out_is_not_emailed_and_says_why(member_client, org, run_jobs):
+    payment = ingest(org, reference="l-2")
+    _no_quiet_hours(payment)
+    Customer.objects.filter(pk=payment.customer_id).update(opted_out_channels=["email"])
+    response = member_client.post(f"/console/payments/{payment.pk}/link/")
+    run_jobs()
+    assert "/pay/" in response.context["new_link_url"]
+    assert "Not sent" in response.content.decode()
+    assert not [m for m in mail.outbox if m.to == ["ada@example.com"]]
+    suppressed = Notification.objects.get(payment=payment)
+    assert suppressed.status == "suppressed" and suppressed.reason
+    assert AuditEvent.objects.filter(action="link.not_sent", target_id=str(payment.pk)).exists()
 
 
 def test_cancel_asks_first_then_cancels_and_audits(member_client, org):
