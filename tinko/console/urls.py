@@ -1,10 +1,11 @@
 from django.urls import path
 
+from analytics import console as analytics_console
 from tinko.console import views
 
 app_name = "console"
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", analytics_console.home, name="home"),
     path("organizations/new/", views.organization_create, name="organization_create"),
     path("switch/", views.switch, name="switch_organization"),
     path("settings/", views.settings, name="settings"),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("developers/api-keys/", views.api_keys, name="api_keys"),
     path("developers/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("analytics/export.csv", analytics_console.export, name="analytics_export"),
 ]
