@@ -29,6 +29,7 @@ from django.db.models import JSONField
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from analytics.models import RollupState
 from payments.models import Channel, HoldoutGroup, Payment, PaymentStatus
 from recovery import sql
 from recovery.models import Action, AttemptKind, AttemptStatus, Category, FailureEvent, MessageKind, RecoveryAttempt
@@ -241,6 +242,9 @@ def generate(*, organization, payments: int, days: int = 90, seed: int = 1, hold
         counts["payments"] += len(plans)
         counts["events"] += sum(len(p.events) for p in plans)
         counts["attempts"] += sum(len(p.attempts) for p in plans)
+    # The rows carry their historical updated_at, which an incremental refresh would not
+    # look at: the next refresh of the dashboard figures rebuilds them all.
+    RollupState.objects.filter(organization=organization).update(refreshed_through=None)
     return counts
 
 
