@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Case, Q, When
 from django.db.models import BooleanField as BooleanF
 from django.utils import timezone
@@ -82,12 +82,23 @@ def _day_ranges(days: set[date], tz: ZoneInfo) -> Q:
 
 
 def _state(organization) -> RollupState:
-    try:
-        with transaction.atomic():
-            state, _ = RollupState.objects.get_or_create(organization=organization)
-    except IntegrityError:  # created by a concurrent refresh
-        state = RollupState.objects.get(organization=organization)
+    state = RollupState.objects.filter(organization=organization).first()
+    if state is None:
+        state = RollupState(organization=organization)
+        if not Payment.objects.filter(organization=organization).exists():
+            # Nothing to roll yet: up to date as of now (later payments are newer than this).
+            state.timezone = organization.timezone
+            state.refreshed_through = state.refreshed_at = timezone.now()
+        # ON CONFLICT DO NOTHING: a concurrent first refresh may create it at the same moment; the
+        # instance is only read (refresh locks and re-reads the row before changing it).
+        RollupState.objects.bulk_create([state], ignore_conflicts=True)
     return state
+
+
+def current_state(organization) -> RollupState | None:
+    """The state the last :func:`refresh` call on this instance saw or left (no query when there was one)."""
+    state = getattr(organization, "_analytics_state", None)
+    return state if state is not None else RollupState.objects.filter(organization=organization).first()
 
 
 # A full rebuild (new time zone, first use) is done during a request only below this many
@@ -103,20 +114,24 @@ def refresh(organization, *, full: bool = False, max_age: timedelta | None = Non
     as they are), the last refresh is younger than ``max_age``, or (``inline``)
     a full rebuild is too big for a request.
     """
-    state = _state(organization)
+    state = organization._analytics_state = _state(organization)
     if max_age is not None and state.refreshed_at is not None and timezone.now() - state.refreshed_at < max_age:
         if state.timezone == organization.timezone:
             return None
     with transaction.atomic():
-        state = RollupState.objects.select_for_update(skip_locked=True).filter(organization=organization).first()
-        if state is None:
+        locked = RollupState.objects.select_for_update(skip_locked=True).filter(organization=organization).first()
+        if locked is None:
             return None
+        state = organization._analytics_state = locked
         started = timezone.now()
         tz = ZoneInfo(organization.timezone)
         if full or state.timezone != organization.timezone or state.refreshed_through is None:
             days = None
-            if inline and Payment.objects.filter(organization=organization).count() > INLINE_REBUILD_LIMIT:
+            total = Payment.objects.filter(organization=organization).count()
+            if inline and total > INLINE_REBUILD_LIMIT:
                 return None
+            if not total and state.refreshed_at is None:
+                days = set()  # never rolled and nothing to roll
         else:
             changed = Payment.objects.filter(
                 organization=organization, updated_at__gt=state.refreshed_through - MARGIN
@@ -128,8 +143,6 @@ def refresh(organization, *, full: bool = False, max_age: timedelta | None = Non
         state.refreshed_through = started
         state.refreshed_at = timezone.now()
         state.save()
-    # The instance callers hold shows the refresh too.
-    organization.analytics_state = state
     return len(days) if days is not None else -1
 
 

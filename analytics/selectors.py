@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from functools import cached_property
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup, RollupState
-from analytics.rollups import refresh
+from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup
+from analytics.rollups import current_state, refresh
 from payments.models import HoldoutGroup
 from recovery.models import Category
 from recovery.planner import MASTERCARD_LIMIT, VISA_LIMIT
@@ -124,16 +126,69 @@ def nearest_rank(histogram: list[tuple[int, int]], p: float) -> int | None:
     return histogram[-1][0]
 
 
-def summary(organization, period: Period, *, currency: str = "") -> list[dict]:
+class Facts:
+    """The few grouped reads of the rollups that every measure of a period is computed from.
+
+    The dashboard shares one instance between its panels: four queries in all,
+    whatever the number of payments (the rollups hold a row per day and
+    combination of dimensions, not per payment).
+    """
+
+    def __init__(self, organization, period: Period, currency: str = ""):
+        self.organization, self.period, self.currency = organization, period, currency
+
+    @cached_property
+    def by_day(self) -> list[dict]:
+        """(day, currency, outcome, holdout_group) → payments, amount, recovered amount; every group."""
+        return list(
+            _base(DailyRollup, self.organization, self.period, self.currency, with_holdout=True)
+            .values("day", "currency", "outcome", "holdout_group")
+            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).order_by()
+        )
+
+    @cached_property
+    def by_dimension(self) -> list[dict]:
+        """(currency, category, provider, outcome, channel, attempt number) → sums; held-out payments left out."""
+        return list(
+            _base(DailyRollup, self.organization, self.period, self.currency)
+            .values("currency", "category", "provider", "outcome", "channel", "attempt_number")
+            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).order_by()
+        )
+
+    @cached_property
+    def recovery_times(self) -> list[dict]:
+        """(failure week from Monday, currency, hours bucket) → recovered payments; held-out payments left out."""
+        return list(
+            _base(RecoveryTimeRollup, self.organization, self.period, self.currency)
+            .annotate(week=TruncWeek("day")).values("week", "currency", "hours")
+            .annotate(n=Sum("payments")).order_by()
+        )
+
+    @cached_property
+    def network(self) -> list[dict]:
+        """Per card brand: the compliance meter's maxima and sums."""
+        return list(
+            _base(ComplianceRollup, self.organization, self.period).values("brand").annotate(
+                most=Max("auto_attempts"), peak=Max("peak_24h"),
+                retried=Sum("payments", filter=Q(auto_attempts__gt=0)),
+                at_limit=Sum("payments", filter=Q(auto_attempts__gte=VISA_LIMIT)),
+                stops=Sum("network_stops"), refusals=Sum("limit_refusals"), waits=Sum("advice_waits"),
+                honoured=Sum("advice_waits_honoured"),
+            ).order_by()
+        )
+
+
+def _week_date(value) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def summary(organization, period: Period, *, currency: str = "", facts: Facts | None = None) -> list[dict]:
     """Per currency: failed, recovered, open (revenue at risk), recovery rates, time to recover."""
-    rows = (
-        _base(DailyRollup, organization, period, currency)
-        .values("currency", "outcome")
-        .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount"))
-        .order_by()
-    )
+    facts = facts or Facts(organization, period, currency)
     by_currency: dict[str, dict] = {}
-    for row in rows:
+    for row in facts.by_day:
+        if row["holdout_group"] == HoldoutGroup.HOLDOUT:
+            continue
         m = by_currency.setdefault(row["currency"], {
             "currency": row["currency"], "failed_count": 0, "failed_amount": 0, "recovered_count": 0,
             "recovered_amount": 0, "at_risk_count": 0, "at_risk_amount": 0,
@@ -146,12 +201,11 @@ def summary(organization, period: Period, *, currency: str = "") -> list[dict]:
         elif row["outcome"] == "open":
             m["at_risk_count"] += row["n"]
             m["at_risk_amount"] += row["amount"]
-    histograms: dict[str, list[tuple[int, int]]] = {}
-    for row in (
-        _base(RecoveryTimeRollup, organization, period, currency)
-        .values("currency", "hours").annotate(n=Sum("payments")).order_by("currency", "hours")
-    ):
-        histograms.setdefault(row["currency"], []).append((row["hours"], row["n"]))
+    counts: dict[str, dict[int, int]] = {}
+    for row in facts.recovery_times:
+        per_hour = counts.setdefault(row["currency"], {})
+        per_hour[row["hours"]] = per_hour.get(row["hours"], 0) + row["n"]
+    histograms = {code: sorted(per_hour.items()) for code, per_hour in counts.items()}
     result = []
     for code in ordered_currencies(organization, by_currency):
         m = by_currency[code]
@@ -163,38 +217,37 @@ def summary(organization, period: Period, *, currency: str = "") -> list[dict]:
     return result
 
 
-def breakdown(organization, period: Period, by: str, *, currency: str = "") -> list[dict]:
+def breakdown(organization, period: Period, by: str, *, currency: str = "", facts: Facts | None = None) -> list[dict]:
     """Per currency and category / provider (failed and recovered), or channel and attempt number (recovered)."""
     if by not in BREAKDOWNS:
         raise ValidationError({"by": f"Choose one of {', '.join(BREAKDOWNS)}."})
-    rows = _base(DailyRollup, organization, period, currency)
+    facts = facts or Facts(organization, period, currency)
     if by == "channel":
-        rows = (
-            rows.filter(outcome="recovered").values("currency", "channel", "attempt_number")
-            .annotate(n=Sum("payments"), recovered=Sum("recovered_amount")).order_by()
-        )
+        recovered: dict[tuple, list[int]] = {}
         totals: dict[str, list[int]] = {}
-        for row in rows:
+        for row in facts.by_dimension:
+            if row["outcome"] != "recovered":
+                continue
+            g = recovered.setdefault((row["currency"], row["channel"], row["attempt_number"]), [0, 0])
+            g[0] += row["n"]
+            g[1] += row["recovered"]
             t = totals.setdefault(row["currency"], [0, 0])
             t[0] += row["n"]
             t[1] += row["recovered"]
         result = [
             {
-                "currency": row["currency"], "channel": row["channel"], "attempt_number": row["attempt_number"] or None,
-                "recovered_count": row["n"], "recovered_amount": row["recovered"],
-                "share_of_recovered": _rate(row["n"], totals[row["currency"]][0]),
-                "share_of_recovered_value": _rate(row["recovered"], totals[row["currency"]][1]),
+                "currency": code, "channel": channel, "attempt_number": number or None,
+                "recovered_count": n, "recovered_amount": amount,
+                "share_of_recovered": _rate(n, totals[code][0]),
+                "share_of_recovered_value": _rate(amount, totals[code][1]),
             }
-            for row in rows
+            for (code, channel, number), (n, amount) in recovered.items()
         ]
         order = ordered_currencies(organization, totals)
         result.sort(key=lambda r: (order.index(r["currency"]), -r["recovered_amount"], r["channel"], r["attempt_number"] or 0))
         return result
-    rows = rows.values("currency", by, "outcome").annotate(
-        n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")
-    ).order_by()
     groups: dict[tuple[str, str], dict] = {}
-    for row in rows:
+    for row in facts.by_dimension:
         g = groups.setdefault((row["currency"], row[by]), {
             "currency": row["currency"], by: row[by], "failed_count": 0, "failed_amount": 0,
             "recovered_count": 0, "recovered_amount": 0,
@@ -213,7 +266,7 @@ def breakdown(organization, period: Period, by: str, *, currency: str = "") -> l
     return sorted(groups.values(), key=lambda g: (order.index(g["currency"]), -g["failed_amount"], g[by]))
 
 
-def timeseries(organization, period: Period, *, currency: str = "", interval: str = "") -> dict:
+def timeseries(organization, period: Period, *, currency: str = "", interval: str = "", facts: Facts | None = None) -> dict:
     """Failed vs recovered per day (per week, from Monday, for ranges over WEEKLY_AFTER_DAYS days), per currency.
 
     Every bucket of the period is present, empty ones with zeros.
@@ -221,11 +274,8 @@ def timeseries(organization, period: Period, *, currency: str = "", interval: st
     interval = interval or ("week" if period.days > WEEKLY_AFTER_DAYS else "day")
     if interval not in ("day", "week"):
         raise ValidationError({"interval": "Choose day or week."})
-    rows = (
-        _base(DailyRollup, organization, period, currency)
-        .values("day", "currency", "outcome").annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount"))
-        .order_by()
-    )
+    facts = facts or Facts(organization, period, currency)
+    rows = [row for row in facts.by_day if row["holdout_group"] != HoldoutGroup.HOLDOUT]
 
     def bucket(day: date) -> date:
         return max(period.start, day - timedelta(days=day.weekday())) if interval == "week" else day
@@ -259,25 +309,25 @@ def timeseries(organization, period: Period, *, currency: str = "", interval: st
     return {"interval": interval, "series": result}
 
 
-def cohorts(organization, period: Period, *, currency: str = "", today: date | None = None) -> list[dict]:
+def cohorts(organization, period: Period, *, currency: str = "", today: date | None = None,
+            facts: Facts | None = None) -> list[dict]:
     """Payments by failure week (Monday), and the share recovered within 1/3/7/14/30 days of the first failure.
 
     A share is None until every payment of the week is that old.
     """
     today = today or today_for(organization)
+    facts = facts or Facts(organization, period, currency)
 
     def week(day: date) -> date:
         return day - timedelta(days=day.weekday())
 
     totals: dict[date, int] = {}
-    for row in _base(DailyRollup, organization, period, currency).values("day").annotate(n=Sum("payments")).order_by():
-        totals[week(row["day"])] = totals.get(week(row["day"]), 0) + row["n"]
+    for row in facts.by_day:
+        if row["holdout_group"] != HoldoutGroup.HOLDOUT:
+            totals[week(row["day"])] = totals.get(week(row["day"]), 0) + row["n"]
     within: dict[date, dict[int, int]] = {}
-    for row in (
-        _base(RecoveryTimeRollup, organization, period, currency)
-        .values("day", "hours").annotate(n=Sum("payments")).order_by()
-    ):
-        counts = within.setdefault(week(row["day"]), dict.fromkeys(COHORT_DAYS, 0))
+    for row in facts.recovery_times:
+        counts = within.setdefault(_week_date(row["week"]), dict.fromkeys(COHORT_DAYS, 0))
         for days in COHORT_DAYS:
             if row["hours"] < days * 24:
                 counts[days] += row["n"]
@@ -315,14 +365,13 @@ def holdout_interval(*, treated: int, treated_recovered: int, held_out: int, hel
     }
 
 
-def holdout(organization, period: Period, *, currency: str = "") -> dict:
+def holdout(organization, period: Period, *, currency: str = "", facts: Facts | None = None) -> dict:
     """Payments of the period that took part in an experiment, by group, and the comparison."""
+    facts = facts or Facts(organization, period, currency)
     counts = {HoldoutGroup.TREATMENT: [0, 0], HoldoutGroup.HOLDOUT: [0, 0]}
-    rows = (
-        _base(DailyRollup, organization, period, currency, with_holdout=True)
-        .filter(holdout_group__in=list(counts)).values("holdout_group", "outcome").annotate(n=Sum("payments")).order_by()
-    )
-    for row in rows:
+    for row in facts.by_day:
+        if row["holdout_group"] not in counts:
+            continue
         c = counts[row["holdout_group"]]
         c[0] += row["n"]
         if row["outcome"] == "recovered":
@@ -334,39 +383,27 @@ def holdout(organization, period: Period, *, currency: str = "") -> dict:
     }
 
 
-def compliance(organization, period: Period) -> dict:
+def compliance(organization, period: Period, *, facts: Facts | None = None) -> dict:
     """Automatic reattempts per card against the Visa and Mastercard limits; refusals; advice codes honoured."""
-    rows = _base(ComplianceRollup, organization, period)
-    per_brand = {}
-    for row in rows.values("brand").annotate(
-        most=Max("auto_attempts"), peak=Max("peak_24h")
-    ).order_by("brand"):
-        per_brand[row["brand"]] = {"brand": row["brand"], "most_auto_attempts": row["most"], "peak_24h": row["peak"]}
-    for row in rows.filter(auto_attempts__gt=0).values("brand").annotate(n=Sum("payments")).order_by():
-        per_brand[row["brand"]]["payments_retried"] = row["n"]
-    for row in rows.filter(auto_attempts__gte=VISA_LIMIT).values("brand").annotate(n=Sum("payments")).order_by():
-        per_brand[row["brand"]]["at_visa_limit"] = row["n"]
-    totals = rows.aggregate(
-        stops=Sum("network_stops"), refusals=Sum("limit_refusals"), waits=Sum("advice_waits"),
-        honoured=Sum("advice_waits_honoured"), most=Max("auto_attempts"),
-    )
-    mastercard = per_brand.get("mastercard", {})
-    brands = []
-    for brand in sorted(per_brand, key=lambda b: ("visa", "mastercard", "other").index(b)):
-        b = per_brand[brand]
-        b.setdefault("payments_retried", 0)
-        b.setdefault("at_visa_limit", 0)
-        brands.append(b)
+    facts = facts or Facts(organization, period)
+    order = ("visa", "mastercard", "other")
+    rows = sorted(facts.network, key=lambda r: order.index(r["brand"]) if r["brand"] in order else len(order))
+    brands = [
+        {"brand": r["brand"], "payments_retried": r["retried"] or 0, "most_auto_attempts": r["most"] or 0,
+         "peak_24h": r["peak"] or 0, "at_visa_limit": r["at_limit"] or 0}
+        for r in rows
+    ]
+    mastercard = next((b for b in brands if b["brand"] == "mastercard"), {})
     return {
         "visa_limit": VISA_LIMIT,
         "mastercard_limit": MASTERCARD_LIMIT,
-        "most_auto_attempts": totals["most"] or 0,
-        "mastercard_peak_24h": mastercard.get("peak_24h") or 0,
+        "most_auto_attempts": max((b["most_auto_attempts"] for b in brands), default=0),
+        "mastercard_peak_24h": mastercard.get("peak_24h", 0),
         "brands": brands,
-        "network_stops": totals["stops"] or 0,
-        "limit_refusals": totals["refusals"] or 0,
-        "advice_waits": totals["waits"] or 0,
-        "advice_waits_honoured": totals["honoured"] or 0,
+        "network_stops": sum(r["stops"] or 0 for r in rows),
+        "limit_refusals": sum(r["refusals"] or 0 for r in rows),
+        "advice_waits": sum(r["waits"] or 0 for r in rows),
+        "advice_waits_honoured": sum(r["honoured"] or 0 for r in rows),
     }
 
 
@@ -378,7 +415,7 @@ FRESH_ENOUGH = timedelta(seconds=60)
 def freshness(organization) -> dict:
     """When the rollups were last brought up to date, and whether they match the organization's time zone."""
     refresh(organization, max_age=FRESH_ENOUGH, inline=True)
-    state = RollupState.objects.filter(organization=organization).first()
+    state = current_state(organization)
     return {
         "refreshed_at": state.refreshed_at if state else None,
         "stale_timezone": bool(state and state.refreshed_at and state.timezone != organization.timezone),
@@ -388,13 +425,15 @@ def freshness(organization) -> dict:
 
 def dashboard(organization, period: Period, *, currency: str = "") -> dict:
     """Everything the dashboard page shows, after bringing the rollups up to date (at most a minute old)."""
+    fresh = freshness(organization)
+    facts = Facts(organization, period, currency)
     return {
-        "freshness": freshness(organization),
+        "freshness": fresh,
         "period": period,
-        "summary": summary(organization, period, currency=currency),
-        "timeseries": timeseries(organization, period, currency=currency),
-        "cohorts": cohorts(organization, period, currency=currency),
-        "breakdowns": {by: breakdown(organization, period, by, currency=currency) for by in BREAKDOWNS},
-        "holdout": holdout(organization, period, currency=currency),
-        "compliance": compliance(organization, period),
+        "summary": summary(organization, period, currency=currency, facts=facts),
+        "timeseries": timeseries(organization, period, currency=currency, facts=facts),
+        "cohorts": cohorts(organization, period, currency=currency, facts=facts),
+        "breakdowns": {by: breakdown(organization, period, by, currency=currency, facts=facts) for by in BREAKDOWNS},
+        "holdout": holdout(organization, period, currency=currency, facts=facts),
+        "compliance": compliance(organization, period, facts=facts),
     }

@@ -57,7 +57,7 @@ PROVIDERS = [("stripe", 60), ("razorpay", 25), ("sandbox", 15)]
 BRANDS = [("visa", 55), ("mastercard", 35), ("amex", 10)]
 OTHER_CURRENCIES = ["USD", "EUR", "GBP", "INR"]
 MESSAGE_CHANNELS = [Channel.EMAIL, Channel.SMS, Channel.WHATSAPP]
-BACKOFF = [timedelta(days=1), timedelta(days=2), timedelta(days=4), timedelta(days=7)]
+BACKOFF = [timedelta(days=1), timedelta(days=2), timedelta(days=3), timedelta(days=4), timedelta(days=5)]
 
 
 @dataclass
@@ -119,7 +119,7 @@ class _Generator:
             if recovers:
                 self._recover(payment, failed_at + timedelta(hours=rng.expovariate(1 / 96)), "", None)
         elif action == Action.AUTO_RETRY and not network_stop:
-            tries = rng.randint(2, 4)
+            tries = rng.randint(3, 5)
             when = failed_at
             winner = rng.randint(1, tries) if recovers else 0
             for i in range(tries):
@@ -139,12 +139,14 @@ class _Generator:
                 payment["failure_count"] += 1
                 payment["last_failed_at"] = when
             status = None
-            if not payment.get("recovered_at") and rng.random() < 0.3:
-                # A last message with a pay link after the retries.
-                self._message(plan, when + timedelta(hours=2), recovers=False)
+            if not payment.get("recovered_at"):
+                # Messages with a pay link once the retries are used up.
+                for k in range(rng.choice((0, 1, 1, 2))):
+                    if when + timedelta(hours=2 + 48 * k) <= now:
+                        self._message(plan, when + timedelta(hours=2 + 48 * k), recovers=False)
         elif action == Action.CUSTOMER_ACTION or (category == Category.DO_NOT_RETRY and not network_stop):
             status = None
-            messages = rng.randint(1, 3) if action == Action.CUSTOMER_ACTION else 1
+            messages = rng.randint(2, 4) if action == Action.CUSTOMER_ACTION else 1
             winner = rng.randint(1, messages) if recovers else 0
             when = failed_at + timedelta(minutes=rng.randint(1, 60))
             for i in range(messages):
