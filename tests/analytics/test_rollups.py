@@ -125,3 +125,17 @@ def test_an_advice_code_not_waited_for_is_not_honoured(org, rolled):
     c = selectors.compliance(org, Period(date(2026, 11, 1), date(2026, 11, 30), "custom"))
 
     assert (c["advice_waits"], c["advice_waits_honoured"]) == (1, 0)
+
+
+def test_the_minute_job_refreshes_every_organization(org, other_org):
+    from analytics.tasks import refresh_rollups
+    from tinko.scheduler import registered
+
+    make_payment(org, failed="2026-11-03 10:00", amount=1000)
+    make_payment(other_org, failed="2026-11-03 10:00", amount=2000, currency="USD")
+
+    refresh_rollups.fn()
+
+    assert DailyRollup.objects.get(organization=org).amount == 1000
+    assert DailyRollup.objects.get(organization=other_org).amount == 2000
+    assert "refresh_rollups" in {job.name for job in registered()}
