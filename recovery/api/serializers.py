@@ -172,6 +172,10 @@ class PaymentSerializer(serializers.Serializer):
     recovered_at = serializers.DateTimeField(allow_null=True)
     recovered_amount = serializers.IntegerField(allow_null=True)
     recovered_channel = serializers.CharField()
+    holdout_group = serializers.CharField(help_text=(
+        "`holdout`: held out of recovery by the retry policy's incrementality experiment (no actions); "
+        "`treatment`: in the experiment and recovered by Tinko; empty: no experiment was running."
+    ))
     created_at = serializers.DateTimeField()
 
 

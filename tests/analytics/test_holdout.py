@@ -153,3 +153,16 @@ def test_the_dashboard_compares_the_groups_and_keeps_held_out_payments_out_of_th
     assert (data["comparison"]["treatment_rate"], data["comparison"]["holdout_rate"], data["comparison"]["difference"]) == (0.75, 0.5, 0.25)
     assert eur["failed_count"] == 4
     assert selectors.holdout(org, Period(NOV.start, NOV.start, "custom"))["comparison"] is None
+
+
+def test_the_payments_api_tells_a_held_out_payment(org, api_key):
+    from tests.recovery.conftest import Api
+
+    _with_holdout(org, 50)
+    _ingest(org, 20)
+    held = Payment.objects.filter(organization=org, holdout_group="holdout").first()
+
+    body = Api(api_key[1]).get(f"payments/{held.reference}").json()
+
+    assert body["holdout_group"] == "holdout"
+    assert body["status"] == "failed"
