@@ -23,3 +23,20 @@ def refresh_rollups() -> None:
             refresh(organization)
         except Exception:
             logger.exception("Analytics rollups of organization %s could not be refreshed", organization.pk)
+
+
+@periodic(every=timedelta(days=1))
+@dramatiq.actor(queue_name="housekeeping", max_retries=0, time_limit=6 * 3_600_000)
+def rebuild_rollups() -> None:
+    """Rebuild every organization's rollups from scratch once a day.
+
+    The minute job re-rolls the days a changed payment fails on now; a payment
+    whose first failure moved to an earlier day (a late report of an older
+    failure) or that was deleted also left a trace on its old day, which only
+    a rebuild removes.
+    """
+    for organization in Organization.objects.order_by("pk").iterator():
+        try:
+            refresh(organization, full=True)
+        except Exception:
+            logger.exception("Analytics rollups of organization %s could not be rebuilt", organization.pk)

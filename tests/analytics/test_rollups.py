@@ -139,3 +139,35 @@ def test_the_minute_job_refreshes_every_organization(org, other_org):
     assert DailyRollup.objects.get(organization=org).amount == 1000
     assert DailyRollup.objects.get(organization=other_org).amount == 2000
     assert "refresh_rollups" in {job.name for job in registered()}
+
+
+def test_a_payment_moved_to_an_earlier_day_leaves_no_trace_after_the_daily_rebuild(org, rolled):
+    from analytics.tasks import rebuild_rollups
+
+    payment = make_payment(org, failed="2026-11-10 10:00", amount=1000)
+    rolled(org)
+    payment.first_failed_at = at("2026-11-05 10:00")  # an older failure reported late
+    payment.save()
+    refresh(org)
+    assert DailyRollup.objects.filter(organization=org).count() == 2  # the old day still counts it
+
+    rebuild_rollups.fn()
+
+    assert list(DailyRollup.objects.filter(organization=org).values_list("day", "amount")) == [(date(2026, 11, 5), 1000)]
+
+
+def test_refresh_command(org, other_org):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    make_payment(org, failed="2026-11-03 10:00")
+    out = StringIO()
+
+    call_command("refresh_analytics", org.slug, "--full", stdout=out)
+    call_command("refresh_analytics", stdout=out)
+
+    assert f"{org.slug}: rebuilt" in out.getvalue()
+    assert f"{other_org.slug}: 0 days re-rolled" in out.getvalue()
+    with pytest.raises(CommandError, match="nope"):
+        call_command("refresh_analytics", "nope")
