@@ -141,12 +141,12 @@ class _Generator:
             status = None
             if not payment.get("recovered_at"):
                 # Messages with a pay link once the retries are used up.
-                for k in range(rng.choice((0, 1, 1, 2))):
+                for k in range(rng.choice((1, 1, 2))):
                     if when + timedelta(hours=2 + 48 * k) <= now:
                         self._message(plan, when + timedelta(hours=2 + 48 * k), recovers=False)
         elif action == Action.CUSTOMER_ACTION or (category == Category.DO_NOT_RETRY and not network_stop):
             status = None
-            messages = rng.randint(2, 4) if action == Action.CUSTOMER_ACTION else 1
+            messages = rng.randint(2, 5) if action == Action.CUSTOMER_ACTION else 1
             winner = rng.randint(1, messages) if recovers else 0
             when = failed_at + timedelta(minutes=rng.randint(1, 60))
             for i in range(messages):
