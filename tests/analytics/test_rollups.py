@@ -171,3 +171,59 @@ def test_refresh_command(org, other_org):
     assert f"{other_org.slug}: 0 days re-rolled" in out.getvalue()
     with pytest.raises(CommandError, match="nope"):
         call_command("refresh_analytics", "nope")
+
+
+def _rollup_rows(org):
+    from analytics.models import ComplianceRollup, RecoveryTimeRollup
+
+    def rows(model, exclude=("id",)):
+        fields = [f.attname for f in model._meta.concrete_fields if f.attname not in exclude]
+        return sorted(model.objects.filter(organization=org).values_list(*fields))
+
+    return rows(DailyRollup), rows(RecoveryTimeRollup), rows(ComplianceRollup)
+
+
+def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
+    from analytics import synthetic
+    from recovery import sql
+
+    synthetic.generate(organization=org, payments=1500, days=120, seed=9, holdout_percent=10)
+    # What synthetic data lacks: a Mastercard-moved attempt and a limit refusal.
+    moved = make_payment(org, failed="2026-11-03 10:00", card_brand="mastercard")
+    RecoveryAttempt.objects.create(organization=org, payment=moved, sequence=1, kind="auto_retry", channel="psp",
+                                   scheduled_for=at("2026-11-04 10:00"), reason="Retry 1 of 4, moved to … UTC: Mastercard allows at most 10 automatic attempts per card in 24 hours",
+                                   amount=moved.amount, currency=moved.currency)
+    limited = make_payment(org, failed="2026-11-03 11:00", status="failed")
+    limited.status_reason = "No further action (card-network limit: at most 15 …)."
+    limited.save()
+
+    refresh(org, full=True)
+    in_sql = _rollup_rows(org)
+    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    refresh(org, full=True)
+    in_python = _rollup_rows(org)
+
+    assert in_sql == in_python
+    assert sum(row[-4] for row in in_sql[2]) > 0  # network stops were counted
+    assert sum(row[-3] for row in in_sql[2]) == 2  # the two limit refusals
+    assert sum(row[-2] for row in in_sql[2]) > 0  # advice codes waited for
+
+
+def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
+    from recovery import sql
+
+    for day in ("2026-11-03 10:00", "2026-11-04 10:00", "2026-11-09 10:00"):
+        make_payment(org, failed=day, recovered_after=timedelta(hours=3), attempt_sequence=2)
+    rolled(org)
+    state = RollupState.objects.get(organization=org)
+    state.refreshed_through = timezone.now() - timedelta(hours=1)
+    state.save()
+    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    python_days = refresh(org)
+    in_python = _rollup_rows(org)
+    monkeypatch.undo()
+    state.refreshed_through = timezone.now() - timedelta(hours=1)
+    state.save()
+
+    assert refresh(org) == python_days == 3
+    assert _rollup_rows(org) == in_python
