@@ -20,7 +20,7 @@ LOCAL := DEBUG=true TINKO_DOTENV= REDIS_URL= CACHE_URL= DATABASE_URL= ALLOWED_HO
 	SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
 
 .DEFAULT_GOAL := help
-.PHONY: help run test worker migrate bench
+.PHONY: help run test worker migrate bench bench-analytics
 
 help:
 	@echo "make run      serve Tinko locally on http://127.0.0.1:$(PORT) (SQLite, no other services)"
@@ -28,6 +28,7 @@ help:
 	@echo "make worker   run background workers (needs REDIS_URL)"
 	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
 	@echo "make bench    run the recovery engine benchmarks (PostgreSQL + Redis; see tests/bench/README.md)"
+	@echo "make bench-analytics  time the dashboard at 100,000 and 1,000,000 payments (PostgreSQL; several minutes)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tinko needs Python 3.11 or newer (set PYTHON=...)")'
@@ -102,3 +103,13 @@ bench-notifications: $(VENV)/.installed-dev
 	TINKO_DOTENV= \
 	$(PY) -m tests.bench.notifications $(BENCH_ARGS)
 
+# The dashboard at 100,000 and 1,000,000 payments (tests/bench/README.md, "Analytics"):
+# its own database (created when missing, emptied at start and end; name must contain "bench").
+# BENCH_ANALYTICS_ARGS e.g. "--small 20000 --large 200000 --requests 20".
+BENCH_ANALYTICS_ARGS ?=
+bench-analytics: $(VENV)/.installed-runtime
+	BENCH_ANALYTICS_DATABASE_URL="$${BENCH_ANALYTICS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_analytics}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.analytics $(BENCH_ANALYTICS_ARGS)

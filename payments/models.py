@@ -71,6 +71,11 @@ class PaymentStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class HoldoutGroup(models.TextChoices):
+    TREATMENT = "treatment", "Recovered by Tinko"
+    HOLDOUT = "holdout", "Held out (no recovery actions)"
+
+
 class Payment(models.Model):
     """The payment being recovered: ``failed → recovering → recovered | exhausted | cancelled``."""
 
@@ -121,6 +126,9 @@ class Payment(models.Model):
     )
     recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Incrementality experiment: drawn once, when the payment is first reported, from the
+    # policy's holdout percentage; blank when no experiment was running (analytics/holdout.py).
+    holdout_group = models.CharField(max_length=10, choices=HoldoutGroup.choices, blank=True)
 
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(default=now)
@@ -146,6 +154,9 @@ class Payment(models.Model):
                 fields=["organization", "reference"], name="payment_org_reference_prefix",
                 opclasses=["int8_ops", "varchar_pattern_ops"],
             ),
+            # Analytics: a period's payments by failure time, and what changed since the rollups' last refresh.
+            models.Index(fields=["organization", "first_failed_at"], name="payment_org_first_failed"),
+            models.Index(fields=["organization", "updated_at"], name="payment_org_updated"),
             # Expiry sweep: open recoveries whose window has ended.
             models.Index(
                 fields=["recovery_ends_at"], name="payment_open_window", condition=Q(status__in=["failed", "recovering"])

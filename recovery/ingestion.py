@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analytics.holdout import draw_holdout_group
 from payments.models import Customer, Payment, PaymentStatus
 from payments.providers import recharge_provider
 from recovery import history as history_loader
@@ -349,6 +350,7 @@ def _new_payment(organization, reference, first: FailureReport, policy, now) -> 
         last_failed_at=first.occurred_at,
         recovery_ends_at=first.occurred_at + timedelta(days=policy.recovery_window_days),
         policy_id=policy.pk,
+        holdout_group=draw_holdout_group(policy),
         created_at=now,
         updated_at=now,
     )

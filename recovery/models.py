@@ -134,6 +134,9 @@ class RetryPolicy(models.Model):
     notify_on_hard_decline = models.BooleanField(default=True)
     # {category: {"max_retries": n, "initial_delay_seconds": s, "backoff_multiplier": m, "max_delay_seconds": s}}
     category_overrides = models.JSONField(default=dict, blank=True)
+    # Share of new failed payments (chosen at random) that get no recovery actions, to measure what
+    # Tinko adds over doing nothing. Payments record their group (Payment.holdout_group).
+    holdout_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(50)])
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(default=now)
 

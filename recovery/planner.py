@@ -32,6 +32,11 @@ MASTERCARD_LIMIT = 10
 # Salaries land overnight; a payday retry goes out mid-morning local time.
 PAYDAY_TIME = time(10, 0)
 
+HOLDOUT_REASON = (
+    "Held out: chosen at random for the retry policy's holdout group, which gets no recovery actions so that "
+    "the dashboard can compare recovery with Tinko against doing nothing."
+)
+
 CATEGORY_LABELS = {category.value: category.label.lower() for category in Category}
 
 CUSTOMER_MESSAGE_KIND = {
@@ -191,6 +196,9 @@ def plan_next(
     window_end = payment.recovery_ends_at
     if window_end is not None and now >= window_end:
         return Plan(None, PaymentStatus.EXHAUSTED, f"The {policy.recovery_window_days}-day recovery window has ended.")
+    if getattr(payment, "holdout_group", "") == "holdout":
+        # The control group of the policy's incrementality experiment: no re-charge, no message.
+        return Plan(None, PaymentStatus.FAILED, HOLDOUT_REASON)
 
     category_label = CATEGORY_LABELS.get(classification.category, classification.category)
     notes: list[str] = []

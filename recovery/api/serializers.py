@@ -172,6 +172,10 @@ class PaymentSerializer(serializers.Serializer):
     recovered_at = serializers.DateTimeField(allow_null=True)
     recovered_amount = serializers.IntegerField(allow_null=True)
     recovered_channel = serializers.CharField()
+    holdout_group = serializers.CharField(help_text=(
+        "`holdout`: held out of recovery by the retry policy's incrementality experiment (no actions); "
+        "`treatment`: in the experiment and recovered by Tinko; empty: no experiment was running."
+    ))
     created_at = serializers.DateTimeField()
 
 
@@ -261,7 +265,7 @@ class RetryPolicySerializer(serializers.ModelSerializer):
             "id", "name", "is_default", "max_retries", "initial_delay_seconds", "backoff_multiplier",
             "max_delay_seconds", "recovery_window_days", "channels", "quiet_hours_start", "quiet_hours_end",
             "payday_alignment", "payday_days", "max_notifications", "notification_interval_seconds",
-            "notify_on_hard_decline", "category_overrides", "created_at", "updated_at",
+            "notify_on_hard_decline", "category_overrides", "holdout_percent", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 

@@ -158,7 +158,7 @@ def test_seeds_demo_failures_of_each_kind_once(db, local_mode):
     first = seed()
     second = seed()
 
-    payments = Payment.objects.filter(organization__slug="demo")
+    payments = Payment.objects.filter(organization__slug="demo", reference__startswith="demo-")
     assert payments.count() == 6
     assert set(payments.values_list("category", flat=True)) == {
         "insufficient_funds", "expired_card", "authentication_required", "processing_error", "fraud_or_stolen",
@@ -167,3 +167,22 @@ def test_seeds_demo_failures_of_each_kind_once(db, local_mode):
     assert payments.get(reference="demo-1006").status == "failed"
     assert "Demo failed payments: 6 recorded, 0 already there" in first
     assert "Demo failed payments: 0 recorded, 6 already there" in second
+
+
+def test_gives_the_demo_dashboard_a_sample_history_once(db, local_mode):
+    from analytics import selectors
+    from analytics.rollups import refresh
+    from payments.models import Payment
+
+    seed()
+    org = Organization.objects.get(slug="demo")
+    sample = Payment.objects.filter(organization=org, reference__startswith="sample-")
+    first = sample.count()
+    seed()
+
+    assert first == sample.count() == 400
+    refresh(org)
+    period = selectors.parse_period({"period": "90d"}, org)
+    summary = selectors.summary(org, period)
+    assert summary and summary[0]["recovered_count"] > 0
+    assert selectors.holdout(org, period)["comparison"] is not None

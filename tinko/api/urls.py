@@ -6,4 +6,5 @@ app_name = "api"
 urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),
     path("", include("recovery.api.urls")),
+    path("", include("analytics.urls")),
 ]

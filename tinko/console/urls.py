@@ -1,10 +1,11 @@
 from django.urls import include, path
 
+from analytics import console as analytics_console
 from tinko.console import views
 
 app_name = "console"
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", analytics_console.home, name="home"),
     path("organizations/new/", views.organization_create, name="organization_create"),
     path("switch/", views.switch, name="switch_organization"),
     path("settings/", views.settings, name="settings"),
@@ -21,4 +22,5 @@ urlpatterns = [
     path("", include("onboarding.urls")),
     path("providers/", include("payments.provider_console")),
     path("", include("notifications.console_urls")),
+    path("analytics/export.csv", analytics_console.export, name="analytics_export"),
 ]

@@ -60,6 +60,7 @@ class Command(BaseCommand):
             admin, admin_created = _ensure_user(DEMO_ADMIN_EMAIL, password, superuser=True) if with_admin else (None, False)
 
         recorded = _seed_failures(org)
+        sample = _seed_sample_history(org)
 
         out = self.stdout
         out.write(f'Organization "{org.name}" (slug {org.slug}): {"created" if org_created else "already there"}')
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             f"Demo failed payments: {recorded} recorded, {len(DEMO_FAILURES) - recorded} already there "
             "(sandbox cards; see payments/sandbox/README.md)"
         )
+        out.write(f"Sample history for the dashboard: {sample} payments added" if sample else "Sample history: already there")
         self._report_user(owner, owner_created, password)
         if admin is not None:
             self._report_user(admin, admin_created, password)
@@ -121,6 +123,20 @@ def _seed_failures(org: Organization) -> int:
     ]
     results = record_failures(organization=org, reports=reports)
     return sum(not r.duplicate for r in results)
+
+
+# Enough for every panel of the dashboard to show something (including the holdout comparison).
+SAMPLE_PAYMENTS = 400
+
+
+def _seed_sample_history(org: Organization) -> int:
+    """Three months of sample payments (analytics/synthetic.py) once, so a new user's dashboard is alive."""
+    from analytics import synthetic
+    from payments.models import Payment
+
+    if Payment.objects.filter(organization=org, reference__startswith=synthetic.PREFIX).exists():
+        return 0
+    return synthetic.generate(organization=org, payments=SAMPLE_PAYMENTS, days=90, seed=7, holdout_percent=10)["payments"]
 
 
 def _ensure_user(email: str, password: str, *, superuser: bool = False) -> tuple[User, bool]:

@@ -1,0 +1,88 @@
+"""Daily rollups of an organization's payments: what the dashboard reads instead of a million rows.
+
+A rollup row sums the payments that first failed on one day (in the
+organization's time zone) and share every other dimension of the row. The rows
+are derived data: analytics/rollups.py rebuilds the days whose payments changed
+(``Payment.updated_at``) since its last refresh, and everything when the
+organization's time zone changed. Nothing here is ever edited by hand.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tinko.models import Organization
+
+
+class RollupState(models.Model):
+    """How far an organization's rollups are up to date, and for which time zone they were cut."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="analytics_state")
+    timezone = models.CharField(max_length=64, blank=True)
+    # Payments updated after this (less a safety margin for slow commits) are re-rolled.
+    refreshed_through = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+
+class DailyRollup(models.Model):
+    """Payments by failure day, currency, category, provider, holdout group, outcome and attribution."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    category = models.CharField(max_length=30)
+    provider = models.CharField(max_length=10)
+    holdout_group = models.CharField(max_length=10)
+    # recovered | open (failed, recovering) | closed (exhausted, cancelled)
+    outcome = models.CharField(max_length=10)
+    # Attribution of recovered payments: channel, and the recovering attempt's number (0: none, e.g. a link).
+    channel = models.CharField(max_length=10)
+    attempt_number = models.PositiveSmallIntegerField()
+    payments = models.IntegerField()
+    amount = models.BigIntegerField()
+    recovered_amount = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="analytics_daily_org_day")]
+
+
+class RecoveryTimeRollup(models.Model):
+    """Recovered payments by failure day and whole hours from the first failure to the recovery."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    holdout_group = models.CharField(max_length=10)
+    hours = models.IntegerField()
+    payments = models.IntegerField()
+    recovered_amount = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="analytics_time_org_day")]
+
+
+class ComplianceRollup(models.Model):
+    """What the card networks count, per failure day and card brand.
+
+    ``auto_attempts``: automatic re-charges made or scheduled for the payment
+    (one card and amount: what Visa's 15-in-30-days rule counts);
+    ``peak_24h``: the most of them within any 24 hours (Mastercard's 10-per-day rule).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    brand = models.CharField(max_length=20)
+    auto_attempts = models.PositiveSmallIntegerField()
+    peak_24h = models.PositiveSmallIntegerField()
+    payments = models.IntegerField()
+    # Failures after which the network forbade any reattempt (Visa category 1, Mastercard MAC 03/21).
+    network_stops = models.IntegerField()
+    # Recoveries the planner ended or moved because of a card-network limit.
+    limit_refusals = models.IntegerField()
+    # Mastercard MAC 24–30 ("retry after…") failures followed by an automatic attempt, and how
+    # many of those attempts waited as long as the issuer asked.
+    advice_waits = models.IntegerField()
+    advice_waits_honoured = models.IntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="analytics_comp_org_day")]

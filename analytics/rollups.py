@@ -1,0 +1,403 @@
+"""Keeping the daily rollups (analytics/models.py) in step with the payments.
+
+:func:`refresh` re-rolls only the failure days (in the organization's time
+zone) of payments whose ``updated_at`` moved since the last refresh, so a
+dashboard view after a quiet minute costs one index probe. Every service that
+changes a payment (ingestion, the runner, recovery, the expiry sweep) sets
+``updated_at``; a commit that lands after the refresh read its snapshot is
+caught by the next one thanks to ``MARGIN``. A time-zone change re-rolls all.
+
+Pure ORM, so local mode (SQLite) and PostgreSQL share it; payments are read
+in keyset chunks with their attempts and events, so memory stays flat at a
+million payments.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Case, Q, When
+from django.db.models import BooleanField as BooleanF
+from django.utils import timezone
+
+from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup, RollupState
+from payments.models import Payment, PaymentStatus
+from recovery import sql
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAttempt
+
+# A payment updated in a transaction that commits this long after its updated_at is still seen.
+MARGIN = timedelta(minutes=5)
+CHUNK = 5000
+# Mastercard Merchant Advice Codes that set the earliest retry.
+ADVICE_WAIT_CODES = [str(n) for n in range(24, 31)]
+LIMIT_MARKERS = ("card-network limit", "Mastercard allows at most")
+
+
+def outcome_of(status: str) -> str:
+    if status == PaymentStatus.RECOVERED:
+        return "recovered"
+    if status in Payment.OPEN:
+        return "open"
+    return "closed"
+
+
+def hours_bucket(seconds: float) -> int:
+    """Whole hours to recover: exact within two days, in 6-hour steps to two weeks, whole days beyond.
+
+    Cohort boundaries (1, 3, 7, 14, 30 days) fall on bucket edges, so cohorts are exact.
+    """
+    hours = max(0, int(seconds // 3600))
+    if hours < 48:
+        return hours
+    if hours < 336:
+        return hours - hours % 6
+    return hours - hours % 24
+
+
+def brand_of(card_brand: str) -> str:
+    brand = (card_brand or "").lower()
+    return brand if brand in ("visa", "mastercard") else "other"
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def _day_ranges(days: set[date], tz: ZoneInfo) -> Q:
+    """One range condition per run of consecutive days (index-friendly)."""
+    ordered = sorted(days)
+    q = Q()
+    start = prev = ordered[0]
+    for day in ordered[1:] + [None]:
+        if day is not None and day == prev + timedelta(days=1):
+            prev = day
+            continue
+        q |= Q(first_failed_at__gte=day_start(start, tz), first_failed_at__lt=day_start(prev + timedelta(days=1), tz))
+        if day is not None:
+            start = prev = day
+    return q
+
+
+def _state(organization) -> RollupState:
+    state = RollupState.objects.filter(organization=organization).first()
+    if state is None:
+        state = RollupState(organization=organization)
+        if not Payment.objects.filter(organization=organization).exists():
+            # Nothing to roll yet: up to date as of now (later payments are newer than this).
+            state.timezone = organization.timezone
+            state.refreshed_through = state.refreshed_at = timezone.now()
+        # ON CONFLICT DO NOTHING: a concurrent first refresh may create it at the same moment; the
+        # instance is only read (refresh locks and re-reads the row before changing it).
+        RollupState.objects.bulk_create([state], ignore_conflicts=True)
+    return state
+
+
+def current_state(organization) -> RollupState | None:
+    """The state the last :func:`refresh` call on this instance saw or left (no query when there was one)."""
+    state = getattr(organization, "_analytics_state", None)
+    return state if state is not None else RollupState.objects.filter(organization=organization).first()
+
+
+# A full rebuild (new time zone, first use) is done during a request only below this many
+# payments; above, the minute job (analytics.tasks) does it and the dashboard says so.
+INLINE_REBUILD_LIMIT = 20_000
+
+
+def refresh(organization, *, full: bool = False, max_age: timedelta | None = None, inline: bool = False) -> int | None:
+    """Bring ``organization``'s rollups up to date; the number of failure days re-rolled (-1: all).
+
+    None when nothing was done: another refresh of the same organization is
+    running (its result will be there in a moment; the caller reads the rollups
+    as they are), the last refresh is younger than ``max_age``, or (``inline``)
+    a full rebuild is too big for a request.
+    """
+    state = organization._analytics_state = _state(organization)
+    if max_age is not None and state.refreshed_at is not None and timezone.now() - state.refreshed_at < max_age:
+        if state.timezone == organization.timezone:
+            return None
+    with transaction.atomic():
+        locked = RollupState.objects.select_for_update(skip_locked=True).filter(organization=organization).first()
+        if locked is None:
+            return None
+        state = organization._analytics_state = locked
+        started = timezone.now()
+        tz = ZoneInfo(organization.timezone)
+        if full or state.timezone != organization.timezone or state.refreshed_through is None:
+            days = None
+            total = Payment.objects.filter(organization=organization).count()
+            if inline and total > INLINE_REBUILD_LIMIT:
+                return None
+            if not total and state.refreshed_at is None:
+                days = set()  # never rolled and nothing to roll
+        else:
+            changed = Payment.objects.filter(
+                organization=organization, updated_at__gt=state.refreshed_through - MARGIN
+            ).values_list("first_failed_at", flat=True)
+            days = {when.astimezone(tz).date() for when in changed}
+        if days is None or days:
+            _rebuild(organization, tz, days)
+        state.timezone = organization.timezone
+        state.refreshed_through = started
+        state.refreshed_at = timezone.now()
+        state.save()
+    return len(days) if days is not None else -1
+
+
+def _rebuild(organization, tz: ZoneInfo, days: set[date] | None) -> None:
+    scope = {"organization": organization}
+    for model in (DailyRollup, RecoveryTimeRollup, ComplianceRollup):
+        rows = model.objects.filter(**scope)
+        if days is not None:
+            rows = rows.filter(day__in=days)
+        rows.delete()
+    if sql.is_postgresql():
+        _rebuild_sql(organization, tz, days)
+    else:
+        _rebuild_python(organization, tz, days)
+
+
+def _rebuild_python(organization, tz: ZoneInfo, days: set[date] | None) -> None:
+    """The rollups computed in Python from keyset chunks of payments (local mode, SQLite)."""
+
+    payments = Payment.objects.filter(organization=organization)
+    if days is not None:
+        payments = payments.filter(_day_ranges(days, tz))
+    payments = payments.annotate(
+        limited=Case(
+            When(Q(status_reason__contains=LIMIT_MARKERS[0]), then=True), default=False, output_field=BooleanF()
+        )
+    ).order_by("pk")
+    columns = (
+        "pk", "first_failed_at", "currency", "category", "provider", "holdout_group", "status", "recovered_channel",
+        "recovered_attempt__sequence", "amount", "recovered_amount", "recovered_at", "card_brand", "limited",
+    )
+
+    daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    times: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    comp: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+
+    last = 0
+    while True:
+        chunk = list(payments.filter(pk__gt=last).values_list(*columns)[:CHUNK])
+        if not chunk:
+            break
+        last = chunk[-1][0]
+        ids = [row[0] for row in chunk]
+        autos = _auto_attempts(ids)
+        stops, waits, moved = _network_facts(ids, autos)
+        for (pk, failed_at, currency, category, provider, group, status, channel, seq, amount, rec_amount,
+             rec_at, card_brand, limited) in chunk:
+            day = failed_at.astimezone(tz).date()
+            outcome = outcome_of(status)
+            recovered = outcome == "recovered"
+            rec_amount = (rec_amount if rec_amount is not None else amount) if recovered else 0
+            key = (day, currency, category or "unknown", provider, group, outcome,
+                   (channel or "other") if recovered else "", (seq or 0) if recovered else 0)
+            d = daily[key]
+            d[0] += 1
+            d[1] += amount
+            d[2] += rec_amount
+            if recovered and rec_at is not None:
+                t = times[(day, currency, group, hours_bucket((rec_at - failed_at).total_seconds()))]
+                t[0] += 1
+                t[1] += rec_amount
+            when = autos.get(pk, [])
+            c = comp[(day, brand_of(card_brand), min(len(when), 32767), _peak_24h(when))]
+            c[0] += 1
+            c[1] += stops.get(pk, 0)
+            c[2] += 1 if (limited or pk in moved) else 0
+            wait_total, wait_ok = waits.get(pk, (0, 0))
+            c[3] += wait_total
+            c[4] += wait_ok
+
+    org_id = organization.pk
+    DailyRollup.objects.bulk_create(
+        [
+            DailyRollup(organization_id=org_id, day=k[0], currency=k[1], category=k[2], provider=k[3],
+                        holdout_group=k[4], outcome=k[5], channel=k[6], attempt_number=k[7],
+                        payments=v[0], amount=v[1], recovered_amount=v[2])
+            for k, v in daily.items()
+        ],
+        batch_size=2000,
+    )
+    RecoveryTimeRollup.objects.bulk_create(
+        [
+            RecoveryTimeRollup(organization_id=org_id, day=k[0], currency=k[1], holdout_group=k[2], hours=k[3],
+                               payments=v[0], recovered_amount=v[1])
+            for k, v in times.items()
+        ],
+        batch_size=2000,
+    )
+    ComplianceRollup.objects.bulk_create(
+        [
+            ComplianceRollup(organization_id=org_id, day=k[0], brand=k[1], auto_attempts=k[2], peak_24h=k[3],
+                             payments=v[0], network_stops=v[1], limit_refusals=v[2], advice_waits=v[3],
+                             advice_waits_honoured=v[4])
+            for k, v in comp.items()
+        ],
+        batch_size=2000,
+    )
+
+
+COUNTED = ~Q(status__in=[AttemptStatus.CANCELLED, AttemptStatus.SKIPPED])
+
+
+def _auto_attempts(payment_ids) -> dict[int, list[datetime]]:
+    """Automatic re-charges made or scheduled (what the networks count), per payment, in time order."""
+    found: dict[int, list[datetime]] = defaultdict(list)
+    rows = (
+        RecoveryAttempt.objects.filter(COUNTED, payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY)
+        .order_by("payment_id", "scheduled_for")
+        .values_list("payment_id", "scheduled_for")
+    )
+    for payment_id, when in rows:
+        found[payment_id].append(when)
+    return found
+
+
+def _peak_24h(times: list[datetime]) -> int:
+    peak = 0
+    for i, when in enumerate(times):
+        # attempts in (when - 24 h, when]
+        start = bisect.bisect_right(times, when - timedelta(hours=24), 0, i + 1)
+        peak = max(peak, i + 1 - start)
+    return peak
+
+
+def _network_facts(payment_ids, autos) -> tuple[dict[int, int], dict[int, tuple[int, int]], set[int]]:
+    """(network stops per payment, (advice waits, honoured) per payment, payments moved by the Mastercard limit)."""
+    stops: dict[int, int] = defaultdict(int)
+    waits: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    events = FailureEvent.objects.filter(
+        Q(network_stop=True) | Q(network_advice_code__in=ADVICE_WAIT_CODES, min_delay_seconds__gt=0),
+        payment_id__in=payment_ids,
+    ).values_list("payment_id", "network_stop", "network_advice_code", "occurred_at", "min_delay_seconds")
+    for payment_id, network_stop, advice, occurred_at, min_delay in events:
+        if network_stop:
+            stops[payment_id] += 1
+            continue
+        following = [t for t in autos.get(payment_id, []) if t > occurred_at]
+        if following:
+            w = waits[payment_id]
+            w[0] += 1
+            w[1] += following[0] >= occurred_at + timedelta(seconds=min_delay)
+    moved = set(
+        RecoveryAttempt.objects.filter(
+            payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY, reason__contains=LIMIT_MARKERS[1]
+        ).values_list("payment_id", flat=True)
+    )
+    return stops, {k: (v[0], v[1]) for k, v in waits.items()}, moved
+
+
+# --- PostgreSQL: the same rollups, set-based ------------------------------------------------------
+# One INSERT … SELECT … GROUP BY per table: a million payments and three million attempts roll
+# up in seconds instead of minutes in Python, so the minute job and an occasional page view
+# can afford it. tests/analytics/test_rollups.py checks both ways give the same rows.
+# The recovering attempt's number is a correlated lookup by primary key, not a join: a hash
+# join on recovered_attempt_id puts every unrecovered payment (NULL) in one bucket, and at
+# 300,000 payments PostgreSQL split that bucket into 65,536 batches (two minutes instead of one second).
+
+_SCOPE = "p.organization_id = %(org)s{ranges}"
+_DAY = "(p.first_failed_at AT TIME ZONE %(tz)s)::date"
+_RECOVERED = "p.status = 'recovered'"
+_HOURS = "GREATEST(0, FLOOR(EXTRACT(EPOCH FROM p.recovered_at - p.first_failed_at) / 3600))::int"
+
+_DAILY_SQL = f"""
+INSERT INTO analytics_dailyrollup (organization_id, day, currency, category, provider, holdout_group, outcome,
+                                   channel, attempt_number, payments, amount, recovered_amount)
+SELECT %(org)s, {_DAY}, p.currency, COALESCE(NULLIF(p.category, ''), 'unknown'), p.provider, p.holdout_group,
+       CASE WHEN {_RECOVERED} THEN 'recovered' WHEN p.status IN ('failed', 'recovering') THEN 'open' ELSE 'closed' END,
+       CASE WHEN {_RECOVERED} THEN COALESCE(NULLIF(p.recovered_channel, ''), 'other') ELSE '' END,
+       CASE WHEN {_RECOVERED} THEN COALESCE(
+           (SELECT a.sequence FROM recovery_recoveryattempt a WHERE a.id = p.recovered_attempt_id), 0) ELSE 0 END,
+       COUNT(*), SUM(p.amount), SUM(CASE WHEN {_RECOVERED} THEN COALESCE(p.recovered_amount, p.amount) ELSE 0 END)
+FROM payments_payment p
+WHERE {_SCOPE}
+GROUP BY 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
+_TIMES_SQL = f"""
+INSERT INTO analytics_recoverytimerollup (organization_id, day, currency, holdout_group, hours, payments, recovered_amount)
+SELECT %(org)s, day, currency, holdout_group,
+       CASE WHEN h < 48 THEN h WHEN h < 336 THEN h - h %% 6 ELSE h - h %% 24 END, COUNT(*), SUM(recovered)
+FROM (SELECT {_DAY} AS day, p.currency, p.holdout_group, {_HOURS} AS h, COALESCE(p.recovered_amount, p.amount) AS recovered
+      FROM payments_payment p WHERE {_SCOPE} AND {_RECOVERED} AND p.recovered_at IS NOT NULL) r
+GROUP BY 2, 3, 4, 5
+"""
+
+_COMPLIANCE_SQL = f"""
+WITH p AS MATERIALIZED (
+    SELECT p.id, {_DAY} AS day,
+           CASE LOWER(p.card_brand) WHEN 'visa' THEN 'visa' WHEN 'mastercard' THEN 'mastercard' ELSE 'other' END AS brand,
+           p.status_reason LIKE %(limit_marker)s AS limited
+    FROM payments_payment p WHERE {_SCOPE}
+),
+auto AS (
+    SELECT a.payment_id, a.scheduled_for,
+           COUNT(*) OVER (PARTITION BY a.payment_id ORDER BY a.scheduled_for
+                          RANGE BETWEEN INTERVAL '24 hours' - INTERVAL '1 microsecond' PRECEDING AND CURRENT ROW) AS in_24h
+    FROM recovery_recoveryattempt a JOIN p ON p.id = a.payment_id
+    WHERE a.kind = 'auto_retry' AND a.status NOT IN ('cancelled', 'skipped')
+),
+per_payment AS (SELECT payment_id, COUNT(*) AS autos, MAX(in_24h) AS peak FROM auto GROUP BY payment_id),
+moved AS (
+    SELECT DISTINCT a.payment_id FROM recovery_recoveryattempt a JOIN p ON p.id = a.payment_id
+    WHERE a.kind = 'auto_retry' AND a.reason LIKE %(moved_marker)s
+),
+events AS (
+    SELECT e.payment_id,
+           COUNT(*) FILTER (WHERE e.network_stop) AS stops,
+           COUNT(nxt.at) FILTER (WHERE NOT e.network_stop) AS waits,
+           COUNT(*) FILTER (WHERE NOT e.network_stop AND nxt.at >= e.occurred_at + e.min_delay_seconds * INTERVAL '1 second') AS honoured
+    FROM recovery_failureevent e JOIN p ON p.id = e.payment_id
+    LEFT JOIN LATERAL (
+        SELECT MIN(a.scheduled_for) AS at FROM recovery_recoveryattempt a
+        WHERE a.payment_id = e.payment_id AND a.kind = 'auto_retry' AND a.status NOT IN ('cancelled', 'skipped')
+          AND a.scheduled_for > e.occurred_at
+    ) nxt ON NOT e.network_stop
+    WHERE e.network_stop OR (e.network_advice_code = ANY(%(advice)s) AND e.min_delay_seconds > 0)
+    GROUP BY e.payment_id
+)
+INSERT INTO analytics_compliancerollup (organization_id, day, brand, auto_attempts, peak_24h, payments, network_stops,
+                                        limit_refusals, advice_waits, advice_waits_honoured)
+SELECT %(org)s, p.day, p.brand, LEAST(COALESCE(pp.autos, 0), 32767), COALESCE(pp.peak, 0), COUNT(*),
+       COALESCE(SUM(ev.stops), 0), COUNT(*) FILTER (WHERE p.limited OR mv.payment_id IS NOT NULL),
+       COALESCE(SUM(ev.waits), 0), COALESCE(SUM(ev.honoured), 0)
+FROM p LEFT JOIN per_payment pp ON pp.payment_id = p.id LEFT JOIN events ev ON ev.payment_id = p.id
+LEFT JOIN moved mv ON mv.payment_id = p.id
+GROUP BY 2, 3, 4, 5
+"""
+
+
+def _rebuild_sql(organization, tz: ZoneInfo, days: set[date] | None) -> None:
+    from django.db import connection
+
+    params = {
+        "org": organization.pk, "tz": tz.key, "advice": ADVICE_WAIT_CODES,
+        "limit_marker": f"%{LIMIT_MARKERS[0]}%", "moved_marker": f"%{LIMIT_MARKERS[1]}%",
+    }
+    ranges = ""
+    if days is not None:
+        clauses = []
+        for i, (start, end) in enumerate(_day_runs(days)):
+            params[f"s{i}"], params[f"e{i}"] = day_start(start, tz), day_start(end + timedelta(days=1), tz)
+            clauses.append(f"(p.first_failed_at >= %(s{i})s AND p.first_failed_at < %(e{i})s)")
+        ranges = " AND (" + " OR ".join(clauses) + ")"
+    with connection.cursor() as cursor:
+        for statement in (_DAILY_SQL, _TIMES_SQL, _COMPLIANCE_SQL):
+            cursor.execute(statement.replace("{ranges}", ranges), params)
+
+
+def _day_runs(days: set[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(a, b) for a, b in runs]

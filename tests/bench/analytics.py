@@ -1,0 +1,179 @@
+"""Benchmark of the recovery dashboard: 100,000 then 1,000,000 payments (3 million attempts) in one organization.
+
+    make bench-analytics                                   # or:
+    .venv/bin/python -m tests.bench.analytics [--small 100000 --large 1000000 --requests 40]
+
+Targets (issue "Analytics", Speed): the dashboard page (console home, 90 days)
+at most 250 ms server time median at a million payments, and at most three
+times its median at a hundred thousand, both measured in this run.
+
+Runs against its own database (``BENCH_ANALYTICS_DATABASE_URL``, default
+``tinko_bench_analytics``, created when missing, its data tables emptied at
+the start; the name must contain "bench"). Server time is the whole Django
+request (middleware, session, view, template) through the test client, in
+process, without the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/tinko_bench_analytics"
+TARGET_MS = 250
+MAX_RATIO = 3.0
+
+
+def _setup():
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_ANALYTICS_DATABASE_URL") or DEFAULT_DATABASE
+    from tests.bench import common
+
+    common.configure()
+    return common
+
+
+def _reset(common) -> None:
+    from django.db import connection
+
+    tables = ["analytics_dailyrollup", "analytics_recoverytimerollup", "analytics_compliancerollup",
+              "analytics_rollupstate", *common.DATA_TABLES]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+def _merchant():
+    from tinko import services
+    from tinko.models import Organization, User
+
+    user = User.objects.filter(email="analytics-bench@tinko.test").first() or User.objects.create_user(
+        email="analytics-bench@tinko.test", password=None
+    )
+    org = Organization.objects.filter(slug="analytics-bench").first() or services.create_organization(
+        name="Analytics Bench", slug="analytics-bench", owner=user, timezone="Europe/Berlin", default_currency="EUR"
+    )
+    return user, org
+
+
+def _analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE payments_payment, recovery_recoveryattempt, recovery_failureevent, "
+                       "analytics_dailyrollup, analytics_recoverytimerollup, analytics_compliancerollup")
+
+
+def _time_page(client, url: str, *, requests: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        assert client.get(url, secure=True).status_code == 200
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url, secure=True)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+    return times
+
+
+def _touch(org, n: int) -> None:
+    """A busy minute: ``n`` payments of the last three weeks change (recoveries landing)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import Payment
+
+    ids = list(
+        Payment.objects.filter(organization=org, first_failed_at__gte=timezone.now() - timedelta(days=21))
+        .order_by("?").values_list("pk", flat=True)[:n]
+    )
+    Payment.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+
+
+def phase(org, user, *, total: int, days: int, requests: int, warmup: int, seed: int) -> dict:
+    from django.test import Client
+
+    from analytics import synthetic
+    from analytics.models import DailyRollup, RecoveryTimeRollup
+    from analytics.rollups import refresh
+    from payments.models import Payment
+    from recovery.models import RecoveryAttempt
+
+    have = Payment.objects.filter(organization=org).count()
+    started = time.monotonic()
+    counts = synthetic.generate(organization=org, payments=total - have, days=days, seed=seed, holdout_percent=10,
+                                start_number=have + 1)
+    load_s = time.monotonic() - started
+    _analyze()
+    started = time.monotonic()
+    refresh(org, full=True)
+    rebuild_s = time.monotonic() - started
+    _analyze()
+    _touch(org, 1000)
+    started = time.monotonic()
+    days_rerolled = refresh(org)
+    incremental_s = time.monotonic() - started
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    times = _time_page(client, "/console/?period=90d", requests=requests, warmup=warmup)
+    return {
+        "payments": Payment.objects.filter(organization=org).count(),
+        "attempts": RecoveryAttempt.objects.filter(organization=org).count(),
+        "added": counts,
+        "load_s": load_s,
+        "rebuild_s": rebuild_s,
+        "incremental_s": incremental_s,
+        "days_rerolled": days_rerolled,
+        "rollup_rows": DailyRollup.objects.filter(organization=org).count()
+        + RecoveryTimeRollup.objects.filter(organization=org).count(),
+        "median_ms": statistics.median(times),
+        "p95_ms": sorted(times)[int(len(times) * 0.95) - 1],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=100_000, help="payments in the first measurement (default 100,000)")
+    parser.add_argument("--large", type=int, default=1_000_000, help="payments in the second (default 1,000,000)")
+    parser.add_argument("--days", type=int, default=365, help="first failures spread over this many days (default 365)")
+    parser.add_argument("--requests", type=int, default=40, help="timed page views per size (default 40)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed page views first (default 5)")
+    args = parser.parse_args(argv)
+
+    common = _setup()
+    # One JSON access-log line per request would flood the terminal; the request itself is unchanged.
+    logging.getLogger("tinko.access").setLevel(logging.WARNING)
+    _reset(common)
+    user, org = _merchant()
+    results = []
+    for size, seed in ((args.small, 1), (args.large, 2)):
+        print(f"-- {size:,} payments: loading, rolling up, timing {args.requests} views of /console/?period=90d", flush=True)
+        result = phase(org, user, total=size, days=args.days, requests=args.requests, warmup=args.warmup, seed=seed)
+        results.append(result)
+        print(
+            f"   {result['payments']:,} payments, {result['attempts']:,} attempts (load {result['load_s']:.0f} s); "
+            f"full rollup {result['rebuild_s']:.1f} s; 1,000 changed payments re-rolled ({result['days_rerolled']} days) "
+            f"in {result['incremental_s']:.2f} s; {result['rollup_rows']:,} rollup rows in all",
+            flush=True,
+        )
+        print(f"   dashboard, 90 days: median {result['median_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms", flush=True)
+    small, large = results
+    ratio = large["median_ms"] / small["median_ms"]
+    ok_time = large["median_ms"] <= TARGET_MS
+    ok_ratio = ratio <= MAX_RATIO
+    print("\nSummary")
+    print(f"  {'measure':<48} {'value':>12} {'target':>10}  result")
+    print(f"  {'median at ' + format(small['payments'], ',') + ' payments':<48} {small['median_ms']:>10.1f}ms {'':>10}")
+    print(f"  {'median at ' + format(large['payments'], ',') + ' payments':<48} {large['median_ms']:>10.1f}ms "
+          f"{'<= ' + str(TARGET_MS) + 'ms':>10}  {'PASS' if ok_time else 'FAIL'}")
+    print(f"  {'ratio large / small':<48} {ratio:>12.2f} {'<= ' + str(MAX_RATIO):>10}  {'PASS' if ok_ratio else 'FAIL'}")
+    _reset(common)
+    return 0 if ok_time and ok_ratio else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
