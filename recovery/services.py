@@ -229,6 +229,30 @@ def mark_recovered(
     return True
 
 
+@transaction.atomic
+def report_paid(*, payment, amount: int | None = None, actor=None, request=None) -> Payment:
+    """The merchant says the customer paid outside Tinko (a bank transfer, their own retry): end the recovery.
+
+    Recorded as recovered with no channel or attempt (Tinko did not bring the
+    money back), which is also how a held-out payment's recovery becomes
+    visible to the holdout comparison. Reporting it again changes nothing.
+    """
+    payment = _locked_payment(payment)
+    if payment.status == PaymentStatus.RECOVERED:
+        return payment
+    amount = payment.amount if amount is None else amount
+    if not 0 < amount <= payment.amount:
+        raise RecoveryError(
+            f"The amount paid must be between 1 and the payment's {payment.amount} (minor units).", code="invalid"
+        )
+    mark_recovered(payment=payment, amount=amount, now=timezone.now(), detail="Paid outside Tinko (reported by the merchant).")
+    record_audit(
+        organization=payment.organization, action="payment.reported_paid", actor=actor, request=request, target=payment,
+        data={"reference": payment.reference, "amount": amount, "currency": payment.currency},
+    )
+    return payment
+
+
 def open_link(token: str, *, now=None) -> RecoveryLink | None:
     """The link for ``token`` (None if there is none); a live one is counted as opened (``active → opened``).
 

@@ -332,3 +332,10 @@ class RetryPolicySerializer(serializers.ModelSerializer):
                 {"is_default": ["Make another policy the default instead; an organization always has one."]}
             )
         return attrs
+
+
+class ReportPaidSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="Amount paid in minor units; the payment's whole amount when left out.",
+    )

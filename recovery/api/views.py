@@ -351,6 +351,41 @@ class PaymentCancelView(PaymentActionView):
         return Response(s.PaymentSerializer(payment).data)
 
 
+class PaymentPaidView(PaymentActionView):
+    action_name = "paid"
+
+    @extend_schema(
+        operation_id="payments_report_paid",
+        summary="Report the payment paid outside Tinko",
+        description=(
+            "The customer paid another way (bank transfer, your own retry). The recovery ends as `recovered`, "
+            "attributed to no channel; scheduled attempts are cancelled and live links revoked. Reporting it again "
+            "answers the payment unchanged. Held-out payments are reported this way too, so the dashboard can "
+            "compare recovery with and without Tinko."
+        ),
+        request=s.ReportPaidSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            200: s.PaymentSerializer,
+            400: _error_response("The amount is not a whole number of minor units between 1 and the payment's amount."),
+            409: KEY_REUSED_409,
+        },
+        tags=["payments"],
+    )
+    @idempotent
+    def post(self, request, reference):
+        body = s.ReportPaidSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        payment = get_object_for_org(request.auth.organization, Payment, reference=reference)
+        try:
+            payment = services.report_paid(
+                payment=payment, amount=body.validated_data.get("amount"), actor=request.auth, request=request
+            )
+        except services.RecoveryError as error:
+            raise _validation_error({"amount": [error.message]}) from None
+        return Response(s.PaymentSerializer(payment).data)
+
+
 POLICY_EXAMPLE = {
     "name": "Subscriptions",
     "max_retries": 6,

@@ -176,7 +176,7 @@ def test_detail_finds_a_reference_with_an_encoded_slash(api):
     assert response.json()["reference"] == "INV/2026/001"
 
 
-@pytest.mark.parametrize("action", ["recovery_link", "retry_now", "cancel"])
+@pytest.mark.parametrize("action", ["recovery_link", "retry_now", "cancel", "paid"])
 def test_detail_finds_a_reference_ending_in_an_action_name(api, action):
     # "renewals/cancel" is a fine merchant reference; its detail URL is also the cancel route of "renewals".
     ingest(api, reference=f"renewals/{action}")
@@ -246,7 +246,7 @@ def test_the_same_reference_in_two_organizations_are_two_payments(api, other_api
     assert other_api.get(payment_path("shared")).json()["amount"] == 999
 
 
-@pytest.mark.parametrize("action", ["recovery_link", "retry_now", "cancel"])
+@pytest.mark.parametrize("action", ["recovery_link", "retry_now", "cancel", "paid"])
 def test_actions_on_another_organizations_payment_are_404_and_change_nothing(api, other_api, action):
     ingest(other_api, reference="theirs")
 
@@ -492,3 +492,53 @@ def test_an_idempotency_key_reused_for_another_payment_is_a_409(api):
 
     assert response.status_code == 409
     assert Payment.objects.get(reference="r2").status == PaymentStatus.RECOVERING
+
+
+# --- paid (outside Tinko) -------------------------------------------------------------
+
+
+def test_reporting_a_payment_paid_outside_tinko_ends_its_recovery_without_attribution(api):
+    ingest(api, reference="bank-transfer")
+
+    response = api.post(payment_path("bank-transfer", "paid"), {"amount": 60})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "recovered"
+    payment = Payment.objects.get(reference="bank-transfer")
+    assert payment.recovered_amount == 60 and payment.recovered_channel == "" and payment.recovered_attempt is None
+    assert "outside Tinko" in payment.status_reason
+    assert not payment.attempts.filter(status=AttemptStatus.SCHEDULED).exists()
+    assert AuditEvent.objects.filter(action="payment.reported_paid", target_id=str(payment.pk)).exists()
+
+
+def test_reporting_paid_twice_changes_nothing_the_second_time(api):
+    ingest(api, reference="twice")
+    api.post(payment_path("twice", "paid"))
+    recovered_at = Payment.objects.get(reference="twice").recovered_at
+
+    response = api.post(payment_path("twice", "paid"), {"amount": 1})
+
+    assert response.status_code == 200
+    payment = Payment.objects.get(reference="twice")
+    assert payment.recovered_at == recovered_at and payment.recovered_amount == payment.amount
+
+
+@pytest.mark.parametrize("amount", [0, -5, 10**9, "ten"])
+def test_reporting_paid_with_an_impossible_amount_is_a_400_and_changes_nothing(api, amount):
+    ingest(api, reference="odd")
+
+    response = api.post(payment_path("odd", "paid"), {"amount": amount})
+
+    assert response.status_code == 400
+    assert "amount" in response.json()["error"]["fields"]
+    assert Payment.objects.get(reference="odd").status == PaymentStatus.RECOVERING
+
+
+def test_a_held_out_payment_reported_paid_counts_as_recovered(api):
+    ingest(api, reference="held")
+    Payment.objects.filter(reference="held").update(holdout_group="holdout", status=PaymentStatus.FAILED)
+
+    assert api.post(payment_path("held", "paid")).status_code == 200
+
+    payment = Payment.objects.get(reference="held")
+    assert payment.status == PaymentStatus.RECOVERED and payment.holdout_group == "holdout"
