@@ -54,6 +54,10 @@ class PolicyForm(forms.Form):
     payday_alignment = forms.BooleanField(label=_("Retry insufficient funds on paydays"), required=False)
     payday_days = forms.CharField(label=_("Paydays (days of the month)"), required=False, help_text=_("e.g. 1, 15 (31 = the month's last day)"))
     notify_on_hard_decline = forms.BooleanField(label=_("Send one message after a hard decline"), required=False)
+    holdout_percent = forms.IntegerField(
+        label=_("Hold out (% of new failures)"), min_value=0, max_value=50, initial=0, required=False,
+        help_text=_("A random share of new failures gets no recovery at all, so the dashboard can show what Tinko adds. 0 turns it off."),
+    )
     is_default = forms.BooleanField(label=_("Default policy"), required=False)
 
     def __init__(self, *args, organization, instance: RetryPolicy | None = None, **kwargs):
@@ -81,7 +85,8 @@ class PolicyForm(forms.Form):
             "quiet_hours_start": policy.quiet_hours_start, "quiet_hours_end": policy.quiet_hours_end,
             "payday_alignment": policy.payday_alignment,
             "payday_days": ", ".join(str(d) for d in policy.payday_days or []),
-            "notify_on_hard_decline": policy.notify_on_hard_decline, "is_default": policy.is_default,
+            "notify_on_hard_decline": policy.notify_on_hard_decline, "holdout_percent": policy.holdout_percent,
+            "is_default": policy.is_default,
         }
         for category, override in (policy.category_overrides or {}).items():
             for name, _label, source, factor in OVERRIDE_FIELDS:
@@ -96,6 +101,9 @@ class PolicyForm(forms.Form):
             (category.label, [self[f"ov_{category.value}_{name}"] for name, *_ in OVERRIDE_FIELDS])
             for category in RETRY_CATEGORIES
         ]
+
+    def clean_holdout_percent(self):
+        return self.cleaned_data.get("holdout_percent") or 0
 
     def clean_payday_days(self):
         raw = self.cleaned_data.get("payday_days", "")

@@ -33,6 +33,14 @@ def test_admin_creates_a_policy_with_a_category_override(admin_client, org):
     assert AuditEvent.objects.filter(action="policy.created", target_id=str(policy.pk)).exists()
 
 
+def test_admin_sets_a_holdout_share_and_more_than_half_is_refused(admin_client, org):
+    assert admin_client.post("/console/policies/new/", form_data(holdout_percent="10")).status_code == 302
+    assert RetryPolicy.objects.get(organization=org, name="Gentle").holdout_percent == 10
+    response = admin_client.post("/console/policies/new/", form_data(name="Greedy", holdout_percent="60"))
+    assert response.status_code == 400
+    assert not RetryPolicy.objects.filter(name="Greedy").exists()
+
+
 def test_invalid_values_are_explained_and_nothing_is_saved(admin_client, org):
     response = admin_client.post("/console/policies/new/", form_data(max_delay_hours="1"))
     assert response.status_code == 400
