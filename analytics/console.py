@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from analytics import selectors
 from analytics.charts import trend_chart
 from analytics.templatetags.analytics import money
+from onboarding.models import OnboardingProgress
 from tinko.console import selectors as console_selectors
 from tinko.tenancy import role_required
 
@@ -40,6 +41,10 @@ def home(request):
     chart = trend_chart(chart_series["points"], currency=chart_series["currency"], money=money) if chart_series else None
     context = {
         "overview": console_selectors.overview(organization),
+        # A new organization is pointed at the Get started wizard until every step is done or skipped.
+        "onboarding_open": not OnboardingProgress.objects.filter(
+            organization=organization, completed_at__isnull=False
+        ).exists(),
         "analytics": data,
         "chart": chart,
         "chart_series": chart_series,

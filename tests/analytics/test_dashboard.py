@@ -71,6 +71,14 @@ def test_an_organization_without_data_sees_an_empty_dashboard(owner_client):
     assert "Nothing to chart for this period." in content
 
 
+def test_a_new_organization_is_pointed_at_get_started_until_it_is_done(owner_client, org):
+    from onboarding.models import OnboardingProgress
+
+    assert b"Set up recovery" in owner_client.get("/console/").content
+    OnboardingProgress.objects.update_or_create(organization=org, defaults={"completed_at": timezone.now()})
+    assert b"Set up recovery" not in owner_client.get("/console/").content
+
+
 def test_bad_filters_answer_400_with_the_reason_and_the_default_period(owner_client, recent):
     response = owner_client.get("/console/?period=custom&start=2026-02-30&end=2026-03-01")
 
