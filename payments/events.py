@@ -87,6 +87,7 @@ def record_failure(*, account, report: FailureReport, touched: list | None = Non
 
     organization = account.organization
     report.provider_account_id = account.pk
+    report.provider_account = account
     existing = (
         Payment.objects.select_for_update(of=("self",))
         .filter(organization=organization, reference=report.reference)

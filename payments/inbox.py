@@ -86,6 +86,34 @@ def _finish(message: WebhookMessage, *, status: str, code: int, result: str = ""
     return code, error or result
 
 
+def _store(message: WebhookMessage) -> WebhookMessage:
+    """Insert the raw request with a relaxed commit (see :func:`_relaxed_commit`).
+
+    On PostgreSQL one statement, in autocommit: ``set_config(…, true)`` turns
+    synchronous commit off for the statement's own transaction, which saves the
+    BEGIN, SET and COMMIT round trips of an explicit transaction. Inside a
+    caller's transaction it applies to that transaction, as SET LOCAL would.
+    """
+    if connection.vendor != "postgresql":
+        with _relaxed_commit():
+            message.save(force_insert=True)
+        return message
+    fields = [f for f in WebhookMessage._meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(WebhookMessage._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"SELECT {', '.join(['%s'] * len(fields))} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s "
+            f"RETURNING {qn(WebhookMessage._meta.pk.column)}",
+            values,
+        )
+        message.pk = cursor.fetchone()[0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message
+
+
 def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr: str | None) -> tuple[int, str]:
     """Store, verify and process one webhook request; return (HTTP status, short text)."""
     account = (
@@ -93,12 +121,11 @@ def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr:
         .filter(provider=provider, public_id=public_id[:32])
         .first()
     )
-    with _relaxed_commit():
-        message = WebhookMessage.objects.create(
-            provider=provider[:10], account=account, organization_id=account.organization_id if account else None,
-            account_public_id=public_id[:100], headers=stored_headers(headers),
-            body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
-        )
+    message = _store(WebhookMessage(
+        provider=provider[:10], account=account, organization_id=account.organization_id if account else None,
+        account_public_id=public_id[:100], headers=stored_headers(headers),
+        body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
+    ))
     if account is None or not account.is_active:
         return _finish(message, status=WebhookStatus.REJECTED, code=404, error="No active account has this webhook URL.")
     psp = provider_for_account(account)
@@ -124,23 +151,22 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         return _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
     if outcome is None:
         return _finish(message, status=WebhookStatus.IGNORED, code=200, result=f"Tinko does not use {event.type} events.")
+    duplicate = False
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    timeout = int(getattr(settings, "TINKO_WEBHOOK_LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS))
-                    cursor.execute(f"SET LOCAL lock_timeout = {timeout}")
             try:
-                with transaction.atomic():
-                    WebhookMessage.objects.filter(pk=message.pk).update(event_id=event.id[:255])
+                # The claim is the transaction's first statement: a duplicate
+                # rolls back nothing but the claim, so no savepoint is needed.
+                _claim(message, event.id[:255])
             except IntegrityError:
                 duplicate = True
-            else:
-                duplicate = False
-                result = apply_outcome(account=account, outcome=outcome)
-                message.event_id = event.id[:255]
-                message.payment_id = outcome.payment_ids[0] if outcome.payment_ids else message.payment_id
-                _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
+                raise _Duplicate from None
+            result = apply_outcome(account=account, outcome=outcome)
+            message.event_id = event.id[:255]
+            message.payment_id = outcome.payment_ids[0] if outcome.payment_ids else message.payment_id
+            _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
+    except _Duplicate:
+        pass
     except OperationalError as exc:
         logger.warning("Webhook message %s: database busy (%s); the PSP will retry", message.pk, type(exc).__name__)
         message.event_id = ""
@@ -153,6 +179,29 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         first = WebhookMessage.objects.filter(account=account, event_id=event.id[:255]).values_list("pk", flat=True).first()
         return _finish(message, status=WebhookStatus.DUPLICATE, code=200, result=f"Already processed (message {first}).")
     return 200, message.result
+
+
+class _Duplicate(Exception):
+    """Another delivery holds the event id: roll the processing transaction back."""
+
+
+def _claim(message: WebhookMessage, event_id: str) -> None:
+    """Set ``event_id`` (unique per account) and the transaction's lock timeout, in one statement on PostgreSQL.
+
+    A delivery of the same event that is still processing makes this wait (at
+    most the lock timeout) and then fail on the constraint if it committed.
+    """
+    if connection.vendor != "postgresql":
+        WebhookMessage.objects.filter(pk=message.pk).update(event_id=event_id)
+        return
+    timeout = int(getattr(settings, "TINKO_WEBHOOK_LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS))
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(WebhookMessage._meta.db_table)} SET event_id = %s "
+            "FROM (SELECT set_config('lock_timeout', %s, true)) AS s WHERE id = %s",
+            [event_id, f"{timeout}ms", message.pk],
+        )
 
 
 def replay(message: WebhookMessage) -> tuple[int, str]:

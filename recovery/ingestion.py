@@ -403,6 +403,8 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.customer = customers[key]
     if report.provider_account_id:
         payment.provider_account_id = report.provider_account_id
+        if getattr(report.provider_account, "pk", None) == report.provider_account_id:
+            payment.provider_account = report.provider_account
     if report.provider_customer_id:
         payment.provider_customer_id = report.provider_customer_id
     if report.provider_payment_method_id:
