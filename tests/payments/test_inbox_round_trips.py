@@ -26,10 +26,10 @@ def test_a_new_stripe_failure_is_stored_verified_and_processed_in_few_statements
         response = post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
     assert response.status_code == 200, response.content
     statements = _sql(ctx)
-    # Account lookup and store (1), claim (1), ingestion with its savepoint (13), outcome (1),
-    # and the savepoint the test's own transaction turns the processing transaction into
-    # (24 before the lookup, store and claim were folded into fewer statements).
-    assert len(statements) <= 17, "\n".join(s[:120] for s in statements)
+    # Account lookup and store (1), claim (1), ingestion with its savepoint and the
+    # recovered check (12), outcome (1), and the savepoint the test's own transaction
+    # turns the processing transaction into (24 before these were folded together).
+    assert len(statements) <= 16, "\n".join(s[:120] for s in statements)
     # The account is read once, with the store: ingestion reuses it to decide who can re-charge.
     assert sum('FROM "payments_provideraccount"' in s for s in statements) == 1
     # The raw request is one INSERT, and the claim carries the lock timeout: no SET statements.
@@ -101,3 +101,30 @@ def test_a_razorpay_accounts_id_under_the_stripe_url_finds_no_account(client, ra
     message = WebhookMessage.objects.get()
     assert message.account_id is None and message.organization_id is None
     assert message.account_public_id == razorpay_account.public_id
+
+
+def test_a_late_failure_of_a_recovered_payment_changes_nothing_not_even_its_customer(client, fake_psp, stripe_account):
+    """The recovered check now happens inside ingestion, after the customer is read: its savepoint undoes all."""
+    from payments.models import Customer, PaymentStatus
+    from recovery.models import FailureEvent
+
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+    fake_psp.add("GET", "/v1/payment_intents/pi_3QfailPI0001", load("stripe", "payment_intent.retrieved_succeeded"))
+    assert post_stripe(client, stripe_account, load("stripe", "payment_intent.succeeded")).status_code == 200
+    payment = Payment.objects.get(reference="pi_3QfailPI0001")
+    assert payment.status == PaymentStatus.RECOVERED
+    customers = list(Customer.objects.values_list("key", "email", "name", "updated_at"))
+    late = load("stripe", "payment_intent.payment_failed")
+    late["id"] = "evt_late"
+    intent = late["data"]["object"]
+    intent["latest_charge"] = intent["last_payment_error"]["charge"] = "ch_late"
+    intent["last_payment_error"]["payment_method"]["billing_details"].update(email="new@example.com", name="New Name")
+    response = post_stripe(client, stripe_account, late)
+    assert response.status_code == 200
+    assert "already recovered" in response.json()["detail"]
+    message = WebhookMessage.objects.get(received_event_id="evt_late")
+    assert (message.status, message.payment_id) == (WebhookStatus.PROCESSED, payment.pk)
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.RECOVERED and payment.failure_count == 1
+    assert not FailureEvent.objects.filter(external_id="ch_late").exists()
+    assert list(Customer.objects.values_list("key", "email", "name", "updated_at")) == customers
