@@ -343,12 +343,6 @@ class ProviderSuccess(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "charge_id"], name="provider_success_unique_charge"),
         ]
-        indexes = [
-            # Every failure webhook asks for the account's successes that still wait for their
-            # payment (a handful), oldest first: without it, it reads all of the account's successes.
-            models.Index(fields=["account", "occurred_at"], condition=Q(payment__isnull=True),
-                         name="provider_success_unmatched"),
-        ]
 
 
 class ReconciliationCheck(models.Model):
