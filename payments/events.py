@@ -83,23 +83,21 @@ def _payment_q(references) -> Q:
 
 def record_failure(*, account, report: FailureReport, touched: list | None = None) -> str:
     """Record one PSP-reported failure through the ingestion service, unless the payment is already recovered."""
-    from recovery.ingestion import record_failures
+    from recovery.ingestion import PaymentRecovered, record_failures
 
     organization = account.organization
     report.provider_account_id = account.pk
-    existing = (
-        Payment.objects.select_for_update(of=("self",))
-        .filter(organization=organization, reference=report.reference)
-        .only("pk", "status")
-        .first()
-    )
+    report.provider_account = account
     touched = touched if touched is not None else []
-    if existing is not None and existing.status == PaymentStatus.RECOVERED:
-        touched.append(existing.pk)
+    try:
+        result = record_failures(
+            organization=organization, reports=[report], source=account.provider, skip_recovered=True
+        )[0]
+    except PaymentRecovered as exc:
+        touched.append(exc.payment.pk)
         # Webhooks arrive in any order: the success came first. A failure of a
         # paid payment must not re-open its recovery.
         return f"Payment {report.reference} is already recovered; the failure was not recorded."
-    result = record_failures(organization=organization, reports=[report], source=account.provider)[0]
     payment = result.payment
     touched.append(payment.pk)
     if result.duplicate:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from payments.events import apply_outcome
 from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
+from tinko.models import Organization
 from payments.providers import WebhookEvent, WebhookRejected, provider_for_account
 
 logger = logging.getLogger(__name__)
@@ -86,19 +87,88 @@ def _finish(message: WebhookMessage, *, status: str, code: int, result: str = ""
     return code, error or result
 
 
+def _columns(model) -> list:
+    return list(model._meta.concrete_fields)
+
+
+def _instance(model, fields, values):
+    """An instance from raw column values, converted as the ORM's own read would (JSON decoded, …)."""
+    values = [
+        f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], values)
+
+
+def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMessage):
+    """Find the account the URL names (with its organization) and store the raw request.
+
+    On PostgreSQL one statement, in autocommit, which also returns the
+    account's and organization's columns: the lookup costs no round trip of
+    its own, and ``set_config(…, true)`` turns synchronous commit off for the
+    statement's own transaction (see :func:`_relaxed_commit`) without the
+    BEGIN, SET and COMMIT round trips of an explicit one. Inside a caller's
+    transaction it applies to that transaction, as SET LOCAL would.
+    """
+    if connection.vendor != "postgresql":
+        account = (
+            ProviderAccount.objects.select_related("organization")
+            .filter(provider=provider, public_id=public_id[:32])
+            .first()
+        )
+        message.account = account
+        message.organization_id = account.organization_id if account else None
+        with _relaxed_commit():
+            message.save(force_insert=True)
+        return account, message
+    qn = connection.ops.quote_name
+    account_fields, org_fields = _columns(ProviderAccount), _columns(Organization)
+    found = ", ".join(
+        [f"a.{qn(f.column)} AS a{i}" for i, f in enumerate(account_fields)]
+        + [f"o.{qn(f.column)} AS o{i}" for i, f in enumerate(org_fields)]
+    )
+    account_pk = f"a{[f.primary_key for f in account_fields].index(True)}"
+    account_org = f"a{[f.attname for f in account_fields].index('organization_id')}"
+    fields = [f for f in WebhookMessage._meta.concrete_fields if not f.primary_key]
+    values, params = [], []
+    for f in fields:
+        if f.attname == "account_id":
+            values.append(f"found.{account_pk}")
+        elif f.attname == "organization_id":
+            values.append(f"found.{account_org}")
+        else:
+            values.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(message, True), connection))
+    statement = (
+        f"WITH found AS (SELECT {found} FROM {qn(ProviderAccount._meta.db_table)} a "
+        f"JOIN {qn(Organization._meta.db_table)} o ON o.{qn(Organization._meta.pk.column)} = a.{qn('organization_id')} "
+        f"WHERE a.{qn('provider')} = %s AND a.{qn('public_id')} = %s LIMIT 1), "
+        f"stored AS (INSERT INTO {qn(WebhookMessage._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"SELECT {', '.join(values)} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s "
+        f"LEFT JOIN found ON true RETURNING {qn(WebhookMessage._meta.pk.column)}) "
+        f"SELECT stored.*, found.* FROM stored LEFT JOIN found ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [provider, public_id[:32], *params])
+        row = cursor.fetchone()
+    message.pk = row[0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    account = None
+    if row[1 + int(account_pk[1:])] is not None:
+        account = _instance(ProviderAccount, account_fields, row[1:1 + len(account_fields)])
+        account.organization = _instance(Organization, org_fields, row[1 + len(account_fields):])
+        message.account = account
+        message.organization_id = account.organization_id
+    return account, message
+
+
 def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr: str | None) -> tuple[int, str]:
     """Store, verify and process one webhook request; return (HTTP status, short text)."""
-    account = (
-        ProviderAccount.objects.select_related("organization")
-        .filter(provider=provider, public_id=public_id[:32])
-        .first()
-    )
-    with _relaxed_commit():
-        message = WebhookMessage.objects.create(
-            provider=provider[:10], account=account, organization_id=account.organization_id if account else None,
-            account_public_id=public_id[:100], headers=stored_headers(headers),
-            body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
-        )
+    account, message = _find_account_and_store(provider=provider, public_id=public_id, message=WebhookMessage(
+        provider=provider[:10], account_public_id=public_id[:100], headers=stored_headers(headers),
+        body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
+    ))
     if account is None or not account.is_active:
         return _finish(message, status=WebhookStatus.REJECTED, code=404, error="No active account has this webhook URL.")
     psp = provider_for_account(account)
@@ -124,23 +194,22 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         return _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
     if outcome is None:
         return _finish(message, status=WebhookStatus.IGNORED, code=200, result=f"Tinko does not use {event.type} events.")
+    duplicate = False
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    timeout = int(getattr(settings, "TINKO_WEBHOOK_LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS))
-                    cursor.execute(f"SET LOCAL lock_timeout = {timeout}")
             try:
-                with transaction.atomic():
-                    WebhookMessage.objects.filter(pk=message.pk).update(event_id=event.id[:255])
+                # The claim is the transaction's first statement: a duplicate
+                # rolls back nothing but the claim, so no savepoint is needed.
+                _claim(message, event.id[:255])
             except IntegrityError:
                 duplicate = True
-            else:
-                duplicate = False
-                result = apply_outcome(account=account, outcome=outcome)
-                message.event_id = event.id[:255]
-                message.payment_id = outcome.payment_ids[0] if outcome.payment_ids else message.payment_id
-                _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
+                raise _Duplicate from None
+            result = apply_outcome(account=account, outcome=outcome)
+            message.event_id = event.id[:255]
+            message.payment_id = outcome.payment_ids[0] if outcome.payment_ids else message.payment_id
+            _finish(message, status=WebhookStatus.PROCESSED, code=200, result=result[:5000])
+    except _Duplicate:
+        pass
     except OperationalError as exc:
         logger.warning("Webhook message %s: database busy (%s); the PSP will retry", message.pk, type(exc).__name__)
         message.event_id = ""
@@ -153,6 +222,29 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         first = WebhookMessage.objects.filter(account=account, event_id=event.id[:255]).values_list("pk", flat=True).first()
         return _finish(message, status=WebhookStatus.DUPLICATE, code=200, result=f"Already processed (message {first}).")
     return 200, message.result
+
+
+class _Duplicate(Exception):
+    """Another delivery holds the event id: roll the processing transaction back."""
+
+
+def _claim(message: WebhookMessage, event_id: str) -> None:
+    """Set ``event_id`` (unique per account) and the transaction's lock timeout, in one statement on PostgreSQL.
+
+    A delivery of the same event that is still processing makes this wait (at
+    most the lock timeout) and then fail on the constraint if it committed.
+    """
+    if connection.vendor != "postgresql":
+        WebhookMessage.objects.filter(pk=message.pk).update(event_id=event_id)
+        return
+    timeout = int(getattr(settings, "TINKO_WEBHOOK_LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS))
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(WebhookMessage._meta.db_table)} SET event_id = %s "
+            "FROM (SELECT set_config('lock_timeout', %s, true)) AS s WHERE id = %s",
+            [event_id, f"{timeout}ms", message.pk],
+        )
 
 
 def replay(message: WebhookMessage) -> tuple[int, str]:

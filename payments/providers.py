@@ -211,6 +211,11 @@ def provider_account_for(payment):
         organization_id=payment.organization_id, provider=payment.provider, is_active=True
     )
     if payment.provider_account_id:
+        # Already loaded with the payment (e.g. by the webhook that is recording its failure): no query.
+        cached = payment._state.fields_cache.get("provider_account")
+        if (cached is not None and cached.pk == payment.provider_account_id and cached.is_active
+                and cached.organization_id == payment.organization_id and cached.provider == payment.provider):
+            return cached
         return accounts.filter(pk=payment.provider_account_id).first()
     found = list(accounts[:2])
     return found[0] if len(found) == 1 else None

@@ -50,7 +50,19 @@ def default_policy(organization) -> RetryPolicy:
     return policy
 
 
-def record_failures(*, organization, reports: list[FailureReport], source: str = "api") -> list[IngestResult]:
+class PaymentRecovered(Exception):
+    """Raised by ``record_failures(..., skip_recovered=True)``: a report's payment is already recovered.
+
+    Raised inside the ingestion's savepoint, so nothing of the ingestion stays.
+    """
+
+    def __init__(self, payment):
+        super().__init__(payment.reference)
+        self.payment = payment
+
+
+def record_failures(*, organization, reports: list[FailureReport], source: str = "api",
+                    skip_recovered: bool = False) -> list[IngestResult]:
     """Record failure reports and (re)plan their payments; one result per report, in order.
 
     A report whose ``event_id`` was seen before (for this org and source) is a
@@ -58,11 +70,15 @@ def record_failures(*, organization, reports: list[FailureReport], source: str =
     Concurrent reports with the same event id are absorbed by the unique
     constraint: the loser's transaction is run again and then sees the winner
     (so are customers and payments created at the same moment by two requests).
+
+    ``skip_recovered``: a report of an already recovered payment records
+    nothing and raises :class:`PaymentRecovered` (PSP webhooks: a late failure
+    must not re-open a paid payment); checked under the payment's row lock.
     """
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _record(organization=organization, reports=reports, source=source)
+                return _record(organization=organization, reports=reports, source=source, skip_recovered=skip_recovered)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -79,7 +95,7 @@ def _customer_key(customer: dict) -> str:
     return ""
 
 
-def _record(*, organization, reports, source) -> list[IngestResult]:
+def _record(*, organization, reports, source, skip_recovered=False) -> list[IngestResult]:
     now = timezone.now()
     results: list[IngestResult | None] = [None] * len(reports)
 
@@ -101,7 +117,8 @@ def _record(*, organization, reports, source) -> list[IngestResult]:
             fresh.append((index, report))
 
     if fresh:
-        _record_fresh(organization=organization, fresh=fresh, source=source, now=now, results=results)
+        _record_fresh(organization=organization, fresh=fresh, source=source, now=now, results=results,
+                      skip_recovered=skip_recovered)
     for index, original in duplicates_in_batch:
         first = results[original]
         results[index] = IngestResult(first.event, True, first.payment, first.next_attempt)
@@ -251,7 +268,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
     return existing
 
 
-def _record_fresh(*, organization, fresh, source, now, results) -> None:
+def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=False) -> None:
     writes = _Writes()
     customers = _customers(organization, fresh, now, writes)
 
@@ -268,6 +285,10 @@ def _record_fresh(*, organization, fresh, source, now, results) -> None:
         organization=organization, references=references, by_reference=by_reference, policy=policy, now=now,
         writes=writes,
     )
+    if skip_recovered:
+        for payment in payments.values():
+            if payment.status == PaymentStatus.RECOVERED:
+                raise PaymentRecovered(payment)
 
     writes.allocate(events=len(fresh), attempts=len(references))
 
@@ -405,6 +426,8 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.customer = customers[key]
     if report.provider_account_id:
         payment.provider_account_id = report.provider_account_id
+        if getattr(report.provider_account, "pk", None) == report.provider_account_id:
+            payment.provider_account = report.provider_account
     if report.provider_customer_id:
         payment.provider_customer_id = report.provider_customer_id
     if report.provider_payment_method_id:

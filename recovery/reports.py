@@ -62,6 +62,8 @@ class FailureReport:
     raw: dict = field(default_factory=dict)
     # Set by PSP webhooks only: the connected account and what an off-session re-charge needs.
     provider_account_id: int | None = None
+    # The account itself when the caller has it (a webhook): spares ingestion a query for it.
+    provider_account: object = field(default=None, repr=False, compare=False)
     provider_customer_id: str = ""
     provider_payment_method_id: str = ""
 
