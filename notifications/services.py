@@ -343,10 +343,8 @@ def delivery_batch():
         yield
         return
     _batch.ids = ids = []
-    try:
-        yield
-    finally:
-        _batch.ids = None
+
+    def send():
         for position in range(0, len(ids), DELIVERY_BATCH):
             chunk = ids[position:position + DELIVERY_BATCH]
             try:
@@ -354,6 +352,14 @@ def delivery_batch():
             except Exception:
                 logger.exception("Could not enqueue the delivery of notifications %s; they are sent when found stuck",
                                  chunk)
+
+    try:
+        yield
+    finally:
+        _batch.ids = None
+        # Inside an outer transaction the messages' rows are not committed yet: send after it commits
+        # (its on_commit callbacks run in order, so every id collected above is in by then).
+        transaction.on_commit(send)
 
 
 # --- Test messages from the editor ----------------------------------------------------------------------
