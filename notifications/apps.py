@@ -20,5 +20,10 @@ class NotificationsConfig(AppConfig):
         tracking.connect(on_tracking_event, dispatch_uid="tinko_notifications_tracking")
         post_save.connect(forget_templates, sender=MessageTemplate, dispatch_uid="tinko_templates_saved")
         post_delete.connect(forget_templates, sender=MessageTemplate, dispatch_uid="tinko_templates_deleted")
+        from notifications.models import MessagingSettings
+        from notifications.services import forget_messaging_settings
+
+        post_save.connect(forget_messaging_settings, sender=MessagingSettings, dispatch_uid="tinko_msg_settings_saved")
+        post_delete.connect(forget_messaging_settings, sender=MessagingSettings, dispatch_uid="tinko_msg_settings_deleted")
         register_source(timeline.notification_entries)
         register_source(timeline.webhook_entries)

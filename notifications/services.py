@@ -10,6 +10,8 @@ nothing is dropped silently. Quiet hours and the 24-hour cap defer the attempt
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -323,10 +325,29 @@ def _header_safe(name: str) -> str:
 
 
 def _settings(organization):
-    """The org's MessagingSettings or None, read once per organization object (a miss is remembered too)."""
+    """The org's MessagingSettings or None, read once per organization object (a miss is remembered too),
+    and kept in this process for TEMPLATE_TTL like the templates (an edit clears it at once here)."""
     if not hasattr(organization, "_tinko_messaging_settings"):
-        organization._tinko_messaging_settings = MessagingSettings.objects.filter(organization=organization).first()
+        import time as time_module
+
+        cached = _messaging_settings.get(organization.pk)
+        if cached is not None and time_module.monotonic() - cached[0] < TEMPLATE_TTL:
+            found = cached[1]
+        else:
+            found = MessagingSettings.objects.filter(organization=organization).first()
+            _messaging_settings[organization.pk] = (time_module.monotonic(), found)
+        organization._tinko_messaging_settings = found
     return organization._tinko_messaging_settings
+
+
+_messaging_settings: dict[int, tuple[float, object]] = {}
+
+
+def forget_messaging_settings(sender=None, instance=None, **kwargs) -> None:
+    if instance is not None:
+        _messaging_settings.pop(instance.organization_id, None)
+    else:
+        _messaging_settings.clear()
 
 
 def unsubscribe_url(notification) -> str:
@@ -337,7 +358,48 @@ def unsubscribe_url(notification) -> str:
 def enqueue_delivery(notification_id: int) -> None:
     from notifications.tasks import deliver_notification
 
+    batch = getattr(_batch, "ids", None)
+    if batch is not None:
+        # Inside delivery_batch(): sent with the others when the batch ends (only once this row is committed).
+        transaction.on_commit(lambda: batch.append(notification_id))
+        return
     transaction.on_commit(lambda: deliver_notification.send(notification_id))
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def delivery_batch():
+    """Collect the messages stored inside the block and enqueue them together at its end, DELIVERY_BATCH per job.
+
+    The recovery worker runs a few attempts per job; their messages then leave in
+    one delivery job over one mail session instead of one job each. A message
+    whose job could not be enqueued stays ``queued`` and :func:`requeue_stuck` sends it.
+    """
+    from notifications.tasks import deliver_notifications
+
+    if getattr(_batch, "ids", None) is not None:  # nested: the outer block sends
+        yield
+        return
+    _batch.ids = ids = []
+
+    def send():
+        for position in range(0, len(ids), DELIVERY_BATCH):
+            chunk = ids[position:position + DELIVERY_BATCH]
+            try:
+                deliver_notifications.send(chunk)
+            except Exception:
+                logger.exception("Could not enqueue the delivery of notifications %s; they are sent when found stuck",
+                                 chunk)
+
+    try:
+        yield
+    finally:
+        _batch.ids = None
+        # Inside an outer transaction the messages' rows are not committed yet: send after it commits
+        # (its on_commit callbacks run in order, so every id collected above is in by then).
+        transaction.on_commit(send)
 
 
 # --- Test messages from the editor ----------------------------------------------------------------------
@@ -392,42 +454,83 @@ def deliver(notification_id: int, *, connection=None) -> Notification | None:
              .filter(pk=notification_id).first())
         if n is None or n.status != NotificationStatus.QUEUED:
             return n
-        now = timezone.now()
-        text = crypto.decrypt(n.text_encrypted) if n.text_encrypted else ""
-        retry = False
-        try:
-            if n.channel == Channel.EMAIL:
-                html = crypto.decrypt(n.html_encrypted) if n.html_encrypted else ""
-                n.provider, n.provider_message_id = channels.send_email(
-                    notification=n, text=text, html=html,
-                    unsubscribe_url=unsubscribe_url(n) if not n.is_test else "", connection=connection,
-                )
-            elif channels.capturing() and not channels.twilio_configured():
-                n.provider, n.provider_message_id = "outbox", f"outbox-{n.public_id}"
-            else:
-                content_sid, variables = _whatsapp_content(n)
-                n.provider, n.provider_message_id = channels.send_twilio(
-                    notification=n, text=text, content_sid=content_sid, content_variables=variables
-                )
-        except channels.PermanentFailure as exc:
-            n.status, n.error, n.failed_at = NotificationStatus.FAILED, str(exc)[:500], now
-        except Exception as exc:  # SMTP, ESP or Twilio outage: try again later
-            n.error = f"{type(exc).__name__}: {exc}"[:500]
-            if n.attempts + 1 >= MAX_ATTEMPTS:
-                n.status, n.failed_at = NotificationStatus.FAILED, now
-            else:
-                retry = True
-        else:
-            n.status, n.sent_at, n.error = NotificationStatus.SENT, now, ""
-        n.attempts += 1
-        n.updated_at = now
-        n.save(update_fields=["status", "error", "provider", "provider_message_id", "attempts", "sent_at", "failed_at",
-                              "updated_at"])
+        retry = _send_one(n, now=timezone.now(), connection=connection)
+        n.save(update_fields=DELIVERY_FIELDS)
         if n.status == NotificationStatus.FAILED:
             notification_event(n, "notification.failed")
     if retry:
         raise DeliveryRetry(f"notification {n.pk}: attempt {n.attempts} failed")
     return n
+
+
+DELIVERY_FIELDS = ["status", "error", "provider", "provider_message_id", "attempts", "sent_at", "failed_at", "updated_at"]
+# How many stored messages one delivery job sends (one transaction, one mail session).
+DELIVERY_BATCH = 10
+
+
+def deliver_many(notification_ids: list[int], *, connection=None) -> list[Notification]:
+    """Send several queued notifications in one job: one transaction, one mail session, one write.
+
+    The rows are locked (in id order, so two jobs never deadlock) and only those
+    still ``queued`` are sent: a retried job, or a second job given the same id,
+    never sends a message twice. Each message's outcome is its own: a refused
+    address fails that message only; after an outage the messages that went out
+    are recorded ``sent`` and :class:`DeliveryRetry` is raised (after commit) so
+    that the job is tried again for the others.
+    """
+    retry = []
+    with transaction.atomic():
+        rows = list(Notification.objects.select_for_update(of=("self",)).select_related("organization")
+                    .filter(pk__in=notification_ids, status=NotificationStatus.QUEUED).order_by("pk"))
+        if not rows:
+            return []
+        now = timezone.now()
+        for n in rows:
+            if _send_one(n, now=now, connection=connection):
+                retry.append(n)
+        Notification.objects.bulk_update(rows, DELIVERY_FIELDS)
+        for n in rows:
+            if n.status == NotificationStatus.FAILED:
+                notification_event(n, "notification.failed")
+    if retry:
+        raise DeliveryRetry(f"notifications {[n.pk for n in retry]}: attempt failed ({retry[0].error})")
+    return rows
+
+
+def _send_one(n: Notification, *, now, connection=None) -> bool:
+    """Hand one locked, queued notification to its channel and set its outcome on ``n`` (not saved).
+
+    True when it should be tried again later (an outage), False when it is done (sent or failed for good).
+    """
+    text = crypto.decrypt(n.text_encrypted) if n.text_encrypted else ""
+    retry = False
+    try:
+        if n.channel == Channel.EMAIL:
+            html = crypto.decrypt(n.html_encrypted) if n.html_encrypted else ""
+            n.provider, n.provider_message_id = channels.send_email(
+                notification=n, text=text, html=html,
+                unsubscribe_url=unsubscribe_url(n) if not n.is_test else "", connection=connection,
+            )
+        elif channels.capturing() and not channels.twilio_configured():
+            n.provider, n.provider_message_id = "outbox", f"outbox-{n.public_id}"
+        else:
+            content_sid, variables = _whatsapp_content(n)
+            n.provider, n.provider_message_id = channels.send_twilio(
+                notification=n, text=text, content_sid=content_sid, content_variables=variables
+            )
+    except channels.PermanentFailure as exc:
+        n.status, n.error, n.failed_at = NotificationStatus.FAILED, str(exc)[:500], now
+    except Exception as exc:  # SMTP, ESP or Twilio outage: try again later
+        n.error = f"{type(exc).__name__}: {exc}"[:500]
+        if n.attempts + 1 >= MAX_ATTEMPTS:
+            n.status, n.failed_at = NotificationStatus.FAILED, now
+        else:
+            retry = True
+    else:
+        n.status, n.sent_at, n.error = NotificationStatus.SENT, now, ""
+    n.attempts += 1
+    n.updated_at = now
+    return retry
 
 
 def _whatsapp_content(n) -> tuple[str, dict]:
@@ -447,13 +550,13 @@ def _whatsapp_content(n) -> tuple[str, dict]:
 
 def requeue_stuck(*, now=None) -> int:
     """Queued notifications no worker has picked up for 10 minutes (the broker lost them) are sent after all."""
-    from notifications.tasks import deliver_notification
+    from notifications.tasks import deliver_notifications
 
     now = now or timezone.now()
     stuck = list(Notification.objects.filter(status=NotificationStatus.QUEUED, updated_at__lt=now - timedelta(minutes=10))
                  .values_list("pk", flat=True)[:1000])
-    for pk in stuck:
-        deliver_notification.send(pk)
+    for position in range(0, len(stuck), DELIVERY_BATCH):
+        deliver_notifications.send(stuck[position:position + DELIVERY_BATCH])
     return len(stuck)
 
 

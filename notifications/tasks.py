@@ -16,6 +16,13 @@ def deliver_notification(notification_id: int) -> None:
     services.deliver(notification_id)
 
 
+@dramatiq.actor(queue_name="notifications", max_retries=5, min_backoff=5_000, max_backoff=600_000)
+def deliver_notifications(notification_ids: list[int]) -> None:
+    """Send several stored messages over one mail session (notifications.services.deliver_many); a retry
+    after an outage sends only those still queued."""
+    services.deliver_many(notification_ids)
+
+
 @dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=60_000)
 def deliver_webhook(delivery_id: int) -> None:
     """Try one merchant webhook delivery; the retry schedule lives in the database, not in Dramatiq."""

@@ -46,19 +46,19 @@ MAX_CLAIMS = 5
 ERROR_BACKOFF = timedelta(minutes=5)
 
 
-def _lock_payment(attempt_id, payment_id=None) -> Payment | None:
-    # The customer and the policy load on first use: only messages and re-plans need them.
+def _lock_payment(attempt_id, payment_id=None, related=()) -> Payment | None:
+    # The customer and the policy load on first use unless asked for: only messages and re-plans need them.
     if payment_id is None:
         payment_id = Subquery(RecoveryAttempt.objects.filter(pk=attempt_id).values("payment_id"))
     try:
-        return Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=payment_id)
+        return Payment.objects.select_for_update(of=("self",)).select_related("organization", *related).get(pk=payment_id)
     except Payment.DoesNotExist:
         return None
 
 
 def _lock(attempt_id):
     """Lock the attempt's payment, then the attempt (the order every writer uses)."""
-    payment = _lock_payment(attempt_id)
+    payment = _lock_payment(attempt_id, related=("customer", "policy"))
     if payment is None:
         return None, None
     return payment, RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)

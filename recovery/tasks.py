@@ -22,11 +22,15 @@ def run_attempts(attempt_ids: list[int]) -> None:
 
     One attempt's failure does not stop the others.
     """
-    for attempt_id in attempt_ids:
-        try:
-            runner.run_attempt(attempt_id)
-        except Exception:
-            logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
+    from notifications.services import delivery_batch
+
+    # The messages these attempts store leave together, in one delivery job, after the last attempt.
+    with delivery_batch():
+        for attempt_id in attempt_ids:
+            try:
+                runner.run_attempt(attempt_id)
+            except Exception:
+                logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
 
 
 @periodic(every=timedelta(minutes=1))

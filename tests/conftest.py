@@ -29,6 +29,9 @@ def _clear_cache():
     cache.clear()
     invalidate_rules()
     forget_templates()
+    from notifications.services import forget_messaging_settings
+
+    forget_messaging_settings()
     yield
     cache.clear()
 

@@ -159,6 +159,9 @@ def run(organization, *, threads: int, count: int = MESSAGES, timeout: float = 9
         try:
             common.wait_until(lambda: _heartbeats() >= 2, timeout=60, interval=0.2, what="2 Dramatiq worker processes")
             time.sleep(1)
+            pids = [worker.pid, *common.descendants(worker.pid)]
+            cpu_before = {pid: common.cpu_seconds(pid) for pid in pids}
+            own_before = time.process_time()  # this process: the SMTP server's thread and the polling
             start = time.perf_counter()
             claim_due_attempts()
             rendered_at = None
@@ -171,6 +174,13 @@ def run(organization, *, threads: int, count: int = MESSAGES, timeout: float = 9
                     raise SystemExit(f"timed out: {sink.received} of {due} e-mails arrived")
                 time.sleep(0.25)
             elapsed = time.perf_counter() - start
+            own_cpu = time.process_time() - own_before
+            worker_cpu = 0.0
+            for pid in pids:
+                try:
+                    worker_cpu += common.cpu_seconds(pid) - cpu_before[pid]
+                except OSError:
+                    pass
             rss = {}
             for pid in [worker.pid, *common.descendants(worker.pid)]:
                 try:
@@ -183,7 +193,8 @@ def run(organization, *, threads: int, count: int = MESSAGES, timeout: float = 9
         sink.stop()
         os.environ.pop("EMAIL_URL", None)
     result = {"due": due, "elapsed": elapsed, "rendered_s": rendered_at, "received": sink.received,
-              "with_link": sink.with_link, "rate": due / elapsed, "rss": rss}
+              "with_link": sink.with_link, "rate": due / elapsed, "rss": rss, "worker_cpu": worker_cpu,
+              "sink_cpu": own_cpu}
     reset()
     return result
 
@@ -234,6 +245,9 @@ def main(argv=None) -> int:
     if baseline:
         print(f"  baseline (10,000 automatic retries, same worker, same run): {baseline:.1f} s; "
               f"e-mails took {result['elapsed'] / baseline:.2f}× the engine's retry time")
+    print(f"  CPU while timed: worker processes {result['worker_cpu']:.1f} s "
+          f"({result['worker_cpu'] / result['due'] * 1000:.2f} ms per e-mail); SMTP server and polling (this process) "
+          f"{result['sink_cpu']:.1f} s ({result['sink_cpu'] / result['due'] * 1000:.2f} ms per e-mail)")
     print("  worker peak RSS (MB): " + ", ".join(f"{v:.1f}" for v in result["rss"].values()))
     return 0 if passed else 1
 
