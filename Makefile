@@ -29,6 +29,9 @@ help:
 	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
 	@echo "make bench    run the recovery engine benchmarks (PostgreSQL + Redis; see tests/bench/README.md)"
 	@echo "make bench-analytics  time the dashboard at 100,000 and 1,000,000 payments (PostgreSQL; several minutes)"
+	@echo "make bench-pages      time the payments list at 1,000,000 payments and the pay page"
+	@echo "make bench-notifications  10,000 recovery e-mails through the worker to a local SMTP server"
+	@echo "make bench-webhooks   Stripe webhook acknowledgement under gunicorn at 100 requests/s"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tinko needs Python 3.11 or newer (set PYTHON=...)")'
@@ -107,6 +110,16 @@ bench-notifications: $(VENV)/.installed-dev
 # its own database (created when missing, emptied at start and end; name must contain "bench").
 # BENCH_ANALYTICS_ARGS e.g. "--small 20000 --large 200000 --requests 20".
 BENCH_ANALYTICS_ARGS ?=
+# Stripe webhook acknowledgement under gunicorn (tests/bench/webhooks.py), e.g.
+# make bench-webhooks BENCH_ARGS="--duration 20" for a quick look.
+.PHONY: bench-webhooks
+bench-webhooks: $(VENV)/.installed-dev
+	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.webhooks $(BENCH_ARGS)
+
 bench-analytics: $(VENV)/.installed-runtime
 	BENCH_ANALYTICS_DATABASE_URL="$${BENCH_ANALYTICS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_analytics}" \
 	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
