@@ -227,3 +227,19 @@ def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
 
     assert refresh(org) == python_days == 3
     assert _rollup_rows(org) == in_python
+
+
+def test_the_planners_own_limit_reasons_carry_the_markers_the_meter_counts():
+    from datetime import UTC, datetime, timedelta
+
+    from analytics.rollups import LIMIT_MARKERS
+    from recovery.planner import CardHistory, check_network_limits
+
+    now = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    visa = CardHistory(attempts=[(1000, "USD", now - timedelta(days=d)) for d in range(1, 16)])
+    when, visa_reason = check_network_limits(card_brand="visa", card=visa, amount=1000, currency="USD", when=now)
+    assert when is None
+    mastercard = CardHistory(attempts=[(500 + i, "USD", now - timedelta(hours=1, minutes=i)) for i in range(10)])
+    _, mastercard_reason = check_network_limits(card_brand="mastercard", card=mastercard, amount=1000, currency="USD", when=now)
+    assert any(marker in visa_reason for marker in LIMIT_MARKERS)
+    assert any(marker in mastercard_reason for marker in LIMIT_MARKERS)
