@@ -1,1 +1,1 @@
-"""Benchmarks of the recovery engine (issue 3, "Speed"). Not collected by pytest: see README.md."""
+"""Benchmarks (recovery engine, webhooks, notifications, pages, analytics). Not collected by pytest: see README.md."""
