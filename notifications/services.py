@@ -144,14 +144,65 @@ def address_for(customer, channel: str) -> str:
     return customer.email if channel == Channel.EMAIL else customer.phone
 
 
-def suppression_for(*, organization, customer, channel: str, address: str, now) -> tuple[str, str, datetime | None]:
+@dataclass
+class RespectFacts:
+    """What the respect rules read, read once for several messages (the recovery worker's batch).
+
+    ``stops``: suppression records by (organization id, channel, address);
+    ``last_message``: the latest counted message of the last 24 hours by
+    (organization id, customer id), kept current as the batch queues messages
+    (:meth:`counted`), so two messages to one customer in one batch still meet the cap.
+    """
+
+    stops: dict
+    last_message: dict
+
+    @classmethod
+    def load(cls, messages, *, now) -> RespectFacts:
+        """``messages``: (organization, customer, channel, address) of each message to check; two queries in all."""
+        from django.db.models import Max
+
+        org_ids = {org.pk for org, _, _, _ in messages}
+        addresses = {address for _, _, _, address in messages if address}
+        customer_ids = {customer.pk for _, customer, _, _ in messages if customer is not None}
+        stops = {}
+        if addresses:
+            for stop in Suppression.objects.filter(organization_id__in=org_ids, address__in=addresses).only(
+                "organization_id", "channel", "address", "reason", "created_at"
+            ):
+                stops[(stop.organization_id, stop.channel, stop.address)] = stop
+        last_message = {}
+        if customer_ids:
+            rows = (
+                Notification.objects.filter(
+                    organization_id__in=org_ids, customer_id__in=customer_ids, is_test=False, status__in=COUNTED,
+                    created_at__gt=now - CAP_WINDOW,
+                ).values("organization_id", "customer_id").annotate(last=Max("created_at"))
+            )
+            last_message = {(r["organization_id"], r["customer_id"]): r["last"] for r in rows}
+        return cls(stops=stops, last_message=last_message)
+
+    def counted(self, notification) -> None:
+        """A message was just queued: it counts towards its customer's 24-hour cap."""
+        key = (notification.organization_id, notification.customer_id)
+        if notification.customer_id is not None and (
+            key not in self.last_message or self.last_message[key] < notification.created_at
+        ):
+            self.last_message[key] = notification.created_at
+
+
+def suppression_for(*, organization, customer, channel: str, address: str, now,
+                    facts: RespectFacts | None = None) -> tuple[str, str, datetime | None]:
     """(reason, detail, retry_at) when a message must not go out now; ("", "", None) when it may."""
     if not address:
         return SuppressionReason.NO_ADDRESS, f"The customer has no address for {channel}.", None
     # The address's own record first: it says why (STOP, bounce…); the customer's flag may only echo it.
-    stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).only(
-        "reason", "created_at"
-    ).first()
+    if facts is not None:
+        stop = facts.stops.get((organization.pk, channel, address))
+    else:
+        stop = Suppression.objects.filter(organization=organization, channel=channel, address=address).only(
+            "reason", "created_at"
+        ).first()
     if stop is not None:
         return stop.reason, f"{stop.get_reason_display()} ({stop.created_at:%Y-%m-%d})", None
     if channel in (customer.opted_out_channels or []):
@@ -161,8 +212,11 @@ def suppression_for(*, organization, customer, channel: str, address: str, now) 
     return "", "", None
 
 
-def cap_until(*, organization, customer, now) -> datetime | None:
+def cap_until(*, organization, customer, now, facts: RespectFacts | None = None) -> datetime | None:
     """When the 24-hour cap lifts for this customer, or None if a message may go now."""
+    if facts is not None:
+        last = facts.last_message.get((organization.pk, customer.pk))
+        return last + CAP_WINDOW if last is not None else None
     last = (
         Notification.objects.filter(
             organization=organization, customer=customer, is_test=False, status__in=COUNTED,
@@ -175,7 +229,8 @@ def cap_until(*, organization, customer, now) -> datetime | None:
 # --- Sending for the recovery engine ---------------------------------------------------------------------
 
 
-def _held_back(*, payment, customer, channel: str, address: str, now, common: dict) -> SendResult | None:
+def _held_back(*, payment, customer, channel: str, address: str, now, common: dict,
+               facts: RespectFacts | None = None) -> SendResult | None:
     """Why the message must not go out now, recorded as a ``suppressed`` Notification; None when it may go.
 
     Opt-outs, bounces, complaints and missing addresses end it (no ``retry_at``);
@@ -187,7 +242,7 @@ def _held_back(*, payment, customer, channel: str, address: str, now, common: di
                                     error="The payment has no customer.")
         return SendResult(False, f"The customer can no longer be reached by {channel}.")
     reason, detail, _ = suppression_for(organization=organization, customer=customer, channel=channel,
-                                        address=address, now=now)
+                                        address=address, now=now, facts=facts)
     if not reason and channel not in channels.enabled_channels():
         reason, detail = SuppressionReason.NO_ADDRESS, f"{channel} is not configured in this deployment."
     if reason:
@@ -201,7 +256,7 @@ def _held_back(*, payment, customer, channel: str, address: str, now, common: di
                                         reason=SuppressionReason.QUIET_HOURS,
                                         error=f"Quiet hours in {tz.key} until {quiet_end:%H:%M}.")
         return SendResult(False, f"Deferred: quiet hours in {tz.key}.", n, retry_at=quiet_end)
-    capped = cap_until(organization=organization, customer=customer, now=now)
+    capped = cap_until(organization=organization, customer=customer, now=now, facts=facts)
     if capped is not None:
         n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED,
                                         reason=SuppressionReason.FREQUENCY_CAP,
@@ -211,10 +266,11 @@ def _held_back(*, payment, customer, channel: str, address: str, now, common: di
     return None
 
 
-def send_for_attempt(*, payment, attempt, now) -> SendResult:
+def send_for_attempt(*, payment, attempt, now, facts: RespectFacts | None = None) -> SendResult:
     """Record the attempt's message (queued, or suppressed with the reason). The caller holds the payment's lock.
 
     Creates the pay link only for a message that goes out. Must not move money.
+    ``facts``: the respect rules' reads, made once for a batch (:class:`RespectFacts`); read here when None.
     """
     from recovery.services import create_link, revoke_live_links
 
@@ -226,7 +282,8 @@ def send_for_attempt(*, payment, attempt, now) -> SendResult:
     common = dict(organization=organization, payment=payment, attempt=attempt, customer=customer, channel=channel,
                   kind=kind, recipient=address, created_at=now, updated_at=now)
 
-    held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common)
+    held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common,
+                      facts=facts)
     if held is not None:
         return held
 
@@ -238,6 +295,8 @@ def send_for_attempt(*, payment, attempt, now) -> SendResult:
         pay_url=pay_url(token), expires_at=link.expires_at, recipient=address, now=now,
         extra={"attempt": attempt, "link": link},
     )
+    if facts is not None:
+        facts.counted(n)
     what = {Channel.EMAIL: "E-mail", Channel.SMS: "SMS", Channel.WHATSAPP: "WhatsApp message"}[channel]
     return SendResult(True, f"{what} ({n.get_kind_display().lower()}, {n.locale}) queued to {mask(address)}.", n)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
+from recovery import sql
 from recovery.classifier import classify
 from recovery.dispatch import lease
 from recovery.ingestion import plan_payments
@@ -239,3 +240,129 @@ def _notify(payment, attempt, now) -> str:
     _finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome, now)
     _replan(payment, now)
     return "sent" if result.sent else "skipped"
+
+
+# --- A job's messages together ------------------------------------------------------------------------
+
+
+def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
+    """Run a job's message attempts together: what :func:`run_attempt` does for each, in far fewer queries.
+
+    One transaction locks the messages' payments (in the order ingestion locks
+    them) and then the attempts, reads the respect rules' facts once (suppression
+    records, the 24-hour cap), records each message as :func:`_notify` does and
+    re-plans the payments at once. Anything else (a re-charge, an attempt no
+    longer queued, a payment already settled, a second message for one payment)
+    runs afterwards through :func:`run_attempt`. If the batch fails, it is rolled
+    back whole (nothing is sent: messages leave only after commit) and every
+    attempt runs alone, so one failing attempt does not stop the others.
+    Returns what happened to each attempt (for logs and tests).
+    """
+    try:
+        with transaction.atomic():
+            outcomes, alone = _notify_together(attempt_ids)
+    except Exception:
+        logger.exception("Running attempts %s together failed; running them one by one", attempt_ids)
+        outcomes, alone = {}, list(attempt_ids)
+    for attempt_id in alone:
+        try:
+            outcomes[attempt_id] = run_attempt(attempt_id)
+        except Exception:
+            logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
+            outcomes[attempt_id] = "error"
+    return outcomes
+
+
+def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]:
+    """Inside a transaction: (outcomes of the messages handled here, ids left to :func:`run_attempt`)."""
+    from notifications.services import RespectFacts, send_for_attempt
+
+    now = timezone.now()
+    messages = RecoveryAttempt.objects.filter(pk__in=attempt_ids, kind=AttemptKind.NOTIFICATION)
+    payments = {
+        p.pk: p
+        for p in Payment.objects.select_for_update(of=("self",))
+        .select_related("organization", "customer", "policy")
+        .filter(pk__in=messages.values("payment_id"))
+        .order_by("organization_id", "reference")
+    }
+    if not payments:  # a job of re-charges only
+        return {}, list(attempt_ids)
+    attempts = list(messages.select_for_update().order_by("pk"))
+    handled, mine = set(), []
+    for attempt in attempts:
+        payment = payments.get(attempt.payment_id)
+        if (
+            attempt.status != AttemptStatus.QUEUED or payment is None or attempt.payment_id in handled
+            or payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED)
+        ):
+            continue
+        handled.add(attempt.payment_id)
+        attempt.payment = payment
+        mine.append(attempt)
+    together = {a.pk for a in mine}
+    alone = [pk for pk in attempt_ids if pk not in together]
+    if not mine:
+        return {}, alone
+
+    facts = RespectFacts.load(
+        [(a.payment.organization, a.payment.customer, a.channel, _address(a)) for a in mine], now=now
+    )
+    outcomes, finished, replan = {}, [], []
+    for attempt in mine:
+        result = send_for_attempt(payment=attempt.payment, attempt=attempt, now=now, facts=facts)
+        if result.retry_at is not None:
+            # Quiet hours or the 24-hour cap: the same message goes out when they allow.
+            RecoveryAttempt.objects.filter(pk=attempt.pk).update(
+                status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None,
+                outcome=result.outcome,
+            )
+            outcomes[attempt.pk] = "deferred"
+            continue
+        attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
+        attempt.outcome = result.outcome
+        attempt.finished_at = now
+        attempt.lease_expires_at = None
+        finished.append(attempt)
+        replan.append(attempt.payment)
+        outcomes[attempt.pk] = "sent" if result.sent else "skipped"
+    if finished:
+        # Before the re-plan: a payment whose attempt still looks queued is not planned again.
+        sql.update_rows(RecoveryAttempt, finished, ["status", "outcome", "finished_at", "lease_expires_at", "link"])
+        _replan_many(replan, now)
+    return outcomes, alone
+
+
+def _address(attempt) -> str:
+    from notifications.services import address_for
+
+    return address_for(attempt.payment.customer, attempt.channel)
+
+
+def _replan_many(payments: list[Payment], now) -> None:
+    """:func:`_replan` for several locked payments: their latest failures in one read, one plan per organization."""
+    from django.db.models import OuterRef
+
+    latest_event = FailureEvent.objects.filter(payment_id=OuterRef("payment_id")).order_by("-occurred_at", "-pk")
+    events = {
+        e.payment_id: e
+        for e in FailureEvent.objects.filter(
+            payment_id__in=[p.pk for p in payments], pk=Subquery(latest_event.values("pk")[:1])
+        )
+    }
+    planned = [p for p in payments if p.pk in events]
+    previous = {p.pk: p.status for p in planned}
+    by_org: dict[int, list[Payment]] = {}
+    for payment in planned:
+        by_org.setdefault(payment.organization_id, []).append(payment)
+    for group in by_org.values():
+        plan_payments(organization=group[0].organization, payments=group,
+                      latest={p.reference: events[p.pk] for p in group}, now=now)
+    for payment in planned:
+        payment.updated_at = now
+    sql.update_rows(Payment, planned, ["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    for payment in planned:
+        if payment.status == PaymentStatus.EXHAUSTED and previous[payment.pk] != PaymentStatus.EXHAUSTED:
+            from notifications.webhooks import payment_event
+
+            payment_event(payment, "payment.exhausted")

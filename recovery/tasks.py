@@ -26,11 +26,8 @@ def run_attempts(attempt_ids: list[int]) -> None:
 
     # The messages these attempts store leave together, in one delivery job, after the last attempt.
     with delivery_batch():
-        for attempt_id in attempt_ids:
-            try:
-                runner.run_attempt(attempt_id)
-            except Exception:
-                logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
+        # Messages are recorded together (one transaction); re-charges and the rest run one by one inside.
+        runner.run_notification_attempts(attempt_ids)
 
 
 @periodic(every=timedelta(minutes=1))
