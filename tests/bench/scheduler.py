@@ -35,11 +35,12 @@ def load(organization) -> float:
                 organization_id, reference, provider, provider_payment_id, amount, currency, description, metadata,
                 card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, status, category,
                 status_reason, failure_count, first_failed_at, last_failed_at, recovery_ends_at, policy_id,
-                recovered_channel, created_at, updated_at)
+                recovered_channel, provider_customer_id, provider_payment_method_id, holdout_group, created_at,
+                updated_at)
             SELECT %s, 'sched-' || i, 'sandbox', '', 1000 + i %% 5000, 'USD', '', '{}'::jsonb,
                    'visa', '4242', 12, 2030, 'fp_sched_' || i, 'recovering', 'insufficient_funds',
                    'bench', 1, now() - interval '1 hour', now() - interval '1 hour', now() + interval '21 days', %s,
-                   '', now(), now()
+                   '', '', '', '', now(), now()
             FROM generate_series(1, %s) AS i
             """,
             [organization.pk, policy_id, PAYMENTS],
