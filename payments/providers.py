@@ -203,22 +203,57 @@ def get_provider(name: str) -> PaymentProvider:
 _OUTSIDE_A_PSP = "Tinko cannot re-charge payments made outside a connected PSP"
 
 
-def provider_account_for(payment):
-    """The active connected account that ``payment`` belongs to: its own, else the org's only one for its PSP."""
+def _cached_account(payment):
+    """The payment's own account when it was loaded with the payment (e.g. by the webhook recording its failure) and is usable."""
+    if not payment.provider_account_id:
+        return None
+    cached = payment._state.fields_cache.get("provider_account")
+    if (cached is not None and cached.pk == payment.provider_account_id and cached.is_active
+            and cached.organization_id == payment.organization_id and cached.provider == payment.provider):
+        return cached
+    return None
+
+
+def provider_account_for(payment, accounts=None):
+    """The active connected account that ``payment`` belongs to: its own, else the org's only one for its PSP.
+
+    ``accounts``: the organizations' active accounts, already loaded by
+    :func:`connected_accounts`, so that planning a batch makes no query per payment.
+    """
     from payments.models import ProviderAccount
 
+    cached = _cached_account(payment)
+    if cached is not None:
+        return cached
+    if accounts is not None:
+        mine = [a for a in accounts if a.organization_id == payment.organization_id and a.provider == payment.provider]
+        if payment.provider_account_id:
+            return next((a for a in mine if a.pk == payment.provider_account_id), None)
+        return mine[0] if len(mine) == 1 else None
     accounts = ProviderAccount.objects.filter(
         organization_id=payment.organization_id, provider=payment.provider, is_active=True
     )
     if payment.provider_account_id:
-        # Already loaded with the payment (e.g. by the webhook that is recording its failure): no query.
-        cached = payment._state.fields_cache.get("provider_account")
-        if (cached is not None and cached.pk == payment.provider_account_id and cached.is_active
-                and cached.organization_id == payment.organization_id and cached.provider == payment.provider):
-            return cached
         return accounts.filter(pk=payment.provider_account_id).first()
     found = list(accounts[:2])
     return found[0] if len(found) == 1 else None
+
+
+def connected_accounts(payments) -> list | None:
+    """The active accounts ``payments`` may belong to, in one query; None when none needs looking up."""
+    from payments.models import ProviderAccount
+
+    wanted = {
+        (p.organization_id, p.provider) for p in payments
+        if p.provider in ("stripe", "razorpay") and _cached_account(p) is None
+    }
+    if not wanted:
+        return None
+    return list(
+        ProviderAccount.objects.filter(
+            organization_id__in={org for org, _ in wanted}, provider__in={name for _, name in wanted}, is_active=True
+        )
+    )
 
 
 def provider_for_account(account) -> PaymentProvider:
@@ -227,24 +262,25 @@ def provider_for_account(account) -> PaymentProvider:
     return _registry[account.provider](account)
 
 
-def _connected(payment, what: str) -> tuple[PaymentProvider | None, str]:
+def _connected(payment, what: str, accounts=None) -> tuple[PaymentProvider | None, str]:
     name = {"stripe": "Stripe", "razorpay": "Razorpay"}[payment.provider]
-    account = provider_account_for(payment)
+    account = provider_account_for(payment, accounts)
     if account is None:
         return None, f"{what} through {name} need a connected {name} account (Console → Payment providers)"
     return provider_for_account(account), ""
 
 
-def recharge_provider(payment) -> tuple[PaymentProvider | None, str]:
+def recharge_provider(payment, accounts=None) -> tuple[PaymentProvider | None, str]:
     """Which provider can re-charge ``payment`` off-session: ``(provider, "")``, or ``(None, reason)``.
 
     The reason is plain language for the merchant and the attempt's log.
-    Reads the payment and the organization's provider accounts; never calls a PSP.
+    Reads the payment and the organization's provider accounts (``accounts``
+    when already loaded); never calls a PSP.
     """
     if payment.provider == "sandbox":
         return get_provider("sandbox"), ""
     if payment.provider in ("stripe", "razorpay"):
-        provider, why = _connected(payment, "Automatic re-charges")
+        provider, why = _connected(payment, "Automatic re-charges", accounts)
         if provider is not None:
             why = provider.cannot_recharge(payment)
             if why:

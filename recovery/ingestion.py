@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from analytics.holdout import draw_holdout_group
 from payments.models import Customer, Payment, PaymentStatus
-from payments.providers import recharge_provider
+from payments.providers import connected_accounts, recharge_provider
 from recovery import history as history_loader
 from recovery import sql
 from recovery.classifier import classify
@@ -460,6 +460,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
     )
     org_tz = ZoneInfo(organization.timezone)
+    accounts = connected_accounts(payments)
     if ids:
         RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
             status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a new plan after a new failure."
@@ -483,7 +484,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
             history=history,
             card=cards[card_key],
             channels=reachable_channels(policy=payment.policy, customer=customer),
-            can_recharge=_can_recharge(payment),
+            can_recharge=_can_recharge(payment, accounts),
             tz=tz,
             now=now,
         )
@@ -515,6 +516,6 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
     return new_attempts
 
 
-def _can_recharge(payment) -> tuple[bool, str]:
-    provider, why = recharge_provider(payment)
+def _can_recharge(payment, accounts=None) -> tuple[bool, str]:
+    provider, why = recharge_provider(payment, accounts)
     return provider is not None, why

@@ -85,3 +85,22 @@ def test_second_batch_updates_known_rows_the_same_way(org, other_org, monkeypatc
     assert snapshot(org) == snapshot(other_org)
     customer = Customer.objects.get(organization=org, key="id:cus_2")
     assert (customer.name, customer.email) == ("Bea", "b@example.com")
+
+
+@pytest.mark.parametrize("provider", ["stripe", "razorpay"])
+def test_planning_a_batch_of_psp_payments_reads_the_connected_accounts_once(org, provider):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(count: int) -> int:
+        batch = [parse_report(report(provider=provider, customer={"id": f"cus_{provider}_{count}_{i}"})) for i in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            record_failures(organization=org, reports=batch, source="api")
+        accounts = [q for q in captured.captured_queries if "payments_provideraccount" in q["sql"]]
+        assert len(accounts) == 1
+        return len(captured.captured_queries)
+
+    # Both batches are large enough for the COPY path (recovery.sql.SMALL_WRITE): same statements, any size.
+    queries_for(50)  # the first batch also loads what is cached afterwards (rules, policy)
+    assert queries_for(60) == queries_for(150)
+    assert Payment.objects.filter(organization=org, provider=provider).count() == 260
