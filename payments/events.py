@@ -147,14 +147,6 @@ def record_success(*, account, success: SuccessFacts, touched: list | None = Non
     return _recover(account=account, payment=payment, success=stored, facts=success)
 
 
-def link_channel(link) -> str:
-    """The channel that delivered ``link`` (the attempt that sent it), or "link"."""
-    from recovery.models import RecoveryAttempt
-
-    channel = RecoveryAttempt.objects.filter(link=link).values_list("channel", flat=True).first()
-    return channel or "link"
-
-
 def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts | None) -> str:
     from recovery.models import RecoveryAttempt, RecoveryLink
     from recovery.services import mark_recovered
@@ -171,7 +163,6 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
         attempt = RecoveryAttempt.objects.filter(payment=payment, idempotency_key=facts.attempt_key).first()
     if facts is not None and facts.link_id:
         link = RecoveryLink.objects.filter(payment=payment, pk=facts.link_id).first()
-    channel = link_channel(link) if link is not None else ""
     if attempt is not None:
         detail = f"Recovered by automatic retry {attempt.sequence}."
     elif link is not None:
@@ -179,8 +170,7 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
     else:
         detail = f"Paid at {account.get_provider_display()} ({success.charge_id})."
     changed = mark_recovered(
-        payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, channel=channel,
-        detail=detail,
+        payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, detail=detail,
     )
     if not changed:
         return f"Payment {payment.reference} was already recovered."

@@ -24,7 +24,7 @@ from payments.providers import CheckoutResult, ProviderUnavailable, checkout_pro
 from notifications.services import count_link_click
 from paypages import presentation
 from paypages.security import logo_origin, note_miss, pay_page
-from recovery.models import LinkStatus, RecoveryAttempt, RecoveryLink
+from recovery.models import LinkStatus, RecoveryLink
 from recovery.services import mark_recovered
 from tinko.models import hash_token
 
@@ -168,14 +168,6 @@ def checkout(request, token):
     return redirect(session.url)
 
 
-def link_channel(link) -> str:
-    """The channel that carried ``link`` to the customer (its message's), or "link" when none did."""
-    channel = (
-        RecoveryAttempt.objects.filter(payment_id=link.payment_id, link_id=link.pk).values_list("channel", flat=True).first()
-    )
-    return channel or "link"
-
-
 def settle(*, link, result: CheckoutResult) -> bool:
     """Record the PSP-confirmed payment under the payment's row lock. Idempotent (a webhook may have come first)."""
     with transaction.atomic():
@@ -184,7 +176,7 @@ def settle(*, link, result: CheckoutResult) -> bool:
         )
         return mark_recovered(
             payment=payment, amount=result.amount or payment.amount, now=timezone.now(), link=link,
-            channel=link_channel(link), detail=f"Paid on the pay page. {result.detail}".strip(),
+            detail=f"Paid on the pay page. {result.detail}".strip(),
         )
 
 

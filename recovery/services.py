@@ -187,6 +187,14 @@ def retry_now(*, payment, actor=None, request=None) -> RecoveryAttempt:
     return attempt
 
 
+def link_channel(link) -> str:
+    """The channel that carried ``link`` to the customer (the attempt that sent it), or "link" when none did."""
+    channel = (
+        RecoveryAttempt.objects.filter(payment_id=link.payment_id, link_id=link.pk).values_list("channel", flat=True).first()
+    )
+    return channel or "link"
+
+
 def mark_recovered(
     *, payment, amount: int, now, attempt: RecoveryAttempt | None = None, link: RecoveryLink | None = None,
     channel: str = "", detail: str = "",
@@ -194,8 +202,9 @@ def mark_recovered(
     """End a recovery with success. The caller holds the payment's row lock. False if it was already recovered.
 
     Attribution: the attempt (and its channel) or the link that brought the
-    money back. Remaining attempts are cancelled; the paying link is completed,
-    other live links revoked.
+    money back; without ``channel``, a link's is the channel that carried it.
+    Remaining attempts are cancelled; the paying link is completed, other
+    live links revoked.
     """
     if payment.status == PaymentStatus.RECOVERED:
         return False
@@ -204,7 +213,9 @@ def mark_recovered(
     payment.recovered_at = now
     payment.recovered_amount = amount
     payment.recovered_attempt = attempt
-    payment.recovered_channel = channel or (attempt.channel if attempt else "")
+    payment.recovered_channel = channel or (
+        link_channel(link) if link is not None else attempt.channel if attempt is not None else ""
+    )
     payment.status_reason = detail or "Recovered."
     payment.updated_at = now
     payment.save(
