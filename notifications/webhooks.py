@@ -187,13 +187,13 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
 
 
 def _enqueue(ids, delay_ms: int | None = None):
+    """Send deliveries to the workers; with the broker down they wait for the scheduler's sweep (enqueue_due)."""
     from notifications.tasks import deliver_webhook
+    from tinko.background import send_safely
 
     for pk in ids:
-        if delay_ms:
-            deliver_webhook.send_with_options(args=(pk,), delay=delay_ms)
-        else:
-            deliver_webhook.send(pk)
+        if not send_safely(deliver_webhook, pk, delay=delay_ms):
+            return
 
 
 def payment_data(payment) -> dict:

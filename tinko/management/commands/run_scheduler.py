@@ -21,10 +21,13 @@ class Command(BaseCommand):
             scheduler.tick()
             return
         stop = threading.Event()
+        received = []
 
         def request_stop(signum, frame):
-            # Finish the tick in progress, then leave: nothing is half-claimed.
-            logger.info("Scheduler stopping (signal %d)", signum)
+            # Finish the tick in progress, then leave: nothing is half-claimed. No
+            # logging here: the signal may arrive while the main thread is writing a
+            # log line, and a second write into the same stream raises instead.
+            received.append(signum)
             stop.set()
 
         signal.signal(signal.SIGTERM, request_stop)
@@ -32,4 +35,6 @@ class Command(BaseCommand):
         interval = settings.TINKO_SCHEDULER_TICK
         logger.info("Scheduler started, ticking every %s s", interval)
         scheduler.run_forever(interval=interval, stop=stop)
+        if received:
+            logger.info("Scheduler stopping (signal %d)", received[0])
         logger.info("Scheduler stopped")
