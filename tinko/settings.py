@@ -308,6 +308,8 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tinko] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 # allauth's defaults, stated so they are visible and tunable in one place.
+# "key" of login_failed is the address *and* account (tinko/accounts/adapter.py):
+# wrong passwords from one place never lock the account out everywhere.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",
