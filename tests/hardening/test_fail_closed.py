@@ -89,3 +89,29 @@ def test_check_deploy_passes_the_esp_check_with_a_tracking_secret(tmp_path):
     result = run_manage("check", "--deploy", env=production_env(tmp_path, **ESP, ANYMAIL=anymail))
 
     assert "tinko.E001" not in result.stderr + result.stdout
+
+
+@pytest.mark.django_db
+def test_a_webhook_whose_processing_fails_answers_500_without_the_exception_text(client, settings):
+    from django.test import Client
+
+    from payments import accounts
+    from payments.models import WebhookMessage
+    from tests.conftest import make_user
+    from tests.payments.conftest import STRIPE_WEBHOOK_SECRET, post_stripe
+    from tests.payments.psp import load
+    from tinko import services
+
+    owner = make_user("boss@shop.test")
+    org = services.create_organization(name="Shop", owner=owner)
+    account = accounts.connect_account(organization=org, provider="stripe", name="S", actor=owner, secrets={
+        "secret_key": "sk_test_51AcmeSecretKey0000004242", "webhook_secret": STRIPE_WEBHOOK_SECRET})
+    settings.TINKO_STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens: the re-fetch fails
+    settings.TINKO_PSP_TIMEOUT = 2
+
+    response = post_stripe(Client(raise_request_exception=False), account, load("stripe", "payment_intent.succeeded"))
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "Processing failed; the error is recorded. Deliver the event again later."}
+    assert "stripe" not in response.content.decode().lower()
+    assert "APIConnectionError" in WebhookMessage.objects.get().error
