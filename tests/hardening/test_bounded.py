@@ -78,7 +78,7 @@ def test_a_body_over_the_limit_for_an_active_account_is_413_and_a_stub(client, s
 
 
 def test_webhooks_are_rate_limited_per_address(client, settings):
-    settings.TINKO_WEBHOOK_RATE = "3/min"
+    settings.TINKO_WEBHOOK_RATE = "3/hour"
     answers = [client.post("/webhooks/stripe/nope/", data=b"{}", content_type="application/json") for _ in range(4)]
 
     assert [a.status_code for a in answers] == [404, 404, 404, 429]
@@ -90,14 +90,14 @@ def test_webhooks_are_rate_limited_per_address(client, settings):
 
 
 def test_twilio_and_esp_webhooks_share_the_per_address_rate(client, settings):
-    settings.TINKO_WEBHOOK_RATE = "2/min"
+    settings.TINKO_WEBHOOK_RATE = "2/hour"
     client.post("/webhooks/messages/twilio/status/", {"MessageSid": "SM1"})
     client.post("/webhooks/messages/anymail/postmark/tracking/", "{}", content_type="application/json")
     assert client.post("/webhooks/messages/twilio/status/", {"MessageSid": "SM1"}).status_code == 429
 
 
 def test_template_preview_is_rate_limited_per_user(viewer_client, settings):
-    settings.TINKO_PREVIEW_RATE = "2/min"
+    settings.TINKO_PREVIEW_RATE = "2/hour"
     data = {"subject": "Hi", "text": "Hi {{ customer_name }}", "html": "", "button_label": ""}
     codes = [viewer_client.post(PREVIEW, data).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
