@@ -8,12 +8,9 @@ shared PostgreSQL and Redis are never touched.
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import subprocess
-import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,7 +20,7 @@ from django.utils import timezone
 from payments.models import Payment
 from recovery import dispatch, leases, runner
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt
-from tests.ops.procs import BASE_DIR, production_env, wait_for_server
+from tests.ops.procs import Gunicorn, free_port, request as _request
 from tests.recovery.conftest import report
 from tests.recovery.test_runner import card, due, ingest
 from tests.recovery.conftest import api  # noqa: F401  (fixture)
@@ -31,49 +28,8 @@ from tinko import scheduler
 from tinko.models import PeriodicJob
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        started = time.monotonic()
-        conn.request(method, path, body=body, headers={"Host": "tinko.example.com", **(headers or {})})
-        response = conn.getresponse()
-        return response.status, response.read(), dict(response.getheaders()), time.monotonic() - started
-    finally:
-        conn.close()
-
-
-class Gunicorn:
-    def __init__(self, tmp_path, **env):
-        self.port = _free_port()
-        self.log = tmp_path / "gunicorn.log"
-        environment = production_env(tmp_path, PORT=str(self.port), WEB_CONCURRENCY="1", GUNICORN_THREADS="4",
-                                     SECURE_SSL_REDIRECT="false", **env)
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "tinko.wsgi:application"],
-                cwd=BASE_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_for_server(lambda: _request(self.port, "GET", "/healthz"), process=self.process, log_path=self.log,
-                        what="gunicorn")
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 def test_postgresql_down_answers_a_fast_json_503_with_retry_after(tmp_path):
-    server = Gunicorn(tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/tinko")
+    server = Gunicorn(tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/tinko")
     try:
         for method, path, headers in [
             ("GET", "/api/v1/me", {"Authorization": "Bearer tk_abcdefgh_" + "x" * 40}),
@@ -96,7 +52,7 @@ def test_postgresql_down_answers_a_fast_json_503_with_retry_after(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_redis_down_ingestion_keeps_answering_201_and_throttles_per_process(tmp_path, api_key, default_rules):
     redis_server = shutil.which("redis-server")
-    redis_port = _free_port()
+    redis_port = free_port()
     redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = connection.settings_dict
