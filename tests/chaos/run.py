@@ -278,14 +278,15 @@ def django_setup(env: dict):
 
 
 def query(sql: str, params=()):
-    from django.db import connection
+    from django.db import InterfaceError, OperationalError, connection
 
-    for attempt in range(30):
+    for attempt in range(60):
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchall()
-        except Exception:
+                return cursor.fetchall() if cursor.description else []
+        except (OperationalError, InterfaceError):
+            # The chaos database may be restarting.
             connection.close()
             time.sleep(1)
     raise RuntimeError(f"query failed: {sql}")
