@@ -448,20 +448,8 @@ def main() -> int:
         back_at = time.monotonic()
         catch_up = wait_finished(pending, since=back_at)
         load.join()
-        settle("redis")
-        counts = money("redis")
-        kept = stored(load.accepted)
-        figures["redis down 60 s"] = {"sent": len(load.sent), "accepted": len(load.accepted), "stored": kept,
-                                      "pending_at_restart": len(pending),
-                                      "answers": load.statuses, "answers_over_2s": load.slow,
-                                      "catch_up_s": catch_up, **counts}
-        log(f"   {figures['redis down 60 s']}")
-        failures.check(set(load.statuses) <= {201}, f"redis: answers other than 201: {load.statuses}")
-        failures.check(kept == len(load.accepted) == len(load.sent), f"redis: sent {len(load.sent)}, "
-                       f"accepted {len(load.accepted)}, stored {kept}")
-        failures.check(counts["double_charged"] == 0, "redis: payments charged twice")
-        failures.check(counts["recovered"] == counts["payments"], "redis: payments left unrecovered")
-        failures.check(catch_up <= CATCH_UP_LIMIT, f"redis: catch-up {catch_up} s")
+        _judge(failures, figures, "redis down 60 s", "redis", load=load, pending=pending, catch_up=catch_up,
+               answers={201})
 
         # 3. PostgreSQL restarted under 20 events/s.
         log("3/4 PostgreSQL restarted under 20 events/s")
@@ -476,20 +464,8 @@ def main() -> int:
         pending = pending_ids("pg")
         catch_up = wait_finished(pending, since=back_at)
         load.join()
-        settle("pg")
-        counts = money("pg")
-        kept = stored(load.accepted)
-        figures["postgresql restart"] = {"sent": len(load.sent), "accepted": len(load.accepted), "stored": kept,
-                                         "pending_at_restart": len(pending),
-                                         "answers": load.statuses, "answers_over_2s": load.slow,
-                                         "catch_up_s": catch_up, **counts}
-        log(f"   {figures['postgresql restart']}")
-        failures.check(kept == len(load.accepted) == len(load.sent), f"postgresql: sent {len(load.sent)}, "
-                       f"accepted {len(load.accepted)}, stored {kept}")
-        failures.check(set(load.statuses) <= {0, 201, 503}, f"postgresql: unexpected answers {load.statuses}")
-        failures.check(counts["double_charged"] == 0, "postgresql: payments charged twice")
-        failures.check(counts["recovered"] == counts["payments"], "postgresql: payments left unrecovered")
-        failures.check(catch_up <= CATCH_UP_LIMIT, f"postgresql: catch-up {catch_up} s")
+        _judge(failures, figures, "postgresql restart", "pg", load=load, pending=pending, catch_up=catch_up,
+               answers={0, 201, 503})
 
         # 4. SIGTERM to everything under load, then start again.
         log("4/4 SIGTERM to every process under load")
@@ -504,19 +480,9 @@ def main() -> int:
         back_at = time.monotonic()
         catch_up = wait_finished(pending, since=back_at)
         load.join()
-        settle("term")
-        counts = money("term")
-        kept = stored(load.accepted)
-        figures["sigterm"] = {"stopped": stopped, "pending_at_restart": len(pending), "sent": len(load.sent),
-                              "accepted": len(load.accepted),
-                              "stored": kept, "answers": load.statuses, "catch_up_s": catch_up, **counts}
-        log(f"   {figures['sigterm']}")
+        _judge(failures, figures, "sigterm", "term", load=load, pending=pending, catch_up=catch_up,
+               answers={0, 201, 503}, stopped=stopped)
         failures.check(all(code == 0 for code, _ in stopped.values()), f"sigterm: exits {stopped}")
-        failures.check(kept == len(load.accepted) == len(load.sent), f"sigterm: sent {len(load.sent)}, "
-                       f"accepted {len(load.accepted)}, stored {kept}")
-        failures.check(counts["double_charged"] == 0, "sigterm: payments charged twice")
-        failures.check(counts["recovered"] == counts["payments"], "sigterm: payments left unrecovered")
-        failures.check(catch_up <= CATCH_UP_LIMIT, f"sigterm: catch-up {catch_up} s")
 
         total = money("")
         figures["all"] = total
@@ -538,6 +504,24 @@ def main() -> int:
     shutil.rmtree(root, ignore_errors=True)
     print("PASSED: no lost event, no double charge, every catch-up within 30 s")
     return 0
+
+
+def _judge(failures, figures, name: str, prefix: str, *, load: Load, pending: list[int], catch_up: float,
+           answers: set[int], **extra) -> None:
+    """Let the rest run, then count and check one stage: nothing lost, nothing charged twice, caught up in time."""
+    settle(prefix)
+    counts = money(prefix)
+    kept = stored(load.accepted)
+    figures[name] = {**extra, "sent": len(load.sent), "accepted": len(load.accepted), "stored": kept,
+                     "answers": load.statuses, "answers_over_2s": load.slow, "pending_at_restart": len(pending),
+                     "catch_up_s": catch_up, **counts}
+    log(f"   {figures[name]}")
+    failures.check(set(load.statuses) <= answers, f"{name}: unexpected answers {load.statuses}")
+    failures.check(kept == len(load.accepted) == len(load.sent),
+                   f"{name}: sent {len(load.sent)}, accepted {len(load.accepted)}, stored {kept}")
+    failures.check(counts["double_charged"] == 0, f"{name}: payments charged twice")
+    failures.check(counts["recovered"] == counts["payments"], f"{name}: payments left unrecovered")
+    failures.check(catch_up <= CATCH_UP_LIMIT, f"{name}: catch-up {catch_up} s")
 
 
 def _merchant() -> str:
