@@ -2,7 +2,7 @@
 
 Starts a PostgreSQL cluster (initdb into a temporary directory, run as the
 ``postgres`` user, on a free port) and a redis-server on a free port, then the
-production processes on them: gunicorn (2 × 4 threads), ``rundramatiq`` and three
+production processes on them: gunicorn (2 × 4 threads), ``rundramatiq`` (2 × 4) and three
 ``run_scheduler`` with the default tick and leases. The shared PostgreSQL and
 Redis are never touched. Then, one after the other:
 
@@ -148,7 +148,7 @@ class Stack:
         raise RuntimeError("gunicorn did not come up: " + (self.root / "web.log").read_text()[-2000:])
 
     def start_worker(self):
-        self._start("worker", [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "4"])
+        self._start("worker", [sys.executable, "manage.py", "rundramatiq", "--processes", "2", "--threads", "4"])
 
     def start_schedulers(self):
         for n in range(3):
@@ -168,7 +168,9 @@ class Stack:
         """SIGTERM to every process (its group); (exit code, seconds to stop) each."""
         started = time.monotonic()
         for process in self.processes.values():
-            os.killpg(process.pid, signal.SIGTERM)
+            # To the main process only, as an orchestrator does: it stops its children itself (a second
+            # SIGTERM reaching Dramatiq's worker processes directly would make them quit at once).
+            os.kill(process.pid, signal.SIGTERM)
         results = {}
         for name, process in self.processes.items():
             try:
@@ -323,11 +325,24 @@ def wait_finished(ids: list[int], *, since: float, limit: float = 120) -> float:
     return float("inf")
 
 
+def taken_by_workers(redis_port: int) -> set[int]:
+    """Attempts in the messages the workers have taken from Redis and not acknowledged (prefetched or running)."""
+    import redis as redis_client
+
+    client = redis_client.Redis(port=redis_port)
+    taken: set[int] = set()
+    for key in client.keys("tinko:__acks__.*.recovery"):
+        for message_id in client.smembers(key):
+            data = client.hget("tinko:recovery.msgs", message_id)
+            if data:
+                taken.update(json.loads(data)["args"][0])
+    return taken
+
+
 def settle(prefix: str, limit: float = 180) -> None:
     """Let the rest of the work run (not timed): until nothing of ``prefix`` is due, queued or running."""
     deadline = time.monotonic() + limit
-    while pending_ids(prefix) and time.monotonic() < deadline:
-        make_due(prefix)
+    while time.monotonic() < deadline and (make_due(prefix) or pending_ids(prefix)):
         time.sleep(1)
 
 
@@ -414,17 +429,19 @@ def main() -> int:
                 break
             time.sleep(0.05)
         time.sleep(1.0)
-        in_flight = query("SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'queued') "
-                          "FROM recovery_recoveryattempt")[0]
+        running = [row[0] for row in query("SELECT id FROM recovery_recoveryattempt WHERE status = 'running'")]
         stack.kill9("worker")
         killed_at = time.monotonic()
-        pending = pending_ids("kill")
+        # In flight on the dead worker: what it was running, and the messages it had taken.
+        in_flight = sorted(set(running) | taken_by_workers(redis.port))
+        backlog = len(pending_ids("kill"))
         stack.start_worker()
-        catch_up = wait_finished(pending, since=killed_at)
+        catch_up = wait_finished(in_flight, since=killed_at)
+        drained = wait_finished(pending_ids("kill"), since=killed_at, limit=300)
         settle("kill")
         counts = money("kill")
-        figures["kill -9"] = {"events": n, "running_at_kill": in_flight[0], "queued_at_kill": in_flight[1],
-                              "pending_at_kill": len(pending), "catch_up_s": catch_up, **counts}
+        figures["kill -9"] = {"events": n, "running_at_kill": len(running), "in_flight_on_the_dead_worker": len(in_flight),
+                              "not_finished_at_kill": backlog, "catch_up_s": catch_up, "all_done_s": drained, **counts}
         log(f"   {figures['kill -9']}")
         failures.check(counts["payments"] == n, f"kill -9: {counts['payments']} of {n} payments stored")
         failures.check(counts["recovered"] == n, f"kill -9: {counts['recovered']} of {n} payments recovered")
@@ -480,8 +497,9 @@ def main() -> int:
         back_at = time.monotonic()
         catch_up = wait_finished(pending, since=back_at)
         load.join()
+        # 200: a retried event whose first try was stored just before the connection closed (a duplicate, absorbed).
         _judge(failures, figures, "sigterm", "term", load=load, pending=pending, catch_up=catch_up,
-               answers={0, 201, 503}, stopped=stopped)
+               answers={0, 200, 201, 503}, stopped=stopped)
         failures.check(all(code == 0 for code, _ in stopped.values()), f"sigterm: exits {stopped}")
 
         total = money("")
