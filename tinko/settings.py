@@ -221,7 +221,8 @@ CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache, answering from this process while Redis is unreachable (tinko/cache.py).
+            "BACKEND": "tinko.cache.FallbackRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "tinko",
             "TIMEOUT": 300,

@@ -168,3 +168,35 @@ def test_a_renewed_lease_is_not_claimed_again(api, default_rules):
         leases.renew(now=timezone.now() + timedelta(seconds=20))
         assert dispatch.claim_due_attempts(now=timezone.now() + timedelta(seconds=25)) == 0
     assert RecoveryAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.RUNNING
+
+
+def test_the_cache_answers_from_the_process_while_redis_is_unreachable(settings):
+    """Sign-in, sign-up and the API read allauth's and our counters from the cache: Redis down must not make them 500."""
+    from django.core.cache import caches
+
+    from tinko.cache import FallbackRedisCache
+
+    cache = FallbackRedisCache(f"redis://127.0.0.1:{free_port()}/0", {"OPTIONS": {"socket_connect_timeout": 1}})
+    assert cache.add("k", 1) is True
+    assert cache.incr("k") == 2
+    assert cache.get("k") == 2
+    with pytest.raises(ValueError):
+        cache.incr("missing")
+    with pytest.raises(Exception):
+        cache.ping()  # /readyz still sees Redis down
+    assert caches["default"].__class__ is FallbackRedisCache or settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")
+
+
+@pytest.mark.django_db
+def test_sign_in_still_works_while_the_cache_is_down(owner, org, settings):
+    from django.core.cache import caches
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    settings.CACHES = {"default": {"BACKEND": "tinko.cache.FallbackRedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    assert type(caches["default"]).__name__ == "FallbackRedisCache"
+    client = Client(raise_request_exception=False)
+    response = client.post("/accounts/login/", {"login": "owner@acme.test", "password": PASSWORD})
+    assert response.status_code == 302
