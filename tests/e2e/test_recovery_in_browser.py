@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import expect
 from django.core import mail
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from onboarding.models import OnboardingProgress
 from payments.models import Payment
