@@ -12,7 +12,6 @@ again. Rate limits then count per process, as they do without REDIS_URL.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from django.core.cache.backends.locmem import LocMemCache
@@ -24,13 +23,16 @@ RETRY_SECONDS = 5
 
 
 class FallbackRedisCache(RedisCache):
+    # When Redis was last found unreachable, per server and shared by the process's threads
+    # (Django makes one cache object per thread): one failure spares the others the attempt.
+    _down_until: dict[str, float] = {}
+
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._server = str(server)
         # Django makes one cache object per thread; the fallback's name makes its memory the process's.
         self._fallback = LocMemCache(f"tinko-fallback:{server}", {"TIMEOUT": params.get("TIMEOUT", 300),
                                                                   "OPTIONS": {"MAX_ENTRIES": 10_000}})
-        self._down_until = 0.0
-        self._lock = threading.Lock()
 
     def ping(self) -> None:
         """Raise unless Redis itself answers (for /readyz; the fallback does not count)."""
@@ -39,12 +41,11 @@ class FallbackRedisCache(RedisCache):
     def _call(self, name: str, *args, **kwargs):
         import redis
 
-        if time.monotonic() >= self._down_until:
+        if time.monotonic() >= self._down_until.get(self._server, 0.0):
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                with self._lock:
-                    self._down_until = time.monotonic() + RETRY_SECONDS
+                self._down_until[self._server] = time.monotonic() + RETRY_SECONDS
                 logger.warning("Cache unreachable; answering from this process for %d s", RETRY_SECONDS, exc_info=True)
         return getattr(self._fallback, name)(*args, **kwargs)
 
