@@ -82,3 +82,28 @@ class FallbackRedisCache(RedisCache):
     def clear(self):
         self._fallback.clear()
         return self._call("clear")
+
+    def count(self, key: str, timeout: int) -> int:
+        """Add one to the counter ``key`` (created with ``timeout`` seconds to live); its new value.
+
+        One round trip to Redis (SET NX with the expiry, then INCR, pipelined) where
+        ``add`` then ``incr`` take three: every rate-limited request does this.
+        """
+        def in_redis():
+            redis_key = self.make_and_validate_key(key)
+            pipe = self._cache.get_client(redis_key, write=True).pipeline(transaction=False)
+            pipe.set(redis_key, 0, ex=timeout, nx=True)
+            pipe.incr(redis_key)
+            return pipe.execute()[1]
+
+        import redis
+
+        if time.monotonic() >= self._down_until.get(self._server, 0.0):
+            try:
+                return in_redis()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self._down_until[self._server] = time.monotonic() + RETRY_SECONDS
+                logger.warning("Cache unreachable; answering from this process for %d s", RETRY_SECONDS, exc_info=True)
+        self._fallback.add(key, 0, timeout=timeout)
+        return self._fallback.incr(key)
+

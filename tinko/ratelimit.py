@@ -47,6 +47,8 @@ _cache_down_until = 0.0
 def _count_in_cache(key: str, timeout: int) -> int:
     # The counter outlives its window by a little so that a late increment never
     # finds it gone; it is never read after the window ends.
+    if hasattr(cache, "count"):  # tinko.cache.FallbackRedisCache: one round trip
+        return cache.count(key, timeout)
     cache.add(key, 0, timeout=timeout)
     try:
         return cache.incr(key)
