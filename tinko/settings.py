@@ -241,11 +241,12 @@ DRAMATIQ_BROKER = {
     "OPTIONS": {
         "url": REDIS_URL,
         "namespace": env.str("DRAMATIQ_NAMESPACE", default="tinko"),
-        # Messages a dead worker had taken go back to the queue after 15 s without
-        # its heartbeat (Dramatiq's default is 60 s), checked on 2 % of broker
-        # commands (default 0.1 %): work in flight is picked up again within 30 s.
-        "heartbeat_timeout": 15_000,
-        "maintenance_chance": 20_000,
+        # Messages a dead worker had taken go back to the queue after 10 s without
+        # its heartbeat (Dramatiq's default is 60 s; a live worker's consumers beat
+        # at least every second), checked on 10 % of broker commands (default
+        # 0.1 %): work in flight is picked up again well within 30 s.
+        "heartbeat_timeout": 10_000,
+        "maintenance_chance": 100_000,
     } if REDIS_URL else {},
     "MIDDLEWARE": [
         "dramatiq.middleware.AgeLimit",
