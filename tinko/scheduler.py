@@ -79,9 +79,12 @@ def on_tick(fn):
 
 def tick() -> None:
     """One scheduler tick: everything that runs on the scheduler's clock."""
-    run_due_periodic_jobs()
-    for hook in _tick_hooks:
-        hook()
+    from tinko import metrics
+
+    with metrics.time_tick():
+        run_due_periodic_jobs()
+        for hook in _tick_hooks:
+            hook()
 
 
 def run_forever(*, interval: float, stop: threading.Event) -> None:

@@ -5,7 +5,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from tinko import scheduler
+from tinko import metrics, scheduler
 
 logger = logging.getLogger("tinko.scheduler")
 
@@ -29,6 +29,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        if settings.TINKO_SCHEDULER_METRICS_PORT:
+            # A separate listener for Prometheus (no authentication: never publish it).
+            metrics.serve(port=settings.TINKO_SCHEDULER_METRICS_PORT, addr=settings.TINKO_METRICS_ADDR)
         interval = settings.TINKO_SCHEDULER_TICK
         logger.info("Scheduler started, ticking every %s s", interval)
         scheduler.run_forever(interval=interval, stop=stop)
