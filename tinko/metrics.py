@@ -10,10 +10,11 @@ Where each process serves its metrics (docs/operations.md has the whole picture)
   reads a few gauges straight from the database and the broker
   (:class:`StateCollector`): they are computed per scrape, never stored in those files.
 * **worker** (``manage.py rundramatiq``): Dramatiq's own Prometheus middleware
-  (:class:`WorkerMetrics`) serves Dramatiq's metrics and these, from every worker
-  process, on a separate listener (``TINKO_WORKER_METRICS_PORT``).
+  (:class:`WorkerMetrics`) records Dramatiq's metrics and these in every worker
+  process; a separate listener (``TINKO_WORKER_METRICS_PORT``, :func:`worker_listener`)
+  serves them with ``/healthz`` and ``/readyz`` for Kubernetes.
 * **scheduler** (``manage.py run_scheduler``): a separate listener too
-  (``TINKO_SCHEDULER_METRICS_PORT``).
+  (``TINKO_SCHEDULER_METRICS_PORT``), with its probes.
 
 The listeners have no authentication: they must be reachable from the Prometheus
 server only (in Kubernetes a NetworkPolicy; with Compose they are not published).
@@ -31,6 +32,7 @@ imports prometheus-client, and makes the metrics, on first use only.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import threading
@@ -528,26 +530,83 @@ def metrics_view(request):
     return HttpResponse(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
-def serve(*, port: int, addr: str) -> None:
-    """Serve this process's metrics on a separate listener (the scheduler), in a daemon thread."""
+def serve(*, port: int, addr: str, alive, block: bool = False):
+    """A separate listener for the worker and the scheduler: ``/metrics``, ``/healthz`` and ``/readyz``.
+
+    ``alive()`` answers liveness (the process's own loop is working); readiness
+    runs the same checks as the web's ``/readyz`` (database, broker, cache).
+    No authentication: only Prometheus and the kubelet may reach it. Serves on a
+    daemon thread, or in this thread when ``block``.
+    """
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tinko import ops
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            body, content_type = render(with_state=False)
-            self.send_response(200)
+            if self.path == "/metrics":
+                body, content_type, status = *render(with_state=False), 200
+            elif self.path in ("/healthz", "/readyz"):
+                if self.path == "/healthz":
+                    ok = bool(alive())
+                    answer = {"status": "ok" if ok else "error"}
+                else:
+                    ok, checks = ops.run_checks()
+                    answer = {"status": "ok" if ok else "error", "checks": checks}
+                body, content_type, status = json.dumps(answer).encode(), "application/json", 200 if ok else 503
+            else:
+                body, content_type, status = b"Not found.\n", "text/plain", 404
+            self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
         def log_message(self, format, *args):
-            logger.debug("metrics listener: " + format, *args)
+            logger.debug("listener: " + format, *args)
 
     server = ThreadingHTTPServer((addr, port), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="tinko-metrics", daemon=True).start()
-    logger.info("Metrics served on %s:%s", addr, port)
+    logger.info("Metrics and probes served on %s:%s", addr, port)
+    if block:
+        server.serve_forever()
+    else:
+        threading.Thread(target=server.serve_forever, name="tinko-listener", daemon=True).start()
+    return server
+
+
+def _worker_processes_alive() -> bool:
+    """In the worker's listener (a child of Dramatiq's main process): the main process and its workers run."""
+    parent = os.getppid()
+    if parent == 1:
+        return False
+    siblings = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and int(pid) != os.getpid() and fields[0] not in ("Z", "X"):
+            siblings += 1
+    return siblings >= 1
+
+
+def worker_listener():
+    """Dramatiq fork function: the worker's listener, in its own process beside the worker processes.
+
+    Replaces Dramatiq's exposition server (same metrics, from the same
+    directory) and adds the probes Kubernetes needs.
+    """
+    from dramatiq.middleware.prometheus import DB_PATH
+
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DB_PATH)
+    import django
+
+    django.setup()
+    serve(port=settings.TINKO_WORKER_METRICS_PORT, addr=settings.TINKO_METRICS_ADDR, alive=_worker_processes_alive,
+          block=True)
+    return 0
 
 
 class WorkerMetrics(Prometheus):
@@ -595,7 +654,7 @@ class WorkerMetrics(Prometheus):
 
     @property
     def forks(self):
-        return super().forks if settings.TINKO_WORKER_METRICS_PORT else []
+        return [worker_listener] if settings.TINKO_WORKER_METRICS_PORT else []
 
 
 def time_tick():

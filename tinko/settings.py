@@ -260,14 +260,12 @@ TINKO_ATTEMPT_LEASE = _int("TINKO_ATTEMPT_LEASE", 300, minimum=30)
 TINKO_METRICS_TOKEN = _secret("TINKO_METRICS_TOKEN", default="") or ""
 if TINKO_METRICS_TOKEN and len(TINKO_METRICS_TOKEN) < 32:
     raise ImproperlyConfigured("TINKO_METRICS_TOKEN must be at least 32 characters (or empty to turn /metrics off).")
-# Separate listeners of the worker (Dramatiq's exposition server) and the scheduler; 0 turns one off.
+# The worker's and the scheduler's own listeners (/metrics, /healthz, /readyz); 0 turns one off.
 TINKO_METRICS_ADDR = env.str("TINKO_METRICS_ADDR", default="0.0.0.0")
 TINKO_WORKER_METRICS_PORT = _int("TINKO_WORKER_METRICS_PORT", 9191)
 TINKO_SCHEDULER_METRICS_PORT = _int("TINKO_SCHEDULER_METRICS_PORT", 9192)
-# Dramatiq's middleware reads its own variables when its processes start; `rundramatiq`
-# passes this environment on to them.
-os.environ.setdefault("dramatiq_prom_host", TINKO_METRICS_ADDR)
-os.environ.setdefault("dramatiq_prom_port", str(TINKO_WORKER_METRICS_PORT))
+# Dramatiq's Prometheus middleware reads its directory from its own variable when
+# its processes start; `rundramatiq` passes this environment on to them.
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ.setdefault("dramatiq_prom_db", os.environ["PROMETHEUS_MULTIPROC_DIR"])
 

@@ -29,10 +29,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        if settings.TINKO_SCHEDULER_METRICS_PORT:
-            # A separate listener for Prometheus (no authentication: never publish it).
-            metrics.serve(port=settings.TINKO_SCHEDULER_METRICS_PORT, addr=settings.TINKO_METRICS_ADDR)
         interval = settings.TINKO_SCHEDULER_TICK
+        if settings.TINKO_SCHEDULER_METRICS_PORT:
+            # Metrics and probes on a separate listener (no authentication: never publish it).
+            metrics.serve(port=settings.TINKO_SCHEDULER_METRICS_PORT, addr=settings.TINKO_METRICS_ADDR,
+                          alive=lambda: scheduler.alive(interval=interval))
         logger.info("Scheduler started, ticking every %s s", interval)
         scheduler.run_forever(interval=interval, stop=stop)
         logger.info("Scheduler stopped")
