@@ -8,7 +8,8 @@ Where each process serves its metrics (docs/operations.md has the whole picture)
   values to files in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py makes a fresh
   one) and a scrape adds them up, so any worker answers for all. The scrape also
   reads a few gauges straight from the database and the broker
-  (:class:`StateCollector`): they are computed per scrape, never stored in those files.
+  (:class:`StateCollector`, sources registered by the apps): they are computed
+  per scrape, never stored in those files.
 * **worker** (``manage.py rundramatiq``): Dramatiq's own Prometheus middleware
   (:class:`WorkerMetrics`) records Dramatiq's metrics and these in every worker
   process; a separate listener (``TINKO_WORKER_METRICS_PORT``, :func:`worker_listener`)
@@ -54,8 +55,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 # Seconds from a webhook's arrival to its answer being recorded.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-# The scrape counts due attempts up to this many (an index range scan); beyond it says "at least".
-DUE_COUNT_CAP = 100_000
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATEMENTS = ("select", "insert", "update", "delete", "with", "begin", "commit", "savepoint", "release", "rollback")
@@ -394,37 +393,35 @@ class TimedRedisCache(RedisCache):
 # --- Scrape-time state from the database and the broker -------------------------------------------
 
 
-class StateCollector:
-    """Gauges read at scrape time: due attempts and the oldest one's age, expired leases, queue lengths.
+_state_sources: list = []
 
-    Each is one indexed query or one Redis round trip (the partial indexes
-    ``attempt_due`` and ``attempt_leased``), counted up to DUE_COUNT_CAP rows.
-    Nothing is written to the multiprocess files, so every web process answers
-    the same and a dead process leaves nothing stale. A failing source is left
-    out of that scrape (and logged) rather than failing the scrape.
+
+def add_state_source(source) -> None:
+    """Register ``source() -> [(name, help, value), ...]``: gauges read at each web scrape (apps register in ready())."""
+    if source not in _state_sources:
+        _state_sources.append(source)
+
+
+class StateCollector:
+    """Gauges read at scrape time: the recovery backlog (recovery/backlog.py registers it) and queue lengths.
+
+    Each source is a few indexed queries or one Redis round trip. Nothing is
+    written to the multiprocess files, so every web process answers the same
+    and a dead process leaves nothing stale. A failing source is left out of
+    that scrape (and logged) rather than failing the scrape.
     """
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        try:
-            due, oldest_age, leases = _attempt_state()
-        except Exception:
-            logger.warning("Metrics: reading due attempts failed", exc_info=True)
-        else:
-            yield GaugeMetricFamily(
-                "tinko_recovery_due_attempts",
-                f"Recovery attempts due now and not yet claimed (counted up to {DUE_COUNT_CAP}).", value=due,
-            )
-            yield GaugeMetricFamily(
-                "tinko_recovery_oldest_due_attempt_age_seconds",
-                "How long the oldest due, unclaimed recovery attempt has been waiting (0 when none).", value=oldest_age,
-            )
-            yield GaugeMetricFamily(
-                "tinko_recovery_expired_leases",
-                "Attempts queued or running past their lease (a lost message or a dead worker), not yet claimed again.",
-                value=leases,
-            )
+        for source in _state_sources:
+            try:
+                values = source()
+            except Exception:
+                logger.warning("Metrics: reading %s failed", getattr(source, "__qualname__", source), exc_info=True)
+                continue
+            for name, help_text, value in values:
+                yield GaugeMetricFamily(name, help_text, value=value)
         try:
             queues = _queue_lengths()
         except Exception:
@@ -437,25 +434,6 @@ class StateCollector:
             for (queue, state), value in sorted(queues.items()):
                 waiting.add_metric([queue, state], value)
             yield waiting
-
-
-def _attempt_state() -> tuple[int, float, int]:
-    from django.db.models import Min
-    from django.utils import timezone
-
-    from recovery.models import AttemptStatus, RecoveryAttempt
-
-    now = timezone.now()
-    due = RecoveryAttempt.objects.filter(status=AttemptStatus.SCHEDULED, scheduled_for__lte=now)
-    count = due.order_by("scheduled_for").values("pk")[:DUE_COUNT_CAP].count()
-    oldest = due.aggregate(oldest=Min("scheduled_for"))["oldest"] if count else None
-    leases = (
-        RecoveryAttempt.objects.filter(
-            status__in=[AttemptStatus.QUEUED, AttemptStatus.RUNNING], lease_expires_at__lte=now
-        ).values("pk")[:DUE_COUNT_CAP].count()
-    )
-    age = (now - oldest).total_seconds() if oldest is not None else 0.0
-    return count, max(age, 0.0), leases
 
 
 def _queue_lengths() -> dict[tuple[str, str], int]:
