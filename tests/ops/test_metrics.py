@@ -26,6 +26,7 @@ from recovery.models import AttemptStatus, RecoveryAttempt
 from tests.notifications.conftest import due_message, ingest
 from tests.notifications.test_webhooks import Receiver
 from tests.ops.procs import production_env, run_python
+from tests.ops.scrapes import samples
 from tests.payments.conftest import STRIPE_WEBHOOK_SECRET, post_stripe, stripe_account  # noqa: F401 (fixture)
 from tests.recovery.conftest import api, report  # noqa: F401 (fixture)
 from tinko import metrics_store
@@ -53,15 +54,7 @@ def scrape(client, **headers) -> dict[str, list]:
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}", **headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
-    return _samples(response.content.decode())
-
-
-def _samples(text: str) -> dict[str, list]:
-    found: dict[str, list] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append(sample)
-    return found
+    return samples(response.content.decode())
 
 
 # --- The endpoint ---------------------------------------------------------------------------------
@@ -222,17 +215,17 @@ def test_due_attempts_their_oldest_age_and_expired_leases_are_read_at_scrape_tim
         status=AttemptStatus.QUEUED, lease_expires_at=now - timedelta(minutes=1)
     )
 
-    samples = scrape(client)
+    found = scrape(client)
 
-    assert samples["tinko_recovery_due_attempts"][0].value == 2
-    assert 20 * 60 <= samples["tinko_recovery_oldest_due_attempt_age_seconds"][0].value < 21 * 60
-    assert samples["tinko_recovery_expired_leases"][0].value == 1
+    assert found["tinko_recovery_due_attempts"][0].value == 2
+    assert 20 * 60 <= found["tinko_recovery_oldest_due_attempt_age_seconds"][0].value < 21 * 60
+    assert found["tinko_recovery_expired_leases"][0].value == 1
 
 
 def test_nothing_due_reads_as_zero(client, token, db):
-    samples = scrape(client)
-    assert samples["tinko_recovery_due_attempts"][0].value == 0
-    assert samples["tinko_recovery_oldest_due_attempt_age_seconds"][0].value == 0
+    found = scrape(client)
+    assert found["tinko_recovery_due_attempts"][0].value == 0
+    assert found["tinko_recovery_oldest_due_attempt_age_seconds"][0].value == 0
 
 
 def test_jobs_waiting_in_the_broker_are_read_at_scrape_time(client, token, run_jobs):
@@ -240,8 +233,8 @@ def test_jobs_waiting_in_the_broker_are_read_at_scrape_time(client, token, run_j
 
     clear_expired_sessions.send()
     clear_expired_sessions.send()
-    samples = scrape(client)
-    waiting = {(s.labels["queue"], s.labels["state"]): s.value for s in samples["tinko_queue_messages"]}
+    found = scrape(client)
+    waiting = {(s.labels["queue"], s.labels["state"]): s.value for s in found["tinko_queue_messages"]}
     assert waiting[("housekeeping", "ready")] == 2
     assert waiting[("recovery", "ready")] == 0
 

@@ -25,13 +25,13 @@ import pytest
 import yaml
 from django.conf import settings
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import webhooks
 from payments import accounts
 from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
 from tests.notifications.test_webhooks import Receiver
 from tests.ops.procs import BASE_DIR
+from tests.ops.scrapes import samples
 from tests.payments.conftest import STRIPE_WEBHOOK_SECRET
 from tests.payments.psp import stripe_signature
 from tests.recovery.conftest import report
@@ -59,14 +59,6 @@ def request(port: int, method: str, path: str, *, body: bytes | None = None, hea
         return response.status, response.read()
     finally:
         connection.close()
-
-
-def samples(text: str) -> dict[str, list]:
-    found: dict[str, list] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append(sample)
-    return found
 
 
 def total(found: dict, name: str, **labels) -> float:
