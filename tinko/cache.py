@@ -1,4 +1,4 @@
-"""The cache Tinko uses with Redis: Django's own, answering from this process while Redis is unreachable.
+"""The cache Tinko uses with Redis: Django's own (timed for /metrics), answering from this process while Redis is unreachable.
 
 The cache holds only what can be rebuilt (rate-limit counters, allauth's
 throttles, the classifier's version token), never the source of truth. So
@@ -15,14 +15,15 @@ import logging
 import time
 
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+
+from tinko.metrics import TimedRedisCache
 
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5
 
 
-class FallbackRedisCache(RedisCache):
+class FallbackRedisCache(TimedRedisCache):
     # When Redis was last found unreachable, per server and shared by the process's threads
     # (Django makes one cache object per thread): one failure spares the others the attempt.
     _down_until: dict[str, float] = {}
