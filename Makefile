@@ -32,6 +32,7 @@ help:
 	@echo "make bench-pages      time the payments list at 1,000,000 payments and the pay page"
 	@echo "make bench-notifications  10,000 recovery e-mails through the worker to a local SMTP server"
 	@echo "make bench-webhooks   Stripe webhook acknowledgement under gunicorn at 100 requests/s"
+	@echo "make chaos    fault suite on its own PostgreSQL and Redis (kill -9, Redis and PostgreSQL outages, SIGTERM; ~6 min)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tinko needs Python 3.11 or newer (set PYTHON=...)")'
@@ -133,3 +134,11 @@ bench-analytics: $(VENV)/.installed-runtime
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
 	TINKO_DOTENV= \
 	$(PY) -m tests.bench.analytics $(BENCH_ANALYTICS_ARGS)
+
+# The fault suite (tests/chaos/run.py): its own PostgreSQL cluster (initdb as the
+# postgres user) and redis-server on free ports, gunicorn, rundramatiq and three
+# schedulers on them; kill -9, Redis down 60 s, PostgreSQL restarted, SIGTERM.
+# Not part of `make test`. Fails on a lost event, a double charge or a catch-up over 30 s.
+.PHONY: chaos
+chaos: $(VENV)/.installed-dev
+	TINKO_DOTENV= $(PY) -m tests.chaos.run

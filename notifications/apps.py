@@ -8,6 +8,8 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from anymail.signals import tracking
 
+        from notifications import checks  # noqa: F401  (registers the deploy check)
+
         from notifications import timeline
         from notifications.views import on_tracking_event
         from recovery.timeline import register_source

@@ -7,6 +7,7 @@ templates and endpoints. Every lookup goes through get_object_for_org.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -30,7 +31,7 @@ from notifications.models import (
 )
 from payments.models import Channel
 from recovery.models import MessageKind
-from tinko import crypto
+from tinko import crypto, ratelimit
 from tinko.models import Role
 from tinko.services import record_audit
 from tinko.tenancy import get_object_for_org, require_role, role_required
@@ -99,7 +100,8 @@ class TemplateForm(forms.Form):
     def _check(self, name, *, html=False):
         value = self.cleaned_data.get(name, "")
         try:
-            rendering.compile_template(value, html=html)
+            # Rendered, not only compiled: the sandbox's limits on loops, output and time show here.
+            rendering.check_template(value, html=html)
         except rendering.TemplateProblem as exc:
             raise forms.ValidationError(str(exc)) from None
         return value
@@ -169,6 +171,8 @@ def template_edit(request, channel, kind, locale):
     if request.method == "POST":
         action = request.POST.get("action", "save")
         require_role(request, Role.MEMBER if action == "test" else Role.ADMIN)
+        if not _preview_allowed(request):
+            return _too_many_previews(request)
         if action == "reset":
             if existing is not None:
                 existing.delete()
@@ -211,6 +215,17 @@ def template_edit(request, channel, kind, locale):
     }, status=status)
 
 
+def _preview_allowed(request) -> bool:
+    """Previews, checks and test sends render merchant templates: a per-user rate (TINKO_PREVIEW_RATE)."""
+    return ratelimit.hit("preview", f"user:{request.user.pk}", settings.TINKO_PREVIEW_RATE)[0]
+
+
+def _too_many_previews(request):
+    response = render(request, "429.html", status=429)
+    response["Retry-After"] = "60"
+    return response
+
+
 def _preview(organization, form, channel, locale):
     data = form.cleaned_data if form.is_bound else form.initial
     copy = MessageTemplate(channel=channel, subject=data.get("subject", ""), text=data.get("text", ""),
@@ -227,6 +242,8 @@ def _preview(organization, form, channel, locale):
 def template_preview(request, channel, kind, locale):
     """The live preview (htmx): renders the unsaved form with sample data; errors are shown, nothing is stored."""
     _valid_key(channel, kind, locale)
+    if not _preview_allowed(request):
+        return _too_many_previews(request)
     form = TemplateForm(request.POST, channel=channel)
     preview = _preview(request.organization, form, channel, locale) if form.is_valid() else None
     return render(request, "notifications/console/_preview.html", {"form": form, "preview": preview, "channel": channel})

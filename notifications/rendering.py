@@ -22,19 +22,30 @@ editor too):
 
 An unknown variable or a syntax error is a :class:`TemplateProblem`, which the
 editor shows as a form error.
+
+Work is bounded, in the editor's preview and in the workers alike (a template
+cannot make a worker spin or fill memory): at most :data:`MAX_SOURCE_LENGTH`
+characters of source, :data:`MAX_LOOP_ITERATIONS` loop iterations per
+render, :data:`MAX_OUTPUT_LENGTH` characters of output (counted as loops
+produce it) and :data:`MAX_RENDER_SECONDS` of rendering; filters that pad or
+format to a width take at most :data:`MAX_FILTER_WIDTH`. Past a limit the
+render stops with a :class:`TemplateLimit` (a TemplateProblem): the editor shows
+it, a worker sends the shipped copy instead.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.template import Context, Engine, Library, TemplateSyntaxError
 from django.template import defaultfilters, defaulttags
-from django.template.base import FilterExpression, Template
+from django.template.base import FilterExpression, Node, NodeList, Template
 from django.template.loader import render_to_string
 
 from recovery.models import Category
@@ -75,11 +86,151 @@ class TemplateProblem(Exception):
     """A template that cannot be used: the message says why, in words for the merchant."""
 
 
+class TemplateLimit(TemplateProblem):
+    """A template that asks for more work than a message may take."""
+
+
+MAX_SOURCE_LENGTH = 20_000
+MAX_LOOP_ITERATIONS = 10_000
+MAX_OUTPUT_LENGTH = 100_000
+MAX_RENDER_SECONDS = 1.0
+MAX_FILTER_WIDTH = 500
+
+
+class _Budget:
+    """What one render may still spend; carried on the Context (``context.sandbox_budget``)."""
+
+    def __init__(self):
+        self.iterations = 0
+        self.output = 0
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def tick(self) -> None:
+        self.iterations += 1
+        if self.iterations > MAX_LOOP_ITERATIONS:
+            raise TemplateLimit(f"The template's loops run more than {MAX_LOOP_ITERATIONS:,} times.")
+        self.check_time()
+
+    def produced(self, length: int) -> None:
+        self.output += length
+        if self.output > MAX_OUTPUT_LENGTH:
+            raise TemplateLimit(f"The template produces more than {MAX_OUTPUT_LENGTH:,} characters.")
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateLimit(f"The template takes longer than {MAX_RENDER_SECONDS:g} s to render.")
+
+
+class _MeteredValues(list):
+    """A loop's sequence that charges the render's budget for every item taken."""
+
+    def __init__(self, values, budget: _Budget):
+        super().__init__(values)
+        self._budget = budget
+
+    def __iter__(self):
+        for item in super().__iter__():
+            self._budget.tick()
+            yield item
+
+    def __reversed__(self):
+        for item in super().__reversed__():
+            self._budget.tick()
+            yield item
+
+
+class _MeteredSequence:
+    """Stands for a ``{% for %}`` tag's sequence expression (set once, when the template is compiled)."""
+
+    def __init__(self, expression):
+        self.expression = expression
+
+    def resolve(self, context, ignore_failures=False):
+        values = self.expression.resolve(context, ignore_failures=ignore_failures)
+        budget = getattr(context, "sandbox_budget", None)
+        if values is None or budget is None:
+            return values
+        if isinstance(values, str):
+            values = list(values)
+        try:
+            return _MeteredValues(values, budget)
+        except TypeError:  # not iterable: let the tag treat it as before
+            return values
+
+
+class _MeteredNode(Node):
+    """Wraps a node inside a loop's body: its output counts against the render's budget as it is made."""
+
+    def __init__(self, inner: Node):
+        self.inner = inner
+        self.token = getattr(inner, "token", None)
+        self.origin = getattr(inner, "origin", None)
+
+    def render(self, context):
+        text = self.inner.render_annotated(context)
+        budget = getattr(context, "sandbox_budget", None)
+        if budget is not None:
+            budget.produced(len(text))
+        return text
+
+
+def _meter_loops(nodelist) -> None:
+    """Instrument every ``{% for %}`` of a freshly compiled template (before any thread renders it)."""
+    for node in nodelist:
+        if isinstance(node, defaulttags.ForNode):
+            node.sequence = _MeteredSequence(node.sequence)
+            _meter_loops(node.nodelist_loop)
+            node.nodelist_loop = NodeList(_MeteredNode(child) for child in node.nodelist_loop)
+            if node.nodelist_empty:
+                _meter_loops(node.nodelist_empty)
+            continue
+        for attr in getattr(node, "child_nodelists", ()):
+            child = getattr(node, attr, None)
+            if child:
+                _meter_loops(child)
+        # {% if %} keeps its branches in (condition, nodelist) pairs.
+        for _, branch in getattr(node, "conditions_nodelists", ()):
+            _meter_loops(branch)
+
+
+def _bounded_width(name: str, fn):
+    """A filter taking a width or a precision, refusing one over MAX_FILTER_WIDTH."""
+
+    def checked(value, arg):
+        try:
+            width = abs(int(arg))
+        except (TypeError, ValueError):
+            width = 0
+        if width > MAX_FILTER_WIDTH:
+            raise TemplateLimit(f"The {name} filter's width {arg} is over the limit of {MAX_FILTER_WIDTH}.")
+        return fn(value, arg)
+
+    return functools.wraps(fn)(checked)
+
+
+def _bounded_format(fn):
+    def checked(value, arg):
+        # printf widths and precisions ("%0999999d") would build strings of any size.
+        if any(int(n) > MAX_FILTER_WIDTH for n in re.findall(r"\d+", str(arg))):
+            raise TemplateLimit(f"The stringformat filter's width in {arg!r} is over the limit of {MAX_FILTER_WIDTH}.")
+        return fn(value, arg)
+
+    return functools.wraps(fn)(checked)
+
+
+_WIDTH_FILTERS = ("ljust", "rjust", "center", "floatformat", "truncatechars", "truncatechars_html",
+                  "truncatewords", "truncatewords_html", "wordwrap", "get_digit")
+
+
 def _sandbox_library() -> Library:
     library = Library()
     for name in ALLOWED_TAGS:
         library.tags[name] = defaulttags.register.tags[name]
     library.filters.update(defaultfilters.register.filters)
+    for name in _WIDTH_FILTERS:
+        library.filters[name] = _bounded_width(name, defaultfilters.register.filters[name])
+    library.filters["stringformat"] = _bounded_format(defaultfilters.register.filters["stringformat"])
     return library
 
 
@@ -144,10 +295,14 @@ def compile_template(source: str, *, html: bool = False) -> Template:
 # Compiled templates are immutable once built: ten thousand messages reuse a handful of them.
 @functools.lru_cache(maxsize=512)
 def _compiled(source: str, html: bool) -> Template:
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise TemplateLimit(f"The template is {len(source):,} characters long; the limit is {MAX_SOURCE_LENGTH:,}.")
     try:
         template = Template(source, engine=ENGINES[html])
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"Template error: {exc}") from None
+    except RecursionError:
+        raise TemplateProblem("Template error: the tags are nested too deeply.") from None
     names, defined = _variable_names(template)
     unknown = sorted(names - set(CONTEXT_VARIABLES) - defined)
     if unknown:
@@ -155,13 +310,38 @@ def _compiled(source: str, html: bool) -> Template:
             "Unknown variable" + ("s" if len(unknown) > 1 else "") + ": " + ", ".join(unknown)
             + ". Available: " + ", ".join(CONTEXT_VARIABLES) + "."
         )
+    _meter_loops(template.nodelist)
     return template
 
 
 def render_source(source: str, context: dict, *, html: bool = False) -> str:
+    """Render ``source`` on the sandbox within the limits; TemplateProblem (or TemplateLimit) when it cannot."""
     if not source:
         return ""
-    return compile_template(source, html=html).render(Context(context, autoescape=html))
+    template = compile_template(source, html=html)
+    ctx = Context(context, autoescape=html)
+    ctx.sandbox_budget = budget = _Budget()
+    try:
+        text = template.render(ctx)
+    except RecursionError:
+        raise TemplateLimit("The template nests too deeply to render.") from None
+    budget.produced(len(text))
+    return text
+
+
+def placeholder_context() -> dict:
+    """A context of realistic sample values, for checking a template without an organization at hand."""
+    return {
+        "customer_name": "Ada", "merchant_name": "Example Store", "amount": "€1,499.00",
+        "pay_url": "https://tinko.example.com/pay/" + "x" * 43 + "/", "expires_at": "12 Mar 2026, 18:00:00",
+        "support_email": "support@example.com", "card_brand": "visa", "card_last4": "4242",
+        "action": "update_card", "brand_color": "#4f46e5", "logo_url": "https://example.com/logo.png",
+    }
+
+
+def check_template(source: str, *, html: bool = False, context: dict | None = None) -> None:
+    """TemplateProblem unless ``source`` compiles and renders within the limits (with sample values)."""
+    render_source(source, context or placeholder_context(), html=html)
 
 
 # --- Context ---------------------------------------------------------------------------------------

@@ -418,13 +418,15 @@ def unsubscribe_url(notification) -> str:
 
 def enqueue_delivery(notification_id: int) -> None:
     from notifications.tasks import deliver_notification
+    from tinko.background import send_safely
 
     batch = getattr(_batch, "ids", None)
     if batch is not None:
         # Inside delivery_batch(): sent with the others when the batch ends (only once this row is committed).
         transaction.on_commit(lambda: batch.append(notification_id))
         return
-    transaction.on_commit(lambda: deliver_notification.send(notification_id))
+    # requeue_stuck sends it if the broker is down now.
+    transaction.on_commit(lambda: send_safely(deliver_notification, notification_id))
 
 
 _batch = threading.local()

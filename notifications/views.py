@@ -1,8 +1,9 @@
 """Public endpoints of notifications: Twilio callbacks, anymail tracking events, unsubscribe, the open pixel.
 
 Twilio requests are believed only with a valid ``X-Twilio-Signature`` (checked
-with Twilio's own validator against the URL Twilio called); anymail checks its
-ESPs' webhooks itself (``ANYMAIL["WEBHOOK_SECRET"]`` or the ESP's signature).
+with Twilio's own validator against the URL Twilio called; without
+``TWILIO_AUTH_TOKEN`` nothing is believed); anymail's endpoints are closed
+unless they can authenticate their sender (notifications/tracking.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import base64
 import logging
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from notifications import channels, services
 from notifications.models import Notification, NotificationStatus, SuppressionReason
 from payments.models import Channel
+from tinko.webhook_guard import json_error, webhook_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,11 @@ def _twilio_verified(request) -> bool:
 
 @csrf_exempt
 @require_POST
+@webhook_endpoint
 def twilio_status(request):
     """Status callback of an SMS or WhatsApp message: queued → sent → delivered | failed."""
     if not _twilio_verified(request):
-        return HttpResponseBadRequest("Invalid Twilio signature.")
+        return json_error(400, "Invalid Twilio signature.")
     sid = request.POST.get("MessageSid", "")
     status = TWILIO_STATUS.get(request.POST.get("MessageStatus", ""))
     notification = Notification.objects.filter(provider="twilio", provider_message_id=sid).first() if sid else None
@@ -60,10 +63,11 @@ def twilio_status(request):
 
 @csrf_exempt
 @require_POST
+@webhook_endpoint
 def twilio_inbound(request):
     """A customer's reply: STOP-like keywords suppress the channel for every merchant that messaged them from that number."""
     if not _twilio_verified(request):
-        return HttpResponseBadRequest("Invalid Twilio signature.")
+        return json_error(400, "Invalid Twilio signature.")
     sender = request.POST.get("From", "")
     to = request.POST.get("To", "")
     word = request.POST.get("Body", "").strip().upper().rstrip(".!")

@@ -8,8 +8,10 @@ the endpoint is disabled and the organization's owners get an e-mail. The
 scheduler re-sends due deliveries, so a lost broker message only delays one.
 
 In production an endpoint must be https:// on a public address: private,
-loopback, link-local and reserved addresses are refused when the endpoint is
-saved and again before every request (the name may resolve elsewhere later).
+loopback, link-local and reserved addresses (and IPv6 forms that lead to them)
+are refused when the endpoint is saved, and at every request the address
+actually connected to is checked (the name may resolve elsewhere later).
+The request is sent outside any transaction or row lock.
 """
 
 from __future__ import annotations
@@ -83,8 +85,36 @@ def allow_private() -> bool:
     return settings.TINKO_WEBHOOKS_ALLOW_PRIVATE
 
 
+# IPv6 ranges that carry an IPv4 address inside (checked as that address), and ranges never to reach.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def is_public_address(address) -> bool:
+    """Whether a webhook may go to ``address`` (an ip_address): global, not multicast, and for IPv6
+    no form that leads to a non-global IPv4 address (mapped, 6to4, Teredo, NAT64) or an obsolete one."""
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if address in _IPV4_COMPATIBLE or address in _NAT64_LOCAL:
+            return False  # "::127.0.0.1" and friends: deprecated, or local by definition
+        if address.sixtofour is not None:
+            return is_public_address(address.sixtofour)
+        if address.teredo is not None:
+            return all(is_public_address(a) for a in address.teredo)
+        if address in _NAT64:
+            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return address.is_global and not address.is_multicast and not address.is_reserved
+
+
 def check_url(url: str, *, resolve: bool = True) -> None:
-    """UnsafeURL unless ``url`` may receive webhooks (https on a public address in production)."""
+    """UnsafeURL unless ``url`` may receive webhooks (https on a public address in production).
+
+    On save: the name is resolved and every address it has must be public. At
+    delivery the address actually connected to is checked again
+    (:func:`_pinned_socket`), so a name that resolves elsewhere later gains nothing.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("Enter an http:// or https:// URL.")
@@ -108,8 +138,78 @@ def check_url(url: str, *, resolve: bool = True) -> None:
             raise UnsafeURL(f"The host name {host!r} does not resolve.") from None
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for address in addresses:
-        if not address.is_global or address.is_multicast:
+        if not is_public_address(address):
             raise UnsafeURL("The URL points at a private or local address.")
+
+
+def _pinned_socket(host: str, port: int, timeout, socket_options) -> socket.socket:
+    """Resolve ``host`` once and connect to the first address that passes :func:`is_public_address`.
+
+    The address checked is the one connected to: no second resolution can swap it
+    (DNS rebinding). TLS still verifies the certificate against the host name.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise UnsafeURL(f"The host name {host!r} does not resolve.") from None
+    last_error: OSError | None = None
+    refused = False
+    for family, kind, proto, _, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if not allow_private() and not is_public_address(address):
+            refused = True
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is not None:
+                sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    if last_error is not None:
+        raise last_error
+    if refused:
+        raise UnsafeURL("The URL points at a private or local address.")
+    raise OSError(f"No address to connect to for {host!r}.")
+
+
+def _session():
+    """A requests session whose connections go only to checked addresses (and never through a proxy)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Pinned:
+        def _new_conn(self):
+            return _pinned_socket(self._dns_host, self.port, self.timeout, self.socket_options)
+
+    class PinnedHTTPConnection(_Pinned, HTTPConnection):
+        pass
+
+    class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
+        pass
+
+    class PinnedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = PinnedHTTPConnection
+
+    class PinnedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = PinnedHTTPSConnection
+
+    class PinnedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": PinnedHTTPPool, "https": PinnedHTTPSPool}
+
+    session = requests.Session()
+    session.trust_env = False  # a proxy's address would be the one checked
+    session.mount("http://", PinnedAdapter())
+    session.mount("https://", PinnedAdapter())
+    return session
 
 
 # --- Endpoints -------------------------------------------------------------------------------------------
@@ -187,13 +287,13 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
 
 
 def _enqueue(ids, delay_ms: int | None = None):
+    """Send deliveries to the workers; with the broker down they wait for the scheduler's sweep (enqueue_due)."""
     from notifications.tasks import deliver_webhook
+    from tinko.background import send_safely
 
     for pk in ids:
-        if delay_ms:
-            deliver_webhook.send_with_options(args=(pk,), delay=delay_ms)
-        else:
-            deliver_webhook.send(pk)
+        if not send_safely(deliver_webhook, pk, delay=delay_ms):
+            return
 
 
 def payment_data(payment) -> dict:
@@ -246,43 +346,31 @@ def send_test_event(*, endpoint, user=None, request=None) -> WebhookDelivery:
 # --- Delivering -----------------------------------------------------------------------------------------
 
 
-def deliver(delivery_id: int, *, now=None) -> WebhookDelivery | None:
-    """Try one pending delivery whose time has come; record the answer and schedule the next try or give up."""
-    import requests
+# While a worker is sending a delivery, it is not due for anyone else (a duplicate message, the sweep).
+IN_FLIGHT = timedelta(seconds=TIMEOUT_SECONDS * 3)
 
+
+def deliver(delivery_id: int, *, now=None) -> WebhookDelivery | None:
+    """Try one pending delivery whose time has come; record the answer and schedule the next try or give up.
+
+    The HTTP request is made outside any transaction and row lock: a short
+    transaction marks the delivery in flight (not due again for IN_FLIGHT), the
+    request goes out, a second short transaction records the answer.
+    """
+    now = now or timezone.now()
+    claimed = _claim_delivery(delivery_id, now)
+    if not isinstance(claimed, tuple):
+        return claimed
+    delivery, attempt_number, body, headers = claimed
+    code, error, text, elapsed = _post(delivery.endpoint.url, body=body, headers=headers)
     with transaction.atomic():
-        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint", "message")
+        delivery = (WebhookDelivery.objects.select_for_update().select_related("endpoint", "message")
                     .filter(pk=delivery_id).first())
-        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        # Someone recorded this attempt already (the lease ran out and another worker sent it again).
+        if delivery is None or delivery.status != DeliveryStatus.PENDING or delivery.attempt_count != attempt_number - 1:
             return delivery
-        now = now or timezone.now()
-        if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
-            return delivery  # an early duplicate message; the scheduled one will come
         endpoint = delivery.endpoint
-        if not endpoint.is_active:
-            delivery.status, delivery.last_error = DeliveryStatus.FAILED, "The endpoint is disabled."
-            delivery.next_attempt_at = None
-            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
-            return delivery
-        body = json.dumps(delivery.message.payload, separators=(",", ":"))
-        headers = signed_headers(secret=endpoint_secret(endpoint), msg_id=delivery.message.msg_id, body=body)
-        code, error, text = None, "", ""
-        started = time_module.monotonic()
-        try:
-            check_url(endpoint.url)
-            # No redirects (a redirect could lead to a private address); read at most 1 KB of the answer.
-            with requests.post(endpoint.url, data=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS,
-                               allow_redirects=False, stream=True) as response:
-                code = response.status_code
-                text = next(response.iter_content(1000), b"").decode("utf-8", "replace")
-            if not 200 <= code < 300:
-                error = f"HTTP {code}"
-        except UnsafeURL as exc:
-            error = str(exc)
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        elapsed = int((time_module.monotonic() - started) * 1000)
-        delivery.attempt_count += 1
+        delivery.attempt_count = attempt_number
         delivery.last_attempt_at = now
         delivery.last_status_code, delivery.last_error, delivery.last_response = code, error[:500], text
         delivery.log = [*delivery.log, {"at": now.isoformat(), "status_code": code, "error": error[:200], "ms": elapsed}]
@@ -306,6 +394,63 @@ def deliver(delivery_id: int, *, now=None) -> WebhookDelivery | None:
             if wait_ms <= 60_000:  # longer waits are picked up by the scheduler's sweep
                 transaction.on_commit(lambda: _enqueue([delivery.pk], delay_ms=wait_ms))
     return delivery
+
+
+def _claim_delivery(delivery_id: int, now):
+    """Lock, check and mark in flight; (delivery, attempt number, body, headers) to send, or the delivery as it is."""
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint", "message")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return delivery
+        if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
+            return delivery  # an early duplicate message, or in flight elsewhere; the scheduled one will come
+        endpoint = delivery.endpoint
+        if not endpoint.is_active:
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED, "The endpoint is disabled."
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + IN_FLIGHT)
+        body = json.dumps(delivery.message.payload, separators=(",", ":"))
+        headers = signed_headers(secret=endpoint_secret(endpoint), msg_id=delivery.message.msg_id, body=body)
+        return delivery, delivery.attempt_count + 1, body, headers
+
+
+def _post(url: str, *, body: str, headers: dict) -> tuple[int | None, str, str, int]:
+    """POST to a merchant's endpoint: (status code, error, first 1,000 characters of the answer, milliseconds)."""
+    import requests
+
+    code, error, text = None, "", ""
+    started = time_module.monotonic()
+    try:
+        check_url(url, resolve=False)
+        # No redirects (a redirect could lead to a private address); read at most 1 KB of the answer.
+        with _session() as session, session.post(url, data=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS,
+                                                 allow_redirects=False, stream=True) as response:
+            code = response.status_code
+            text = next(response.iter_content(1000), b"").decode("utf-8", "replace")
+        if not 200 <= code < 300:
+            error = f"HTTP {code}"
+    except UnsafeURL as exc:
+        error = str(exc)
+    except requests.RequestException as exc:
+        # The kind of failure only: the exception's text can carry addresses and library internals.
+        error = _network_error(exc)
+    elapsed = int((time_module.monotonic() - started) * 1000)
+    return code, error, text, elapsed
+
+
+def _network_error(exc) -> str:
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return f"No answer within {TIMEOUT_SECONDS} s."
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "The TLS connection failed (certificate or protocol)."
+    if isinstance(exc, requests.ConnectionError):
+        return "Could not connect."
+    return f"The request failed ({type(exc).__name__})."
 
 
 def _disable_after_failures(endpoint, delivery, now) -> None:

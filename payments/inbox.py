@@ -2,13 +2,15 @@
 
 Answers (the PSP retries anything but 2xx):
 
-- 404: the URL names no active account (the request is stored all the same);
+- 404: the URL names no active account (only a stub of the request is
+  stored: headers, size, SHA-256 and the first TINKO_WEBHOOK_STUB_BYTES);
+- 413: the body is larger than TINKO_WEBHOOK_MAX_BODY (a stub is stored);
 - 400: missing or wrong signature, a Stripe timestamp older than 300 s, a body
   that is not JSON or not an event;
 - 200: processed; a duplicate of a processed event; an event type Tinko does
   not use; an event that concerns no payment Tinko knows;
-- 503: a row lock could not be had in time (busy): try again;
-- 500: processing failed: the error is stored and the PSP retries.
+- 503: a row lock could not be had in time, or the database is down: try again;
+- 500: processing failed: the error is stored (never sent back) and the PSP retries.
 
 Duplicates are absorbed by the unique (account, event_id) constraint: the
 delivery that processes an event claims the id inside its processing
@@ -18,6 +20,7 @@ whose processing failed leaves the id free for the next try.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from contextlib import contextmanager
@@ -31,11 +34,15 @@ from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
 from tinko import metrics
 from tinko.models import Organization
 from payments.providers import WebhookEvent, WebhookRejected, provider_for_account
+from tinko.textsafety import storable
 
 logger = logging.getLogger(__name__)
 
 # Never stored: they could carry a session or credentials of whoever sent the request.
 _DROPPED_HEADERS = {"cookie", "authorization", "proxy-authorization"}
+# A stored request keeps at most this many headers, each value cut to this length.
+MAX_HEADERS, MAX_HEADER_LENGTH = 60, 2000
+PROCESSING_FAILED = "Processing failed; the error is recorded. Deliver the event again later."
 # Milliseconds a webhook waits for a row lock (a payment another request is changing) before 503.
 LOCK_TIMEOUT_MS = 5000
 
@@ -51,7 +58,8 @@ class _Headers(dict):
 
 
 def stored_headers(request_headers) -> dict:
-    return {k: v for k, v in request_headers.items() if k.lower() not in _DROPPED_HEADERS}
+    kept = [(k, v) for k, v in request_headers.items() if k.lower() not in _DROPPED_HEADERS][:MAX_HEADERS]
+    return {storable(str(k))[:200]: storable(str(v))[:MAX_HEADER_LENGTH] for k, v in kept}
 
 
 @contextmanager
@@ -103,8 +111,12 @@ def _instance(model, fields, values):
     return model.from_db(connection.alias, [f.attname for f in fields], values)
 
 
-def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMessage):
+def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMessage, stub: tuple[str, bool]):
     """Find the account the URL names (with its organization) and store the raw request.
+
+    The whole body is stored only for an active account; for any other the
+    body is ``stub`` (its first bytes, and whether that cut it), so a stranger
+    cannot fill the database through an address that leads nowhere.
 
     On PostgreSQL one statement, in autocommit, which also returns the
     account's and organization's columns: the lookup costs no round trip of
@@ -121,6 +133,8 @@ def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMe
         )
         message.account = account
         message.organization_id = account.organization_id if account else None
+        if account is None or not account.is_active:
+            message.body, message.body_truncated = stub
         with _relaxed_commit():
             message.save(force_insert=True)
         return account, message
@@ -132,6 +146,8 @@ def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMe
     )
     account_pk = f"a{[f.primary_key for f in account_fields].index(True)}"
     account_org = f"a{[f.attname for f in account_fields].index('organization_id')}"
+    account_active = f"a{[f.attname for f in account_fields].index('is_active')}"
+    matched = f"(found.{account_active} IS TRUE)"
     fields = [f for f in WebhookMessage._meta.concrete_fields if not f.primary_key]
     values, params = [], []
     for f in fields:
@@ -139,6 +155,10 @@ def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMe
             values.append(f"found.{account_pk}")
         elif f.attname == "organization_id":
             values.append(f"found.{account_org}")
+        elif f.attname in ("body", "body_truncated"):
+            values.append(f"CASE WHEN {matched} THEN %s ELSE %s END")
+            params.append(f.get_db_prep_save(f.pre_save(message, True), connection))
+            params.append(stub[0] if f.attname == "body" else stub[1])
         else:
             values.append("%s")
             params.append(f.get_db_prep_save(f.pre_save(message, True), connection))
@@ -163,17 +183,38 @@ def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMe
         account.organization = _instance(Organization, org_fields, row[1 + len(account_fields):])
         message.account = account
         message.organization_id = account.organization_id
+    if account is None or not account.is_active:
+        message.body, message.body_truncated = stub
     return account, message
 
 
-def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr: str | None) -> tuple[int, str]:
-    """Store, verify and process one webhook request; return (HTTP status, short text)."""
-    account, message = _find_account_and_store(provider=provider, public_id=public_id, message=WebhookMessage(
+def _text(body: bytes) -> str:
+    return storable(body.decode("utf-8", errors="replace"))
+
+
+def receive(*, provider: str, public_id: str, body: bytes, headers, remote_addr: str | None,
+            size: int | None = None) -> tuple[int, str]:
+    """Store, verify and process one webhook request; return (HTTP status, short text).
+
+    ``body`` may be only the start of a body too large to read (``size`` is then its full length).
+    """
+    size = len(body) if size is None else size
+    too_large = size > settings.TINKO_WEBHOOK_MAX_BODY
+    stub_bytes = settings.TINKO_WEBHOOK_STUB_BYTES
+    stub = (_text(body[:stub_bytes]), size > stub_bytes)
+    public_id = storable(public_id)
+    account, message = _find_account_and_store(provider=provider, public_id=public_id, stub=stub, message=WebhookMessage(
         provider=provider[:10], account_public_id=public_id[:100], headers=stored_headers(headers),
-        body=body.decode("utf-8", errors="replace"), remote_addr=remote_addr or None,
+        body=stub[0] if too_large else _text(body), body_truncated=stub[1] if too_large else False,
+        body_size=size, body_sha256=hashlib.sha256(body).hexdigest() if not too_large else "",
+        remote_addr=remote_addr or None,
     ))
     if account is None or not account.is_active:
         return _finish(message, status=WebhookStatus.REJECTED, code=404, error="No active account has this webhook URL.")
+    if too_large:
+        limit = settings.TINKO_WEBHOOK_MAX_BODY
+        return _finish(message, status=WebhookStatus.REJECTED, code=413,
+                       error=f"The body is {size} bytes, more than the {limit} this endpoint accepts.")
     psp = provider_for_account(account)
     try:
         event = psp.parse_webhook(body, _Headers(headers))
@@ -194,7 +235,8 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
         return _finish(message, status=WebhookStatus.IGNORED, code=200, error=str(exc)[:2000])
     except Exception as exc:
         logger.exception("Webhook message %s: reading %s from the PSP failed", message.pk, event.type)
-        return _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
+        _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
+        return 500, PROCESSING_FAILED
     if outcome is None:
         return _finish(message, status=WebhookStatus.IGNORED, code=200, result=f"Tinko does not use {event.type} events.")
     duplicate = False
@@ -220,7 +262,8 @@ def process(message: WebhookMessage, *, account, psp, event: WebhookEvent) -> tu
     except Exception as exc:
         logger.exception("Webhook message %s: processing %s failed", message.pk, event.type)
         message.event_id = ""
-        return _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
+        _finish(message, status=WebhookStatus.FAILED, code=500, error=_describe(exc))
+        return 500, PROCESSING_FAILED
     if duplicate:
         first = WebhookMessage.objects.filter(account=account, event_id=event.id[:255]).values_list("pk", flat=True).first()
         return _finish(message, status=WebhookStatus.DUPLICATE, code=200, result=f"Already processed (message {first}).")
@@ -258,6 +301,8 @@ def replay(message: WebhookMessage) -> tuple[int, str]:
     account = message.account
     if account is None or not message.signature_valid:
         raise ValueError("Only messages whose signature was verified can be replayed.")
+    if message.body_truncated:
+        raise ValueError("Only part of this message's body was kept; it cannot be replayed.")
     if message.status == WebhookStatus.DUPLICATE:
         raise ValueError("This message is a duplicate; replay the message that processed the event instead.")
     psp = provider_for_account(account)

@@ -303,7 +303,12 @@ class WebhookMessage(models.Model):
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     account_public_id = models.CharField(max_length=100, blank=True)
     headers = models.JSONField(default=dict)
+    # The whole body for an active account (up to TINKO_WEBHOOK_MAX_BODY); for
+    # any other request only its first TINKO_WEBHOOK_STUB_BYTES (``body_truncated``).
     body = models.TextField(blank=True)
+    body_size = models.PositiveIntegerField(default=0)
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    body_truncated = models.BooleanField(default=False)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     received_at = models.DateTimeField(default=now, db_index=True)
     signature_valid = models.BooleanField(default=False)

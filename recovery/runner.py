@@ -4,8 +4,9 @@ Lock order everywhere is payment, then attempt (ingestion and the manual
 actions lock the payment first too), so runs and new failures never deadlock.
 A re-charge happens outside any transaction (no row lock is held while the
 PSP thinks), between two short transactions: the first marks the attempt
-``running``, the second records what the PSP said. If the worker dies in
-between, the lease expires, the scheduler claims the attempt again and the
+``running``, the second records what the PSP said. Meanwhile the worker renews
+the attempt's short lease (recovery/leases.py). If the worker dies in between,
+the lease expires within seconds, the scheduler claims the attempt again and the
 re-run sends the same idempotency key: the PSP answers with the first result
 instead of charging again.
 """
@@ -22,9 +23,8 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
-from recovery import sql
+from recovery import leases, sql
 from recovery.classifier import classify
-from recovery.dispatch import lease
 from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
 from recovery.reports import failure_codes
@@ -72,9 +72,11 @@ def run_attempt(attempt_id: int) -> str:
     if isinstance(started, str):
         return started
     payment, attempt = started
-    provider, why_not = recharge_provider(payment)
-    result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
-    return finish_attempt(attempt, result=result, why_not=why_not)
+    # The lease is renewed while this process runs the attempt, and runs out soon after it dies.
+    with leases.held(attempt.pk, attempt.claims):
+        provider, why_not = recharge_provider(payment)
+        result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
+        return finish_attempt(attempt, result=result, why_not=why_not)
 
 
 def start_attempt(attempt_id: int):
@@ -90,7 +92,7 @@ def start_attempt(attempt_id: int):
     # same row, and exactly one of them wins.
     claimed = RecoveryAttempt.objects.filter(
         pk=attempt_id, status=AttemptStatus.QUEUED, kind=AttemptKind.AUTO_RETRY
-    ).update(status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + lease())
+    ).update(status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + leases.run_lease())
     if claimed:
         attempt = RecoveryAttempt.objects.select_related("payment").only(*START_FIELDS).get(pk=attempt_id)
         payment = attempt.payment

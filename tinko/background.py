@@ -34,6 +34,25 @@ from tinko.logging import request_id_var
 logger = logging.getLogger(__name__)
 
 
+def send_safely(actor: dramatiq.Actor, *args, delay: int | None = None) -> bool:
+    """Enqueue ``actor(*args)``; when the broker is down, log it and return False instead of raising.
+
+    For enqueues whose work is recorded in the database first: a periodic sweep
+    finds what was never sent (stuck e-mails and messages, due webhook
+    deliveries, leased attempts), so a Redis outage delays work but never fails
+    the request or transaction that caused it.
+    """
+    try:
+        if delay:
+            actor.send_with_options(args=args, delay=delay)
+        else:
+            actor.send(*args)
+        return True
+    except Exception:
+        logger.warning("Could not enqueue %s; a periodic sweep sends it later", actor.actor_name, exc_info=True)
+        return False
+
+
 class RequestIDPropagation(dramatiq.Middleware):
     """Carry the request id of whoever enqueued a job into the job's log lines.
 

@@ -19,3 +19,8 @@ def organization(request):
         "current_role": membership.role,
         "org_memberships": switcher,  # lazily evaluated by the template
     }
+
+
+def csp_nonce(request):
+    """``{{ csp_nonce }}``: this response's Content-Security-Policy nonce (django-csp makes it on first use)."""
+    return {"csp_nonce": getattr(request, "csp_nonce", "")}

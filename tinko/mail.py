@@ -37,6 +37,7 @@ def queue_email(*, subject: str, body: str, to: list[str], html: str | None = No
     The request does not wait on the mail server; a rolled back transaction
     stores and sends nothing.
     """
+    from tinko.background import send_safely
     from tinko.tasks import send_email
 
     # Header values must be one line: a name with a line break (org names are
@@ -48,7 +49,8 @@ def queue_email(*, subject: str, body: str, to: list[str], html: str | None = No
         body_encrypted=crypto.encrypt(body),
         html_encrypted=crypto.encrypt(html) if html else "",
     )
-    transaction.on_commit(lambda: send_email.send(email.pk))
+    # Sent by requeue_stuck_emails if the broker is down now.
+    transaction.on_commit(lambda: send_safely(send_email, email.pk))
     return email
 
 

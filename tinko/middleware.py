@@ -61,6 +61,31 @@ class RequestIDMiddleware:
             tinko_logging.request_id_var.reset(token)
 
 
+class MalformedRequestMiddleware:
+    """A NUL character in the path or the query string is a 400 before any view runs.
+
+    No address of ours has one, and PostgreSQL refuses it in every text
+    parameter: a lookup by such a reference or token would fail with a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        # The path arrives decoded; the query string still percent-encoded.
+        if "\x00" in request.path or "\x00" in query or "%00" in query:
+            from django.http import JsonResponse
+
+            from tinko.api.exceptions import error_body
+
+            reason = "The address contains a NUL character."
+            if request.path_info.startswith("/api/"):
+                return JsonResponse(error_body(type="bad_request", message=reason, request=request), status=400)
+            return JsonResponse({"error": reason}, status=400)
+        return self.get_response(request)
+
+
 class CurrentOrganizationMiddleware:
     """Attach ``request.membership`` and ``request.organization`` (None when signed out or org-less).
 

@@ -60,6 +60,10 @@ def check_broker() -> None:
 
 
 def check_cache() -> None:
+    ping = getattr(cache, "ping", None)
+    if ping is not None:
+        # Redis itself: the cache would otherwise answer from this process's memory (tinko/cache.py).
+        ping()
     # A unique key per probe: concurrent probes must not read each other's value.
     key = f"readyz:{uuid.uuid4().hex}"
     value = uuid.uuid4().hex

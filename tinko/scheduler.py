@@ -4,8 +4,8 @@ TINKO_SCHEDULER_TICK seconds and hands due work to the workers.
 The database is the source of truth: a job is due when its PeriodicJob row says
 so, and a tick claims it with a conditional UPDATE before enqueueing (after
 commit). Several schedulers may run at once; each run is enqueued once. If the
-broker is down the claim is lost for that run only: periodic jobs here are
-housekeeping that the next period repeats.
+broker is down the claim is put back, so the next tick enqueues the job again;
+a failing job never stops the others or the rest of the tick.
 """
 
 from __future__ import annotations
@@ -50,22 +50,50 @@ def registered() -> list[Periodic]:
 
 
 def run_due_periodic_jobs(*, now=None, jobs: list[Periodic] | None = None) -> list[str]:
-    """Enqueue every registered job that is due; return the names enqueued by this call."""
+    """Enqueue every registered job that is due; return the names enqueued by this call.
+
+    One job's failure (its claim, or its enqueue with the broker down) is logged
+    and put back for the next tick; it never stops the other jobs or the tick.
+    """
     now = now or timezone.now()
     enqueued = []
     for job in jobs if jobs is not None else registered():
-        # A new job runs at the first tick.
-        PeriodicJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
-        with transaction.atomic():
-            claimed = PeriodicJob.objects.filter(name=job.name, next_run_at__lte=now).update(
-                next_run_at=now + job.every, last_run_at=now
-            )
-            if claimed:
-                transaction.on_commit(job.actor.send)
+        try:
+            if _claim_and_send(job, now):
                 enqueued.append(job.name)
+        except Exception:
+            logger.exception("Periodic job %s could not be claimed; the next tick tries again", job.name)
     if enqueued:
         logger.info("Scheduler enqueued %s", ", ".join(enqueued))
     return enqueued
+
+
+def _claim_and_send(job: Periodic, now) -> bool:
+    # A new job runs at the first tick.
+    PeriodicJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
+    previous = PeriodicJob.objects.filter(name=job.name, next_run_at__lte=now).values_list("next_run_at", flat=True).first()
+    if previous is None:
+        return False
+    with transaction.atomic():
+        # Conditional on the value read: of several schedulers, one claims this run.
+        claimed = PeriodicJob.objects.filter(name=job.name, next_run_at=previous).update(
+            next_run_at=now + job.every, last_run_at=now
+        )
+        if claimed:
+            transaction.on_commit(lambda: _send(job, now, previous))
+    return bool(claimed)
+
+
+def _send(job: Periodic, now, previous) -> None:
+    try:
+        job.actor.send()
+    except Exception:
+        logger.exception("Could not enqueue periodic job %s; the next tick tries again", job.name)
+        try:
+            # Due again at once, unless another scheduler has claimed a later run since.
+            PeriodicJob.objects.filter(name=job.name, next_run_at=now + job.every).update(next_run_at=previous)
+        except Exception:
+            logger.exception("Could not put periodic job %s back; it runs at its next period", job.name)
 
 
 _tick_hooks: list = []
@@ -79,13 +107,21 @@ def on_tick(fn):
 
 
 def tick() -> None:
-    """One scheduler tick: everything that runs on the scheduler's clock."""
+    """One scheduler tick: everything that runs on the scheduler's clock.
+
+    Each part runs whatever the others did: a failing hook is logged and the
+    rest of the tick goes on (claiming recovery attempts must not wait on a
+    broken housekeeping job).
+    """
     from tinko import metrics
 
     with metrics.time_tick():
         run_due_periodic_jobs()
         for hook in _tick_hooks:
-            hook()
+            try:
+                hook()
+            except Exception:
+                logger.exception("Scheduler tick: %s failed; the next tick tries again", getattr(hook, "__name__", hook))
 
 
 _last_loop = time.monotonic()

@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "anymail",
+    "csp",
     "tinko",
     "recovery",
     "payments",
@@ -145,9 +146,12 @@ MIDDLEWARE = [
     # Times every request and answers /metrics (before host validation: see tinko/metrics.py).
     "tinko.metrics.MetricsMiddleware",
     "tinko.middleware.RequestIDMiddleware",
+    "tinko.middleware.MalformedRequestMiddleware",
     # JSON for Django's own error pages under /api/ (see tinko/api/middleware.py).
     "tinko.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy with a per-response nonce (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -176,6 +180,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tinko.context_processors.organization",
+                "tinko.context_processors.csp_nonce",
             ],
         },
     },
@@ -218,8 +223,9 @@ CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            # Django's Redis cache, with each operation timed for /metrics.
-            "BACKEND": "tinko.metrics.TimedRedisCache",
+            # Django's Redis cache, each operation timed for /metrics, answering from this process
+            # while Redis is unreachable (tinko/cache.py).
+            "BACKEND": "tinko.cache.FallbackRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "tinko",
             "TIMEOUT": 300,
@@ -235,7 +241,16 @@ else:
 # threads start inside the web process (see tinko/background.py).
 DRAMATIQ_BROKER = {
     "BROKER": "dramatiq.brokers.redis.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker",
-    "OPTIONS": {"url": REDIS_URL, "namespace": env.str("DRAMATIQ_NAMESPACE", default="tinko")} if REDIS_URL else {},
+    "OPTIONS": {
+        "url": REDIS_URL,
+        "namespace": env.str("DRAMATIQ_NAMESPACE", default="tinko"),
+        # Messages a dead worker had taken go back to the queue after 10 s without
+        # its heartbeat (Dramatiq's default is 60 s; a live worker's consumers beat
+        # at least every second), checked on 10 % of broker commands (default
+        # 0.1 %): work in flight is picked up again well within 30 s.
+        "heartbeat_timeout": 10_000,
+        "maintenance_chance": 100_000,
+    } if REDIS_URL else {},
     "MIDDLEWARE": [
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
@@ -254,6 +269,10 @@ TINKO_SCHEDULER_TICK = _int("TINKO_SCHEDULER_TICK", 15, minimum=1)
 # Seconds a claimed recovery attempt may stay queued or running before the
 # scheduler claims it again (a lost message, a dead worker). Longer than any PSP call.
 TINKO_ATTEMPT_LEASE = _int("TINKO_ATTEMPT_LEASE", 300, minimum=30)
+# Seconds a running re-charge's lease lasts; the worker renews it every third of
+# that while it runs (recovery/leases.py), so a dead worker's attempt is claimed
+# again within this plus one scheduler tick.
+TINKO_ATTEMPT_RUN_LEASE = _int("TINKO_ATTEMPT_RUN_LEASE", 12, minimum=3)
 
 # --- Metrics (tinko/metrics.py, docs/operations.md) ---------------------------
 # Bearer token Prometheus sends to GET /metrics on the web port; /metrics answers 404 while it is unset.
@@ -310,6 +329,8 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tinko] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 # allauth's defaults, stated so they are visible and tunable in one place.
+# "key" of login_failed is the address *and* account (tinko/accounts/adapter.py):
+# wrong passwords from one place never lock the account out everywhere.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",
@@ -393,7 +414,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["tinko.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": TINKO_API_RATE},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tinko.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "tinko.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tinko.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -447,6 +468,28 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
+# Scripts and styles only from our own files or carrying the response's nonce
+# (django-csp; templates read it as {{ csp_nonce }}). Pay pages replace the
+# policy with their own (paypages/security.py).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        # E-mail previews are sandboxed srcdoc frames, which inherit this policy:
+        # their HTML carries the style attributes css-inline writes. Attributes
+        # only; <style> elements still need the nonce.
+        "style-src-attr": ["'unsafe-inline'"],
+        # Merchants' logos (any https host) in e-mail previews; data: for the two-factor QR code.
+        "img-src": [SELF, "data:", "https:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- Logging: JSON lines with the request id ---------------------------------------
 # One JSON object per line on stderr: {"time", "level", "logger", "message",
@@ -547,6 +590,25 @@ TINKO_PAY_RATE = env.str("TINKO_PAY_RATE", default="120/min")
 parse_rate(TINKO_PAY_RATE, name="TINKO_PAY_RATE")
 TINKO_PAY_MISS_RATE = env.str("TINKO_PAY_MISS_RATE", default="20/hour")
 parse_rate(TINKO_PAY_MISS_RATE, name="TINKO_PAY_MISS_RATE")
+
+# --- Bounded work for every caller (tinko/ratelimit.py, payments/inbox.py, tinko/retention.py) ----
+# Webhook requests (PSPs, ESPs, Twilio) per client address.
+TINKO_WEBHOOK_RATE = env.str("TINKO_WEBHOOK_RATE", default="3000/min")
+parse_rate(TINKO_WEBHOOK_RATE, name="TINKO_WEBHOOK_RATE")
+# Template previews and test sends per signed-in user.
+TINKO_PREVIEW_RATE = env.str("TINKO_PREVIEW_RATE", default="60/min")
+parse_rate(TINKO_PREVIEW_RATE, name="TINKO_PREVIEW_RATE")
+# Largest PSP webhook body accepted for an active account (bytes); larger gets 413.
+TINKO_WEBHOOK_MAX_BODY = _int("TINKO_WEBHOOK_MAX_BODY", 1024 * 1024, minimum=1024)
+# What is kept of a request to a webhook URL that names no active account: a stub
+# of headers, size, SHA-256 and this many first bytes of the body.
+TINKO_WEBHOOK_STUB_BYTES = _int("TINKO_WEBHOOK_STUB_BYTES", 2048, minimum=0)
+# Retention (one job, tinko/retention.py; 0 keeps forever).
+TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS = _int("TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS", 30)
+TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS = _int("TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS", 7)
+TINKO_RETAIN_IDEMPOTENCY_HOURS = _int("TINKO_RETAIN_IDEMPOTENCY_HOURS", 24, minimum=1)
+TINKO_RETAIN_EMAIL_BODIES_DAYS = _int("TINKO_RETAIN_EMAIL_BODIES_DAYS", 30)
+TINKO_RETAIN_AUDIT_DETAIL_DAYS = _int("TINKO_RETAIN_AUDIT_DETAIL_DAYS", 365)
 
 # --- Payment providers (connected Stripe / Razorpay accounts) ----------------------------
 # API base addresses: the PSPs' own unless pointed elsewhere (a local Stripe mock in tests).

@@ -36,9 +36,9 @@ def clear_expired_sessions() -> None:
 
 
 @periodic(every=timedelta(hours=1))
-@dramatiq.actor(queue_name="housekeeping", max_retries=3)
-def delete_expired_idempotency_keys() -> None:
-    """Idempotency keys are kept for a day (tinko.api.idempotency.RETENTION)."""
-    from tinko.api.idempotency import delete_expired
+@dramatiq.actor(queue_name="housekeeping", max_retries=0)
+def apply_retention() -> None:
+    """Delete or clear what is past its retention (tinko/retention.py: webhook requests, idempotency keys, bodies, …)."""
+    from tinko import retention
 
-    delete_expired()
+    retention.apply()

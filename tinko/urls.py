@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from tinko import ops
 from tinko.accounts import views as account_views
@@ -16,8 +16,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("tinko.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (the CSP allows no inline script).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("pay/", include("paypages.urls")),
     path("webhooks/", include("payments.urls")),
     path("", include("notifications.urls")),
 ]
+
+# A database outage answers 503 with Retry-After instead of 500 (tinko/errors.py).
+handler500 = "tinko.errors.server_error"

@@ -38,6 +38,7 @@ from payments.providers import (
     register_provider,
 )
 from recovery.reports import ReportInvalid, parse_report
+from tinko import textsafety
 
 logger = logging.getLogger(__name__)
 
@@ -267,9 +268,9 @@ class RazorpayProvider(PaymentProvider):
         if not event_id:
             raise WebhookRejected("The X-Razorpay-Event-Id header is missing.")
         try:
-            payload = json.loads(body)
-        except ValueError:
-            raise WebhookRejected("The body is not JSON.") from None
+            payload = textsafety.loads(body)
+        except textsafety.JSONProblem as exc:
+            raise WebhookRejected(f"The body is not JSON Tinko can take: {exc}.") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("event"), str) or not isinstance(payload.get("payload"), dict):
             raise WebhookRejected("The body is not a Razorpay event (event and payload are required).")
         return WebhookEvent(id=event_id, type=payload["event"], payload=payload, created=payload.get("created_at") or 0)

@@ -34,6 +34,7 @@ from payments.providers import (
     register_provider,
 )
 from recovery.reports import FailureReport, ReportInvalid, parse_report
+from tinko import textsafety
 
 logger = logging.getLogger(__name__)
 
@@ -296,9 +297,9 @@ class StripeProvider(PaymentProvider):
         except stripe.SignatureVerificationError as exc:
             raise WebhookRejected(f"The Stripe signature does not verify: {exc.user_message}") from None
         try:
-            payload = json.loads(text)
-        except ValueError:
-            raise WebhookRejected("The body is not JSON.") from None
+            payload = textsafety.loads(text)
+        except textsafety.JSONProblem as exc:
+            raise WebhookRejected(f"The body is not JSON Tinko can take: {exc}.") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not isinstance(payload.get("type"), str) \
                 or not isinstance(_get(payload, "data", "object"), dict):
             raise WebhookRejected("The body is not a Stripe event (id, type and data.object are required).")

@@ -8,6 +8,7 @@ the two in step.
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from payments.models import Channel, PaymentStatus, Provider
@@ -242,7 +243,25 @@ class PaymentFilterSerializer(serializers.Serializer):
 CHANNEL_CHOICES = [c for c in Channel.values if c != Channel.PSP]
 
 
+@extend_schema_field({
+    "type": "string", "nullable": True, "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    "example": "21:00",
+})
+class ClockTimeField(serializers.TimeField):
+    """A time of day without a zone ("21:00" or "21:00:00"), in the customer's own time zone.
+
+    OpenAPI's ``format: time`` is RFC 3339's full-time, which requires an offset;
+    these times have none, so the schema states the pattern instead.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(input_formats=["%H:%M", "%H:%M:%S"], format="%H:%M:%S", **kwargs)
+
+
 class RetryPolicySerializer(serializers.ModelSerializer):
+    quiet_hours_start = ClockTimeField(required=False, allow_null=True,
+                                       help_text="Start of the quiet hours in the customer's time zone; null for none.")
+    quiet_hours_end = ClockTimeField(required=False, allow_null=True, help_text="End of the quiet hours.")
     channels = serializers.ListField(
         child=serializers.ChoiceField(choices=CHANNEL_CHOICES), allow_empty=True, required=False, max_length=3,
         help_text="Message channels in the order they are used.",

@@ -189,6 +189,15 @@ class PaymentPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 200
 
+    def decode_cursor(self, request):
+        # DRF answers a cursor it cannot decode with 404; it is an invalid parameter.
+        from rest_framework.exceptions import NotFound, ValidationError
+
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]}) from None
+
 
 def _payments_for(request):
     return Payment.objects.filter(organization=request.auth.organization).select_related("customer")
@@ -203,7 +212,7 @@ def _payments_for(request):
         responses={
             200: s.PaymentSerializer(many=True),
             400: _error_response(
-                "A filter has an invalid value.",
+                "A filter or the cursor has an invalid value.",
                 invalid_filter=("validation_error", "Some fields are invalid: status."),
             ),
         },

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core import mail
+from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import screenshot, sign_in
@@ -57,7 +58,7 @@ def test_org_switcher_moves_the_console_to_the_other_organization(page):
     first = page.get_by_role("heading", level=1).inner_text()
     other = "Beta Shop" if first == "Alpha Shop" else "Alpha Shop"
     page.get_by_label("Organization").select_option(label=other)  # submits on change
-    page.wait_for_function(f"document.querySelector('h1').innerText === {other!r}")
+    expect(page.locator("h1")).to_have_text(other)
     page.get_by_role("link", name="Settings").click()
     assert page.locator("#id_name").input_value() == other
 

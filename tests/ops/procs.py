@@ -7,9 +7,11 @@ nothing from the developer's shell or a local .env file except PATH and HOME.
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -74,3 +76,46 @@ def wait_for_server(probe, *, process: subprocess.Popen, log_path: Path, what: s
         if process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{what} did not come up:\n{log_path.read_text()}")
         time.sleep(0.2)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        started = time.monotonic()
+        conn.request(method, path, body=body, headers={"Host": "tinko.example.com", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read(), dict(response.getheaders()), time.monotonic() - started
+    finally:
+        conn.close()
+
+
+class Gunicorn:
+    """gunicorn with gunicorn.conf.py and production settings on a free port; ``env`` adds or overrides variables."""
+
+    def __init__(self, tmp_path, **env):
+        self.port = free_port()
+        self.log = tmp_path / "gunicorn.log"
+        environment = production_env(tmp_path, PORT=str(self.port), WEB_CONCURRENCY="1", GUNICORN_THREADS="4",
+                                     SECURE_SSL_REDIRECT="false", **env)
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "tinko.wsgi:application"],
+                cwd=BASE_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for_server(lambda: request(self.port, "GET", "/healthz"), process=self.process, log_path=self.log,
+                        what="gunicorn")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

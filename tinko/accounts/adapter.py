@@ -29,6 +29,14 @@ class AccountAdapter(DefaultAccountAdapter):
             user.save()
         return user
 
+    def _get_login_attempts_cache_key(self, request, **credentials) -> str:
+        # allauth counts failed sign-ins per account ("key" in ACCOUNT_RATE_LIMITS["login_failed"]),
+        # so five wrong passwords from anywhere lock the owner out. Counted per address and
+        # account instead: a stranger's failures cannot lock out anyone signing in from elsewhere.
+        from tinko.services import client_ip
+
+        return f"{client_ip(request) or 'unknown'}:{super()._get_login_attempts_cache_key(request, **credentials)}"
+
     def is_email_verified(self, request, email: str) -> bool:
         # Set by SignupForm.signup for the duration of the signup request only,
         # once the invitation (whose token was mailed to this address) is accepted.

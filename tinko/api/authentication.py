@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from tinko.api.throttling import count_hit
+from tinko.ratelimit import count_hit
 from tinko.models import ApiKey, hash_token
 from tinko.services import client_ip
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -26,8 +25,8 @@ from tinko.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-# Clients retry within minutes; a day covers long outages on their side.
-RETENTION = timedelta(hours=24)
+# Records are kept TINKO_RETAIN_IDEMPOTENCY_HOURS (tinko/retention.py): clients retry
+# within minutes, and a day covers long outages on their side.
 
 
 class IdempotencyConflict(exceptions.APIException):
@@ -100,9 +99,3 @@ def _store(record_id: int, response) -> None:
             f"UPDATE {table} SET status_code = %s, response = %s WHERE id = %s",
             [response.status_code, field.get_db_prep_save(response.data, connection), record_id],
         )
-
-
-def delete_expired(*, now=None) -> int:
-    now = now or timezone.now()
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=now - RETENTION).delete()
-    return deleted

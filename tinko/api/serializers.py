@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from tinko.api.exceptions import ERROR_TYPES
@@ -52,15 +52,27 @@ class MeSerializer(serializers.Serializer):
     api_key = ApiKeySerializer(source="*")
 
 
+@extend_schema_field({
+    "type": "object",
+    "additionalProperties": {
+        "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object", "additionalProperties": True}],
+    },
+})
+class FieldErrorsField(serializers.DictField):
+    """Field name → messages, or → the same for a nested object's fields."""
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     type = serializers.CharField(
         help_text="Stable machine-readable code. Current values: " + ", ".join(ERROR_TYPES) + "; more may be added."
     )
     message = serializers.CharField(help_text="What went wrong, for people.")
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
+    fields = FieldErrorsField(
         required=False,
-        help_text="Validation errors only: each invalid input field with its messages.",
+        help_text=(
+            "Validation errors only: each invalid input field with its messages; a nested object's field "
+            "(`customer`, `failure`, `category_overrides`) maps to an object of the same shape."
+        ),
     )
     request_id = serializers.CharField(required=False, help_text="Same as the X-Request-ID response header.")
 

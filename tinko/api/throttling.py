@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import time
 
-from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from tinko.models import ApiKey
 from tinko.rates import parse_rate  # the one parser, shared with settings (TINKO_API_RATE)
+from tinko.ratelimit import count_hit
 from tinko.services import client_ip
-
-
-def count_hit(ident: str, *, limit: int, duration: int, now: float | None = None) -> tuple[bool, float]:
-    """Count one hit for ``ident`` in the current window; (still within limit?, seconds to the next window)."""
-    now = time.time() if now is None else now
-    window = int(now // duration)
-    key = f"throttle:{ident}:{duration}:{window}"
-    # The counter outlives its window by a little so that a late increment
-    # never finds it gone; it is never read after the window ends.
-    cache.add(key, 0, timeout=duration + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.add(key, 1, timeout=duration + 5)
-        count = 1
-    return count <= limit, (window + 1) * duration - now
 
 
 class ApiKeyRateThrottle(BaseThrottle):
