@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from notifications import channels, rendering, services, webhooks
@@ -31,6 +32,7 @@ from notifications.models import (
 from payments.models import Channel
 from recovery.models import MessageKind
 from tinko import crypto
+from tinko.formatting import format_language
 from tinko.models import Role
 from tinko.services import record_audit
 from tinko.tenancy import get_object_for_org, require_role, role_required
@@ -69,6 +71,7 @@ def outbox_message(request, public_id):
         text, html, pay_url = text.replace(pay_url, hidden), html.replace(pay_url, hidden), ""
     response = render(request, "notifications/console/outbox_message.html", {
         "n": n, "text": text, "html": html, "pay_url": pay_url, "capturing": channels.capturing(),
+        "language_name": format_language(n.locale),
     })
     add_never_cache_headers(response)
     return response
@@ -138,20 +141,38 @@ def _valid_key(channel, kind, locale):
         raise Http404("No such template.")
 
 
+# What each kind of message is for, shown on the Templates page.
+KIND_PURPOSES = {
+    MessageKind.FIRST_NOTICE: _("The first message after a payment fails, asking the customer to pay or act."),
+    MessageKind.REMINDER: _("Sent while the payment is still unpaid, after the first notice."),
+    MessageKind.FINAL_NOTICE: _("The last message before the recovery ends."),
+    MessageKind.AUTHENTICATION_NEEDED: _("When the bank asks the customer to confirm the payment (3-D Secure)."),
+    MessageKind.CARD_EXPIRING: _("When the card on file has expired or is about to."),
+}
+
+
 @role_required(Role.VIEWER)
 def templates(request):
+    """The kinds of message per channel, each with its languages and whether the copy is Tinko's or the merchant's."""
     organization = request.organization
     custom = {(t.channel, t.kind, t.locale): t for t in MessageTemplate.objects.filter(organization=organization)}
     locales = _locales(organization)
-    rows = []
+    sending = channels.enabled_channels()
+    groups = []
     for channel, channel_label in MESSAGE_CHANNELS:
-        for kind in MessageKind:
-            rows.append({
-                "channel": channel, "channel_label": channel_label, "kind": kind.value, "kind_label": kind.label,
-                "cells": [{"locale": loc, "custom": custom.get((channel, kind.value, loc))} for loc in locales],
-            })
+        kinds = [
+            {
+                "kind": kind.value, "label": kind.label, "purpose": KIND_PURPOSES.get(kind, ""),
+                "languages": [
+                    {"locale": loc, "name": format_language(loc), "custom": custom.get((channel, kind.value, loc))}
+                    for loc in locales
+                ],
+            }
+            for kind in MessageKind
+        ]
+        groups.append({"channel": channel, "label": channel_label, "can_send": channel in sending, "kinds": kinds})
     return render(request, "notifications/console/templates.html", {
-        "rows": rows, "locales": locales, "variables": rendering.CONTEXT_VARIABLES,
+        "groups": groups, "variables": rendering.CONTEXT_VARIABLES,
         "can_edit": request.membership.has_role(Role.ADMIN),
     })
 
@@ -205,6 +226,7 @@ def template_edit(request, channel, kind, locale):
     return render(request, "notifications/console/template_edit.html", {
         "form": form, "channel": channel, "kind": kind, "locale": locale, "existing": existing,
         "channel_label": dict(MESSAGE_CHANNELS)[channel], "kind_label": MessageKind(kind).label,
+        "language_name": format_language(locale), "purpose": KIND_PURPOSES.get(kind, ""),
         "variables": rendering.CONTEXT_VARIABLES, "preview": preview,
         "can_edit": request.membership.has_role(Role.ADMIN), "can_test": request.membership.has_role(Role.MEMBER),
         "preview_url": reverse("console:template_preview", args=[channel, kind, locale]),
@@ -393,7 +415,7 @@ def messaging_settings(request):
             record_audit(organization=organization, action="messaging_settings.updated", request=request,
                          data={"default_locale": data["default_locale"], "whatsapp_from": data["whatsapp_from"],
                                "whatsapp_content_sids": sids})
-            messages.success(request, "Messaging settings saved.")
+            messages.success(request, _("Senders and language saved."))
             return redirect("console:notifications_settings")
         status = 400
     return render(request, "notifications/console/settings.html", {

@@ -149,7 +149,7 @@ def test_customer_pays_on_a_phone_and_the_console_shows_it_recovered_through_the
 
     page.reload()
     assert page.locator("[data-status]").inner_text() == "Recovered"
-    assert page.locator("[data-channel]").inner_text() == "link"
+    assert page.locator("[data-channel]").inner_text() == "Pay link"
     assert "Paid through pay link" in page.locator(".timeline").inner_text()
     payment.refresh_from_db()
     assert payment.status == "recovered" and payment.recovered_channel == "link"
