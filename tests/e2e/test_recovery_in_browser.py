@@ -216,17 +216,3 @@ def test_expired_and_unknown_tokens_show_the_right_pages(phone, site):
     assert response.status == 404
     assert phone.get_by_role("heading", level=1).inner_text() == "Not found"
     assert "Old Links" not in phone.content()
-
-
-def test_recovery_pages_fit_a_phone_screen(phone, site):
-    owner = make_user("owner@pocket.test")
-    org = services.create_organization(name="Pocket Recovery", owner=owner)
-    from tests.console_recovery.conftest import ingest
-
-    payment = ingest(org, reference="pocket-1")
-    sign_in(phone, "owner@pocket.test", PASSWORD)
-    for path in ["/console/payments/", f"/console/payments/{payment.pk}/", "/console/policies/",
-                 "/console/get-started/", f"/console/payments/{payment.pk}/cancel/"]:
-        phone.goto(path)
-        width = phone.evaluate("document.documentElement.scrollWidth")
-        assert width <= 360, f"{path} is {width}px wide on a 360px screen"
