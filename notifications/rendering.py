@@ -172,14 +172,10 @@ def babel_locale(locale: str) -> str:
 
 
 def format_expiry(when: datetime | None, *, tz: ZoneInfo, locale: str) -> str:
-    if when is None:
-        return ""
-    from babel.dates import format_datetime
+    """To the minute, with the zone's name: "Dec 5, 2026, 1:18 PM (India Standard Time)" (an unknown locale: English)."""
+    from tinko.formatting import format_when
 
-    try:
-        return format_datetime(when.astimezone(tz), "medium", locale=babel_locale(locale))
-    except Exception:  # an unknown locale code: English rather than no message
-        return format_datetime(when.astimezone(tz), "medium", locale="en")
+    return format_when(when, tz=tz, language=locale, zone=True)
 
 
 def format_money(amount: int, currency: str, locale: str) -> str:
