@@ -38,6 +38,7 @@ from django.template.base import FilterExpression, Template
 from django.template.loader import render_to_string
 
 from recovery.models import Category
+from tinko.mail import inline_css
 
 CONTEXT_VARIABLES = {
     "customer_name": "the customer's first name (empty when unknown)",
@@ -243,13 +244,6 @@ def render_message(*, copy, channel: str, context: dict, unsubscribe_url: str = 
         "lang": (locale or "en").split("-")[0],
     })
     return Rendered(subject=subject, text=text, html=inline_css(layout))
-
-
-def inline_css(html: str) -> str:
-    """Move the layout's <style> rules onto the elements: many mail clients drop <style>."""
-    import css_inline
-
-    return css_inline.inline(html)
 
 
 # --- SMS segments ---------------------------------------------------------------------------------

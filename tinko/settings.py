@@ -293,7 +293,8 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 # Signup is rate limited (ACCOUNT_RATE_LIMITS["signup"]), which bounds probing.
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SESSION_REMEMBER = None
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tinko] "
+# Subjects name Tinko themselves (templates/account/email/).
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 # allauth's defaults, stated so they are visible and tunable in one place.
 ACCOUNT_RATE_LIMITS = {
