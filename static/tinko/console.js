@@ -34,11 +34,13 @@
     });
   }
 
+  // data-copy-text="the value", or data-copy="#element" (an input's value, else the element's text).
   function valueToCopy(button) {
-    if (button.hasAttribute("data-copy")) return button.getAttribute("data-copy");
-    var target = document.getElementById(button.getAttribute("data-copy-target") || "");
-    if (!target) return "";
-    return "value" in target && target.value !== undefined ? target.value : target.textContent;
+    if (button.hasAttribute("data-copy-text")) return button.getAttribute("data-copy-text");
+    var target = null;
+    try { target = document.querySelector(button.getAttribute("data-copy")); } catch (e) { target = null; }
+    if (!target) return null;
+    return target.tagName === "INPUT" || target.tagName === "TEXTAREA" ? target.value : target.textContent.trim();
   }
 
   ready(function () {
@@ -71,22 +73,24 @@
 
     // Delegated, so rows swapped in by htmx get working buttons too.
     document.addEventListener("click", function (event) {
-      var button = event.target.closest ? event.target.closest(".copy-button") : null;
+      var button = event.target.closest ? event.target.closest("button[data-copy], button[data-copy-text]") : null;
       if (!button) return;
+      var value = valueToCopy(button);
+      if (value === null) return;
       event.preventDefault();
       // The visible word changes ("Copied"); a visually hidden part naming the value stays.
       var text = button.querySelector(".copy-text") || button;
       var label = button.getAttribute("data-label") || text.textContent;
       button.setAttribute("data-label", label);
-      copyText(valueToCopy(button)).then(function () {
-        text.textContent = button.getAttribute("data-copied-label") || label;
-        button.setAttribute("data-copied", "");
+      copyText(value).then(function () {
+        text.textContent = button.getAttribute("data-copied") || label;
+        button.setAttribute("data-copied-now", "");
         window.setTimeout(function () {
           text.textContent = label;
-          button.removeAttribute("data-copied");
+          button.removeAttribute("data-copied-now");
         }, 1500);
       }, function () {
-        text.textContent = button.getAttribute("data-failed-label") || label;
+        text.textContent = button.getAttribute("data-copy-failed") || label;
       });
     });
   });

@@ -293,9 +293,9 @@ def test_copy_button_copies_a_long_id(browser, live_server, site):
     sign_in(page, "owner@copy.test", PASSWORD)
     page.goto(f"/console/payments/{payment.pk}/")
     page.get_by_role("button", name=f"Copy {LONG_CHARGE_ID}").click()
-    button = page.locator(f'.copy-button[data-copy="{LONG_CHARGE_ID}"]')
+    button = page.locator(f'.copy-button[data-copy-text="{LONG_CHARGE_ID}"]')
     # The button says so for a moment, then reads "Copy" again.
-    page.wait_for_function("document.querySelector('.copy-button[data-copied]') !== null")
+    page.wait_for_function("document.querySelector('.copy-button[data-copied-now]') !== null")
     assert button.inner_text().startswith("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == LONG_CHARGE_ID
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
