@@ -36,22 +36,23 @@ from django.template import Context, Engine, Library, TemplateSyntaxError
 from django.template import defaultfilters, defaulttags
 from django.template.base import FilterExpression, Template
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
 from recovery.models import Category
 from tinko.mail import inline_css
 
 CONTEXT_VARIABLES = {
-    "customer_name": "the customer's first name (empty when unknown)",
-    "merchant_name": "your organization's display name",
-    "amount": "the amount due, formatted for the language and currency",
-    "pay_url": "the customer's pay link",
-    "expires_at": "when the link stops working, in the customer's time zone",
-    "support_email": "your support e-mail address (empty when not set)",
-    "card_brand": "the card's brand (empty when unknown)",
-    "card_last4": "the card's last four digits (empty when unknown)",
-    "action": "update_card, authenticate or pay_now, from the decline",
-    "brand_color": "your accent colour",
-    "logo_url": "your logo's URL (empty when not set)",
+    "customer_name": _("the customer's first name (empty when unknown)"),
+    "merchant_name": _("your organization's display name"),
+    "amount": _("the amount due, formatted for the language and currency"),
+    "pay_url": _("the customer's pay link"),
+    "expires_at": _("when the link stops working, in the customer's time zone"),
+    "support_email": _("your support e-mail address (empty when not set)"),
+    "card_brand": _("the card's brand (empty when unknown)"),
+    "card_last4": _("the card's last four digits (empty when unknown)"),
+    "action": _("update_card, authenticate or pay_now, from the decline"),
+    "brand_color": _("your accent colour"),
+    "logo_url": _("your logo's URL (empty when not set)"),
 }
 
 ALLOWED_TAGS = ("if", "for", "with", "firstof", "spaceless", "comment", "verbatim", "autoescape", "filter",
@@ -101,7 +102,7 @@ def _expressions(obj, seen, out, defined):
     seen.add(id(obj))
     if isinstance(obj, FilterExpression):
         out.append(obj)
-        for _, args in obj.filters:
+        for _filter, args in obj.filters:
             for is_var, arg in args:
                 if is_var:
                     out.append(arg)  # a Variable

@@ -89,3 +89,9 @@ def format_language(code: str, *, language: str | None = None) -> str:
     except (UnknownLocaleError, ValueError, TypeError):
         return code
     return name[:1].upper() + name[1:] if name else code
+
+
+def english(text) -> str:
+    """A label in English, for text Tinko stores (reasons, outcomes): the same whoever's request wrote it."""
+    with translation.override("en"):
+        return str(text)

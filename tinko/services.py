@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from tinko.formatting import format_when
 from tinko.mail import inline_css, queue_email, site_context
@@ -101,7 +102,7 @@ def create_organization(*, name: str, owner: User, slug: str | None = None, **fi
     """Create an organization with ``owner`` as its first owner, in one transaction."""
     name = name.strip()
     if not name:
-        raise ValidationError({"name": "An organization needs a name."})
+        raise ValidationError({"name": _("An organization needs a name.")})
     for attempt in range(5):
         try:
             with transaction.atomic():
@@ -150,7 +151,7 @@ def create_api_key(*, organization: Organization, name: str, created_by: User | 
     """Create a key and return it with its plaintext. The plaintext is never stored; show it once."""
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Give the key a name, e.g. 'Production server'."})
+        raise ValidationError({"name": _("Give the key a name, e.g. “Production server”.")})
     plaintext, prefix, key_hash = ApiKey.generate()
     with transaction.atomic():
         key = ApiKey.objects.create(
