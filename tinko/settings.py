@@ -349,6 +349,8 @@ if not isinstance(ANYMAIL, dict):
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("hi", "हिन्दी"), ("es", "Español")]
+# The console's catalogues (make messages); the pay pages keep theirs in paypages/locale.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -18,7 +18,7 @@ import pytest
 
 from tests.ops.procs import BASE_DIR
 
-TOOLS = ["make", "pg_isready", "psql", "redis-cli", "pg_ctlcluster", "redis-server", "dirname", "seq", "sleep"]
+TOOLS = ["make", "pg_isready", "psql", "redis-cli", "xgettext", "pg_ctlcluster", "redis-server", "dirname", "seq", "sleep"]
 
 
 def _scratch_db() -> str:
@@ -65,6 +65,7 @@ def real_tools(*, without: str = "") -> dict[str, str]:
         ("pg_isready", "postgresql-client"),
         ("psql", "postgresql-client"),
         ("redis-cli", "redis-tools"),
+        ("xgettext", "gettext"),
     ],
 )
 def test_a_missing_tool_stops_the_script_naming_its_package(tmp_path, tool, package):

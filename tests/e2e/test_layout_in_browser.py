@@ -27,7 +27,7 @@ from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import screenshot, sign_in
 from tests.notifications.conftest import due_message
 from tinko import services
-from tinko.models import Membership
+from tinko.models import Membership, User
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("default_rules")]
 
@@ -299,4 +299,36 @@ def test_copy_button_copies_a_long_id(browser, live_server, site):
     assert button.inner_text().startswith("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == LONG_CHARGE_ID
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    context.close()
+
+
+def test_language_switch_keeps_the_choice_and_the_pages_still_fit(browser, live_server, site):
+    from tests.console_recovery.conftest import ingest
+
+    owner = make_user("owner@idioma.test")
+    org = services.create_organization(name="Tienda de Prueba", owner=owner, default_currency="EUR")
+    payment = ingest(org, reference="pedido-1", amount=123450, currency="EUR")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 360, "height": 740},
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, "owner@idioma.test", PASSWORD)
+    page.get_by_role("button", name="Menu").click()
+    page.get_by_label("Language", exact=True).select_option("es")  # submits on change
+    page.wait_for_function("document.documentElement.lang === 'es'")
+    assert User.objects.get(pk=owner.pk).language == "es"
+    page.goto(f"/console/payments/{payment.pk}/")
+    assert page.get_by_role("heading", name="Cronología").is_visible()
+    assert "1.234,50\xa0€" in page.locator(".facts").first.inner_text()
+
+    problems = []
+    for language in ("es", "hi"):
+        page.get_by_role("button", name=re.compile("Menú|मेनू|Menu")).click()
+        page.locator("#language-language-form").select_option(language)
+        page.wait_for_function(f"document.documentElement.lang === '{language}'")
+        for path in ["/console/", "/console/payments/", f"/console/payments/{payment.pk}/", "/console/policies/new/",
+                     "/console/templates/", "/console/team/", "/console/get-started/?step=policy"]:
+            page.goto(path)
+            problems += [f"{language} {path}: {p}" for p in _problems(page)]
+        screenshot(page, f"get-started-phone-{language}")
+    assert not problems, "\n".join(problems)
     context.close()

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from tinko import services
 from tinko.accounts import pending
-from tinko.models import Membership, Role
+from tinko.models import Membership, Role, User
 from tinko.tenancy import switch_organization
 
 
@@ -79,5 +79,5 @@ def set_language(request):
     response = i18n.set_language(request)
     code = request.POST.get("language", "")
     if request.user.is_authenticated and code in {c for c, _name in settings.LANGUAGES} and check_for_language(code):
-        type(request.user).objects.filter(pk=request.user.pk).update(language=code)
+        User.objects.filter(pk=request.user.pk).update(language=code)
     return response
