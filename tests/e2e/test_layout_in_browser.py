@@ -48,6 +48,16 @@ OVERFLOW_CHECK = """() => {
       problems.push(`${what} "${text}" holds ${box.scrollWidth}px in ${box.clientWidth}px`);
     }
   }
+  // What a nonce-based Content-Security-Policy would block: inline handlers and styles, scripts and
+  // style sheets written into the page without the request's nonce (JSON data blocks never run).
+  for (const el of document.querySelectorAll('*')) {
+    for (const name of el.getAttributeNames()) {
+      if (name === 'style' || name.startsWith('on')) problems.push(`<${el.tagName.toLowerCase()} ${name}="..."> (inline, CSP)`);
+    }
+  }
+  for (const el of document.querySelectorAll('script:not([src]):not([type="application/json"]), style')) {
+    if (!el.nonce) problems.push(`inline <${el.tagName.toLowerCase()}> without a nonce (CSP)`);
+  }
   return problems;
 }"""
 
