@@ -10,8 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-RUN groupadd --system tinko \
-    && useradd --system --gid tinko --home-dir /app --no-create-home --shell /usr/sbin/nologin tinko
+# A fixed uid/gid: Kubernetes' runAsNonRoot can only check a numeric user
+# (deploy/kubernetes runs the pods as 10001).
+RUN groupadd --system --gid 10001 tinko \
+    && useradd --system --uid 10001 --gid tinko --home-dir /app --no-create-home --shell /usr/sbin/nologin tinko
 
 # Dependencies first: this layer is rebuilt only when requirements.txt changes.
 COPY requirements.txt .
@@ -28,7 +30,7 @@ RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')"
     python manage.py collectstatic --noinput \
     && chown -R tinko:tinko /app/var
 
-USER tinko
+USER 10001:10001
 
 EXPOSE 8000
 

@@ -70,7 +70,14 @@ messages: $(VENV)/.installed-runtime
 # from DATABASE_URL's database). TINKO_DOTENV= keeps a developer's .env out.
 # pytest's own exit code fails the target on failures and when no test ran (5);
 # the junit report then fails it on any skipped or xfailed test.
-test: $(VENV)/.installed-dev
+# The docs' Mermaid diagrams are parsed by Mermaid itself (tests/docs/): Node
+# packages pinned by tools/mermaid-check/package-lock.json, installed again when it changes.
+MERMAID_CHECK := tools/mermaid-check
+$(MERMAID_CHECK)/node_modules/.installed: $(MERMAID_CHECK)/package-lock.json
+	npm ci --prefix $(MERMAID_CHECK) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(VENV)/.installed-dev $(MERMAID_CHECK)/node_modules/.installed
 	@mkdir -p var
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko}" \
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \

@@ -12,6 +12,8 @@ set it to the proxy's address, or "*" when only the proxy can reach this port
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 
 def _int(name: str, default: int) -> int:
@@ -71,6 +73,41 @@ preload_app = False
 # get healthy workers killed.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
+
+# Prometheus metrics (tinko/metrics.py): each worker process writes its values to
+# files in one directory, and GET /metrics, whichever worker answers it, adds up
+# all of them. Set here, in the master, so that every worker inherits it before it
+# imports prometheus-client. A directory given in PROMETHEUS_MULTIPROC_DIR is
+# emptied at start (values of an earlier run's processes must not be added in);
+# otherwise a fresh one is made, on tmpfs where there is one, and removed at exit.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="tinko-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    from tinko import metrics_store
+
+    metrics_store.clear(_metrics_dir)
+
+
+def child_exit(server, worker):
+    # The exited worker's counters keep counting (in one archive file, so that
+    # replaced workers do not pile up files); its "live" gauges stop.
+    from prometheus_client import multiprocess
+
+    from tinko import metrics_store
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+    metrics_store.archive_dead_process(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
 
 # gunicorn 23+ opens a control socket under $HOME by default; nothing here uses
 # it, and the image's user has no writable home.

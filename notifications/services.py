@@ -37,7 +37,7 @@ from notifications.models import (
 from payments.models import Channel
 from recovery.messaging import pay_url
 from recovery.models import MessageKind
-from tinko import crypto
+from tinko import crypto, metrics
 from tinko.formatting import english
 
 logger = logging.getLogger(__name__)
@@ -286,6 +286,7 @@ def send_for_attempt(*, payment, attempt, now, facts: RespectFacts | None = None
     held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common,
                       facts=facts)
     if held is not None:
+        metrics.notification(channel, "deferred" if held.retry_at else "suppressed")
         return held
 
     link, token = create_link(payment=payment, now=now)
@@ -318,6 +319,7 @@ def send_link(*, payment, link, token: str, channel: str = Channel.EMAIL, now=No
                   recipient=address, link=link, created_at=now, updated_at=now)
     held = _held_back(payment=payment, customer=customer, channel=channel, address=address, now=now, common=common)
     if held is not None:
+        metrics.notification(channel, "deferred" if held.retry_at else "suppressed")
         why = held.notification.error if held.notification is not None else held.outcome
         return SendResult(False, f"Not sent: {why.rstrip('.')}. The link still works; you may share it yourself.",
                           held.notification)
@@ -590,6 +592,7 @@ def _send_one(n: Notification, *, now, connection=None) -> bool:
         n.status, n.sent_at, n.error = NotificationStatus.SENT, now, ""
     n.attempts += 1
     n.updated_at = now
+    metrics.notification(n.channel, "retrying" if retry else n.status)
     return retry
 
 
@@ -645,6 +648,7 @@ def record_status(notification: Notification, status: str, *, error: str = "", a
             n.failed_at = at
             n.error = error[:500] or n.error
         n.save(update_fields=["status", "updated_at", "sent_at", "delivered_at", "failed_at", "error"])
+        metrics.notification(n.channel, status)
         if status == NotificationStatus.DELIVERED:
             notification_event(n, "notification.delivered")
         elif status in (NotificationStatus.FAILED, NotificationStatus.BOUNCED):

@@ -38,7 +38,7 @@ from notifications.models import (
     WebhookMessage,
     new_webhook_secret,
 )
-from tinko import crypto
+from tinko import crypto, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +296,9 @@ def deliver(delivery_id: int, *, now=None) -> WebhookDelivery | None:
             wait = RETRY_SCHEDULE[delivery.attempt_count - 1]
             delivery.next_attempt_at = now + wait
         delivery.save()
+        metrics.merchant_webhook_delivery(
+            "succeeded" if not error else "failed" if delivery.status == DeliveryStatus.FAILED else "retrying"
+        )
         if disable:
             _disable_after_failures(endpoint, delivery, now)
         elif delivery.status == DeliveryStatus.PENDING:
@@ -320,6 +323,7 @@ def _disable_after_failures(endpoint, delivery, now) -> None:
         f"{delivery.attempt_count} times; last: {delivery.last_error}"
     )[:300]
     endpoint.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
+    metrics.merchant_webhook_endpoint_disabled()
     WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="The endpoint was disabled."
     )

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from payments.events import apply_outcome
 from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
+from tinko import metrics
 from tinko.models import Organization
 from payments.providers import WebhookEvent, WebhookRejected, provider_for_account
 
@@ -80,6 +81,8 @@ def _finish(message: WebhookMessage, *, status: str, code: int, result: str = ""
     message.result = result
     message.error = error
     message.processed_at = timezone.now()
+    metrics.inbox_message(provider=message.provider, status=status, received_at=message.received_at,
+                          processed_at=message.processed_at)
     message.save(update_fields=[
         "status", "response_status", "result", "error", "processed_at", "signature_valid", "received_event_id",
         "event_type", "event_id", "payment",

@@ -115,6 +115,13 @@ class PaymentProvider(abc.ABC):
 
     name: str
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Each call a provider makes to its PSP is timed and counted by provider (tinko/metrics.py).
+        from tinko.metrics import time_psp_calls
+
+        time_psp_calls(cls)
+
     @abc.abstractmethod
     def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         """Re-charge the customer's saved payment method without the customer present. MOVES MONEY.

@@ -15,6 +15,11 @@ class RecoveryConfig(AppConfig):
 
         # Due recovery attempts are claimed on every scheduler tick.
         on_tick(dispatch.claim_due_attempts)
+        # The backlog (due attempts, the oldest one's wait, expired leases) is read at each metrics scrape.
+        from recovery import backlog
+        from tinko.metrics import add_state_source
+
+        add_state_source(backlog.gauges)
         # Rule edits reach every process's classifier cache.
         connect_signals()
         post_save.connect(_create_default_policy, sender=Organization, dispatch_uid="recovery_default_policy")

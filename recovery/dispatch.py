@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from recovery.models import AttemptStatus, RecoveryAttempt
+from tinko import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def _claim_batch(due: dict, *, now, size: int) -> int:
             status=AttemptStatus.QUEUED, queued_at=now, lease_expires_at=now + lease(), claims=F("claims") + 1
         )
         transaction.on_commit(lambda: enqueue(ids))
+    metrics.attempts_claimed(len(ids), reason="due" if "scheduled_for__lte" in due else "lease_expired")
     return len(ids)
 
 

@@ -25,6 +25,7 @@ from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes
+from tinko import metrics
 
 
 @dataclass
@@ -78,7 +79,9 @@ def record_failures(*, organization, reports: list[FailureReport], source: str =
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _record(organization=organization, reports=reports, source=source, skip_recovered=skip_recovered)
+                results = _record(organization=organization, reports=reports, source=source, skip_recovered=skip_recovered)
+                metrics.failures_recorded(results, source=source)
+                return results
         except IntegrityError:
             if attempt == 2:
                 raise

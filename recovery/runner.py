@@ -29,6 +29,7 @@ from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
 from recovery.reports import failure_codes
 from recovery.services import mark_recovered
+from tinko import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             pk=attempt.pk, status=AttemptStatus.RUNNING, claims=attempt.claims
         ).update(**fields):
             return "superseded"
+        metrics.attempt_finished(attempt.kind, fields["status"])
         for name, value in fields.items():
             setattr(attempt, name, value)
         if result is None:
@@ -178,6 +180,7 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
 
 
 def _finish(attempt, status, outcome, now):
+    metrics.attempt_finished(attempt.kind, status)
     attempt.status = status
     attempt.outcome = outcome
     attempt.finished_at = now
@@ -236,6 +239,7 @@ def _notify(payment, attempt, now) -> str:
         RecoveryAttempt.objects.filter(pk=attempt.pk).update(
             status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None, outcome=result.outcome
         )
+        metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
         return "deferred"
     _finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome, now)
     _replan(payment, now)
@@ -318,6 +322,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
                 outcome=result.outcome,
             )
             outcomes[attempt.pk] = "deferred"
+            metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
             continue
         attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
         attempt.outcome = result.outcome
@@ -326,6 +331,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
         finished.append(attempt)
         replan.append(attempt.payment)
         outcomes[attempt.pk] = "sent" if result.sent else "skipped"
+        metrics.attempt_finished(attempt.kind, attempt.status)
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.
         sql.update_rows(RecoveryAttempt, finished, ["status", "outcome", "finished_at", "lease_expires_at", "link"])

@@ -24,6 +24,7 @@ from recovery.models import (
     RetryPolicy,
 )
 from recovery.planner import check_network_limits
+from tinko import metrics
 from tinko.services import record_audit
 
 LINK_TTL = timedelta(hours=48)
@@ -227,6 +228,7 @@ def mark_recovered(
     if link is not None:
         RecoveryLink.objects.filter(pk=link.pk).update(status=LinkStatus.COMPLETED, completed_at=now)
     _end_pending(payment=payment, now=now, attempt=attempt, link=link)
+    metrics.payment_recovered(amount=amount, currency=payment.currency, channel=payment.recovered_channel)
     from notifications.webhooks import payment_event
 
     payment_event(payment, "payment.recovered", attempt=attempt.sequence if attempt else None)

@@ -13,3 +13,10 @@ class TinkoConfig(AppConfig):
         autodiscover_modules("tasks")
         # Registers the deployment checks (manage.py check --deploy).
         from tinko import checks  # noqa: F401
+
+        # Every database connection times its statements for /metrics.
+        from django.db.backends.signals import connection_created
+
+        from tinko.metrics import instrument_connection
+
+        connection_created.connect(instrument_connection, dispatch_uid="tinko_metrics_db")

@@ -74,6 +74,22 @@ def check_cache() -> None:
 CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache}
 
 
+def run_checks() -> tuple[bool, dict[str, str]]:
+    """Run every readiness check: (all ok, name → "ok" | "error"). Details go to the log only."""
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception:
+            # Details go to the (private) log only: answers may be public and
+            # exception texts may name hosts, users or URLs.
+            logger.warning("Readiness check %r failed", name, exc_info=True)
+            results[name] = "error"
+        else:
+            results[name] = "ok"
+    return all(result == "ok" for result in results.values()), results
+
+
 @never_cache
 @require_safe
 def healthz(request):
@@ -83,16 +99,5 @@ def healthz(request):
 @never_cache
 @require_safe
 def readyz(request):
-    results = {}
-    for name, check in CHECKS.items():
-        try:
-            check()
-        except Exception:
-            # Details go to the (private) log only: the response is public and
-            # exception texts may name hosts, users or URLs.
-            logger.warning("Readiness check %r failed", name, exc_info=True)
-            results[name] = "error"
-        else:
-            results[name] = "ok"
-    ready = all(result == "ok" for result in results.values())
+    ready, results = run_checks()
     return JsonResponse({"status": "ok" if ready else "error", "checks": results}, status=200 if ready else 503)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -79,16 +80,29 @@ def on_tick(fn):
 
 def tick() -> None:
     """One scheduler tick: everything that runs on the scheduler's clock."""
-    run_due_periodic_jobs()
-    for hook in _tick_hooks:
-        hook()
+    from tinko import metrics
+
+    with metrics.time_tick():
+        run_due_periodic_jobs()
+        for hook in _tick_hooks:
+            hook()
+
+
+_last_loop = time.monotonic()
+
+
+def alive(*, interval: float) -> bool:
+    """Liveness: the loop came round recently (a failing tick still counts: readiness covers the database)."""
+    return time.monotonic() - _last_loop < 60 + 3 * interval
 
 
 def run_forever(*, interval: float, stop: threading.Event) -> None:
     """Tick every ``interval`` seconds until ``stop`` is set; a failing tick is logged and retried."""
+    global _last_loop
     from django.db import close_old_connections
 
     while not stop.is_set():
+        _last_loop = time.monotonic()
         close_old_connections()
         try:
             tick()

@@ -144,6 +144,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Times every request and answers /metrics (before host validation: see tinko/metrics.py).
+    "tinko.metrics.MetricsMiddleware",
     "tinko.middleware.RequestIDMiddleware",
     # JSON for Django's own error pages under /api/ (see tinko/api/middleware.py).
     "tinko.api.middleware.ApiErrorMiddleware",
@@ -221,7 +223,8 @@ CACHE_URL = env.str("CACHE_URL", default=REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache, with each operation timed for /metrics.
+            "BACKEND": "tinko.metrics.TimedRedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "tinko",
             "TIMEOUT": 300,
@@ -245,6 +248,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "tinko.background.RequestIDPropagation",
+        # Dramatiq's Prometheus middleware; serves metrics in `rundramatiq` only (tinko/metrics.py).
+        "tinko.metrics.WorkerMetrics",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -254,6 +259,20 @@ TINKO_SCHEDULER_TICK = _int("TINKO_SCHEDULER_TICK", 15, minimum=1)
 # Seconds a claimed recovery attempt may stay queued or running before the
 # scheduler claims it again (a lost message, a dead worker). Longer than any PSP call.
 TINKO_ATTEMPT_LEASE = _int("TINKO_ATTEMPT_LEASE", 300, minimum=30)
+
+# --- Metrics (tinko/metrics.py, docs/operations.md) ---------------------------
+# Bearer token Prometheus sends to GET /metrics on the web port; /metrics answers 404 while it is unset.
+TINKO_METRICS_TOKEN = _secret("TINKO_METRICS_TOKEN", default="") or ""
+if TINKO_METRICS_TOKEN and len(TINKO_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("TINKO_METRICS_TOKEN must be at least 32 characters (or empty to turn /metrics off).")
+# The worker's and the scheduler's own listeners (/metrics, /healthz, /readyz); 0 turns one off.
+TINKO_METRICS_ADDR = env.str("TINKO_METRICS_ADDR", default="0.0.0.0")
+TINKO_WORKER_METRICS_PORT = _int("TINKO_WORKER_METRICS_PORT", 9191)
+TINKO_SCHEDULER_METRICS_PORT = _int("TINKO_SCHEDULER_METRICS_PORT", 9192)
+# Dramatiq's Prometheus middleware reads its directory from its own variable when
+# its processes start; `rundramatiq` passes this environment on to them.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ.setdefault("dramatiq_prom_db", os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 # --- Auth and accounts (django-allauth) --------------------------------------
 AUTH_USER_MODEL = "tinko.User"

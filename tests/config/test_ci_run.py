@@ -18,7 +18,8 @@ import pytest
 
 from tests.ops.procs import BASE_DIR
 
-TOOLS = ["make", "pg_isready", "psql", "redis-cli", "xgettext", "pg_ctlcluster", "redis-server", "dirname", "seq", "sleep"]
+TOOLS = ["make", "pg_isready", "psql", "redis-cli", "xgettext", "kubectl", "node", "npm", "pg_ctlcluster", "redis-server",
+         "dirname", "seq", "sleep"]
 
 
 def _scratch_db() -> str:
@@ -66,6 +67,9 @@ def real_tools(*, without: str = "") -> dict[str, str]:
         ("psql", "postgresql-client"),
         ("redis-cli", "redis-tools"),
         ("xgettext", "gettext"),
+        ("kubectl", "kubectl"),
+        ("node", "nodejs"),
+        ("npm", "npm"),
     ],
 )
 def test_a_missing_tool_stops_the_script_naming_its_package(tmp_path, tool, package):
