@@ -84,13 +84,15 @@ def _stale(base: Path) -> list[str]:
     found: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        for path in base.rglob("*"):
-            relative = path.relative_to(base)
-            if relative.parts and (relative.parts[0] in IGNORE or relative.parts[0].startswith(".") or path.name in IGNORE):
-                continue
-            if path.is_file() and path.suffix in SOURCE_SUFFIXES:
-                (root / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, root / relative)
+        for directory, subdirectories, files in os.walk(base):
+            # Prune what makemessages would ignore anyway (node_modules, .venv…), at any depth.
+            subdirectories[:] = [d for d in subdirectories if d not in IGNORE and not d.startswith(".")]
+            for name in files:
+                path = Path(directory) / name
+                if path.suffix in SOURCE_SUFFIXES and name not in IGNORE:
+                    relative = path.relative_to(base)
+                    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, root / relative)
         for language in LANGUAGES:
             committed = locale_dir() / language / "LC_MESSAGES" / "django.po"
             if committed.exists():
