@@ -27,6 +27,7 @@ help:
 	@echo "make test     run the whole test suite (PostgreSQL + Redis; fails if any test is skipped)"
 	@echo "make worker   run background workers (needs REDIS_URL)"
 	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
+	@echo "make messages refresh the console's Hindi and Spanish catalogues (locale/) after changing its text"
 	@echo "make bench    run the recovery engine benchmarks (PostgreSQL + Redis; see tests/bench/README.md)"
 	@echo "make bench-analytics  time the dashboard at 100,000 and 1,000,000 payments (PostgreSQL; several minutes)"
 	@echo "make bench-pages      time the payments list at 1,000,000 payments and the pay page"
@@ -59,6 +60,12 @@ migrate: $(VENV)/.installed-runtime
 worker: $(VENV)/.installed-runtime
 	@test -n "$$REDIS_URL" || { echo "make worker needs REDIS_URL; without it jobs run inside the 'make run' server"; exit 1; }
 	$(PY) manage.py rundramatiq --processes $(WORKER_PROCESSES) --threads $(WORKER_THREADS)
+
+# The console's translations (tinko/management/commands/console_messages.py): extract every string
+# into locale/hi and locale/es, keep what is translated, compile. Needs GNU gettext (xgettext).
+.PHONY: messages
+messages: $(VENV)/.installed-runtime
+	DEBUG=true TINKO_DOTENV= $(PY) manage.py console_messages
 
 # The suite runs on real PostgreSQL and Redis (pytest-django creates test_<name>
 # from DATABASE_URL's database). TINKO_DOTENV= keeps a developer's .env out.

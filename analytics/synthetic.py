@@ -33,6 +33,7 @@ from analytics.models import RollupState
 from payments.models import Channel, HoldoutGroup, Payment, PaymentStatus
 from recovery import sql
 from recovery.models import Action, AttemptKind, AttemptStatus, Category, FailureEvent, MessageKind, RecoveryAttempt
+from tinko.formatting import english
 
 PREFIX = "sample-"
 CHUNK = 10_000
@@ -210,7 +211,7 @@ class _Generator:
             "source": source, "occurred_at": when, "received_at": when, "code": "card_declined",
             "decline_code": decline_code, "network_advice_code": network_advice, "category": category,
             "action": action, "min_delay_seconds": min_delay, "network_stop": network_stop,
-            "reason": f"Sample data: {Category(category).label.lower()}.",
+            "reason": f"Sample data: {english(Category(category).label).lower()}.",
         }
 
 

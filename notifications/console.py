@@ -15,6 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from notifications import channels, rendering, services, webhooks
@@ -32,11 +34,12 @@ from notifications.models import (
 from payments.models import Channel
 from recovery.models import MessageKind
 from tinko import crypto, ratelimit
+from tinko.formatting import format_language
 from tinko.models import Role
 from tinko.services import record_audit
 from tinko.tenancy import get_object_for_org, require_role, role_required
 
-CHANNEL_KEYS = [c for c, _ in MESSAGE_CHANNELS]
+CHANNEL_KEYS = [c for c, _label in MESSAGE_CHANNELS]
 
 
 # --- Outbox -----------------------------------------------------------------------------------------------
@@ -70,6 +73,7 @@ def outbox_message(request, public_id):
         text, html, pay_url = text.replace(pay_url, hidden), html.replace(pay_url, hidden), ""
     response = render(request, "notifications/console/outbox_message.html", {
         "n": n, "text": text, "html": html, "pay_url": pay_url, "capturing": channels.capturing(),
+        "language_name": format_language(n.locale),
     })
     add_never_cache_headers(response)
     return response
@@ -79,13 +83,13 @@ def outbox_message(request, public_id):
 
 
 class TemplateForm(forms.Form):
-    subject = forms.CharField(max_length=300, required=False)
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), label="Text")
-    html = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), required=False, label="HTML body",
-                           help_text="Placed in your branded layout, above the button.")
-    button_label = forms.CharField(max_length=200, required=False)
-    test_recipient = forms.CharField(max_length=254, required=False, label="Send the test to",
-                                     help_text="For SMS and WhatsApp: your phone number in E.164 form, e.g. +14155550123.")
+    subject = forms.CharField(max_length=300, required=False, label=_("Subject"))
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), label=_("Text"))
+    html = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), required=False, label=_("HTML body"),
+                           help_text=_("Placed in your branded layout, above the button."))
+    button_label = forms.CharField(max_length=200, required=False, label=_("Button label"))
+    test_recipient = forms.CharField(max_length=254, required=False, label=_("Send the test to"),
+                                     help_text=_("For SMS and WhatsApp: your phone number in E.164 form, e.g. +14155550123."))
 
     def __init__(self, *args, channel: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,7 +125,7 @@ class TemplateForm(forms.Form):
     def clean_test_recipient(self):
         value = self.cleaned_data.get("test_recipient", "").strip()
         if value and not channels.valid_phone(value):
-            raise forms.ValidationError("Enter a phone number in E.164 form, e.g. +14155550123.")
+            raise forms.ValidationError(_("Enter a phone number in E.164 form, e.g. +14155550123."))
         return value
 
     def copy(self):
@@ -140,20 +144,38 @@ def _valid_key(channel, kind, locale):
         raise Http404("No such template.")
 
 
+# What each kind of message is for, shown on the Templates page.
+KIND_PURPOSES = {
+    MessageKind.FIRST_NOTICE: _("The first message after a payment fails, asking the customer to pay or act."),
+    MessageKind.REMINDER: _("Sent while the payment is still unpaid, after the first notice."),
+    MessageKind.FINAL_NOTICE: _("The last message before the recovery ends."),
+    MessageKind.AUTHENTICATION_NEEDED: _("When the bank asks the customer to confirm the payment (3-D Secure)."),
+    MessageKind.CARD_EXPIRING: _("When the card on file has expired or is about to."),
+}
+
+
 @role_required(Role.VIEWER)
 def templates(request):
+    """The kinds of message per channel, each with its languages and whether the copy is Tinko's or the merchant's."""
     organization = request.organization
     custom = {(t.channel, t.kind, t.locale): t for t in MessageTemplate.objects.filter(organization=organization)}
     locales = _locales(organization)
-    rows = []
+    sending = channels.enabled_channels()
+    groups = []
     for channel, channel_label in MESSAGE_CHANNELS:
-        for kind in MessageKind:
-            rows.append({
-                "channel": channel, "channel_label": channel_label, "kind": kind.value, "kind_label": kind.label,
-                "cells": [{"locale": loc, "custom": custom.get((channel, kind.value, loc))} for loc in locales],
-            })
+        kinds = [
+            {
+                "kind": kind.value, "label": kind.label, "purpose": KIND_PURPOSES.get(kind, ""),
+                "languages": [
+                    {"locale": loc, "name": format_language(loc), "custom": custom.get((channel, kind.value, loc))}
+                    for loc in locales
+                ],
+            }
+            for kind in MessageKind
+        ]
+        groups.append({"channel": channel, "label": channel_label, "can_send": channel in sending, "kinds": kinds})
     return render(request, "notifications/console/templates.html", {
-        "rows": rows, "locales": locales, "variables": rendering.CONTEXT_VARIABLES,
+        "groups": groups, "variables": rendering.CONTEXT_VARIABLES,
         "can_edit": request.membership.has_role(Role.ADMIN),
     })
 
@@ -178,18 +200,18 @@ def template_edit(request, channel, kind, locale):
                 existing.delete()
                 record_audit(organization=organization, action="template.reset", request=request,
                              data={"channel": channel, "kind": kind, "locale": locale})
-            messages.success(request, "The template is back to Tinko's default copy.")
+            messages.success(request, _("The template is back to Tinko's default copy."))
             return redirect("console:template_edit", channel=channel, kind=kind, locale=locale)
         form = TemplateForm(request.POST, channel=channel)
         if form.is_valid():
             if action == "test":
                 recipient = request.user.email if channel == Channel.EMAIL else form.cleaned_data.get("test_recipient", "")
                 if not recipient:
-                    form.add_error("test_recipient", "Enter the phone number to send the test to.")
+                    form.add_error("test_recipient", _("Enter the phone number to send the test to."))
                 else:
                     services.send_test(organization=organization, channel=channel, kind=kind, locale=locale,
                                        recipient=recipient, copy=form.copy(), user=request.user)
-                    messages.success(request, f"A test message is on its way to {services.mask(recipient)}. See the Outbox.")
+                    messages.success(request, _("A test message is on its way to %(recipient)s. See the Outbox.") % {"recipient": services.mask(recipient)})
                     return redirect("console:template_edit", channel=channel, kind=kind, locale=locale)
             else:
                 data = form.cleaned_data
@@ -201,7 +223,7 @@ def template_edit(request, channel, kind, locale):
                 )
                 record_audit(organization=organization, action="template.updated", request=request, target=template,
                              data={"channel": channel, "kind": kind, "locale": locale, "created": created})
-                messages.success(request, "Template saved.")
+                messages.success(request, _("Template saved."))
                 return redirect("console:template_edit", channel=channel, kind=kind, locale=locale)
         if form.errors:
             status = 400
@@ -209,6 +231,7 @@ def template_edit(request, channel, kind, locale):
     return render(request, "notifications/console/template_edit.html", {
         "form": form, "channel": channel, "kind": kind, "locale": locale, "existing": existing,
         "channel_label": dict(MESSAGE_CHANNELS)[channel], "kind_label": MessageKind(kind).label,
+        "language_name": format_language(locale), "purpose": KIND_PURPOSES.get(kind, ""),
         "variables": rendering.CONTEXT_VARIABLES, "preview": preview,
         "can_edit": request.membership.has_role(Role.ADMIN), "can_test": request.membership.has_role(Role.MEMBER),
         "preview_url": reverse("console:template_preview", args=[channel, kind, locale]),
@@ -251,14 +274,14 @@ def template_preview(request, channel, kind, locale):
 
 # --- Webhooks -----------------------------------------------------------------------------------------------
 
-SUBSCRIBABLE = [(t.value, f"{t.value} — {t.label}") for t in WebhookEventType if t != WebhookEventType.TEST]
+SUBSCRIBABLE = [(t.value, format_lazy("{} — {}", t.value, t.label)) for t in WebhookEventType if t != WebhookEventType.TEST]
 
 
 class EndpointForm(forms.Form):
-    url = forms.URLField(max_length=500, label="URL", assume_scheme="https")
-    description = forms.CharField(max_length=200, required=False)
+    url = forms.URLField(max_length=500, label=_("URL"), assume_scheme="https")
+    description = forms.CharField(max_length=200, required=False, label=_("Description"))
     events = forms.MultipleChoiceField(choices=SUBSCRIBABLE, required=False, widget=forms.CheckboxSelectMultiple,
-                                       help_text="None ticked: every event.")
+                                       help_text=_("None ticked: every event."))
 
     def clean_url(self):
         url = self.cleaned_data["url"]
@@ -313,10 +336,10 @@ def webhook_detail(request, pk):
 def webhook_test(request, pk):
     endpoint = get_object_for_org(request.organization, WebhookEndpoint, pk=pk)
     if not endpoint.is_active:
-        messages.error(request, "The endpoint is disabled; enable it first.")
+        messages.error(request, _("The endpoint is disabled; enable it first."))
     else:
         webhooks.send_test_event(endpoint=endpoint, user=request.user, request=request)
-        messages.success(request, "A test event is on its way; its delivery appears below.")
+        messages.success(request, _("A test event is on its way; its delivery appears below."))
     return redirect("console:webhook_detail", pk=endpoint.pk)
 
 
@@ -333,7 +356,7 @@ def webhook_active(request, pk):
                 messages.error(request, str(exc))
                 return redirect("console:webhook_detail", pk=endpoint.pk)
         webhooks.set_active(endpoint=endpoint, active=active, user=request.user, request=request)
-        messages.success(request, "Endpoint enabled." if active else "Endpoint disabled.")
+        messages.success(request, _("Endpoint enabled.") if active else _("Endpoint disabled."))
     return redirect("console:webhook_detail", pk=endpoint.pk)
 
 
@@ -345,10 +368,10 @@ def webhook_resend(request, pk):
         org_path="endpoint__organization",
     )
     if not delivery.endpoint.is_active:
-        messages.error(request, "The endpoint is disabled; enable it first.")
+        messages.error(request, _("The endpoint is disabled; enable it first."))
     else:
         webhooks.resend(delivery=delivery, user=request.user, request=request)
-        messages.success(request, f"{delivery.message.event_type} ({delivery.message.msg_id}) is being sent again.")
+        messages.success(request, _("%(event)s (%(id)s) is being sent again.") % {"event": delivery.message.event_type, "id": delivery.message.msg_id})
     return redirect("console:webhook_detail", pk=delivery.endpoint_id)
 
 
@@ -356,18 +379,18 @@ def webhook_resend(request, pk):
 
 
 class MessagingSettingsForm(forms.Form):
-    default_locale = forms.CharField(max_length=35, initial="en", label="Default language",
-                                     help_text="For customers whose language is unknown, e.g. en, hi, es, es-MX.")
-    whatsapp_from = forms.CharField(max_length=16, required=False, label="WhatsApp sender",
-                                    help_text="Your WhatsApp-enabled Twilio number in E.164 form; empty: Tinko's.")
+    default_locale = forms.CharField(max_length=35, initial="en", label=_("Default language"),
+                                     help_text=_("For customers whose language is unknown, e.g. en, hi, es, es-MX."))
+    whatsapp_from = forms.CharField(max_length=16, required=False, label=_("WhatsApp sender"),
+                                    help_text=_("Your WhatsApp-enabled Twilio number in E.164 form; empty: Tinko's."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for kind in MessageKind:
             self.fields[f"sid_{kind.value}"] = forms.RegexField(
-                regex=r"^HX[0-9a-fA-F]{32}$", required=False, label=f"WhatsApp template: {kind.label}",
-                error_messages={"invalid": "A Twilio Content SID looks like HX followed by 32 hexadecimal characters."},
-                help_text="Approved Content template (variables 1: name, 2: amount, 3: pay link).",
+                regex=r"^HX[0-9a-fA-F]{32}$", required=False, label=_("WhatsApp template: %(kind)s") % {"kind": kind.label},
+                error_messages={"invalid": _("A Twilio Content SID looks like HX followed by 32 hexadecimal characters.")},
+                help_text=_("Approved Content template (variables 1: name, 2: amount, 3: pay link)."),
             )
 
     def clean_default_locale(self):
@@ -375,13 +398,13 @@ class MessagingSettingsForm(forms.Form):
 
         value = self.cleaned_data["default_locale"].strip()
         if not re.fullmatch(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*", value):
-            raise forms.ValidationError("Enter a language code such as en, hi or es-MX.")
+            raise forms.ValidationError(_("Enter a language code such as en, hi or es-MX."))
         return value
 
     def clean_whatsapp_from(self):
         value = self.cleaned_data["whatsapp_from"].strip()
         if value and not channels.valid_phone(value):
-            raise forms.ValidationError("Enter a phone number in E.164 form, e.g. +14155550123.")
+            raise forms.ValidationError(_("Enter a phone number in E.164 form, e.g. +14155550123."))
         return value
 
 
@@ -410,7 +433,7 @@ def messaging_settings(request):
             record_audit(organization=organization, action="messaging_settings.updated", request=request,
                          data={"default_locale": data["default_locale"], "whatsapp_from": data["whatsapp_from"],
                                "whatsapp_content_sids": sids})
-            messages.success(request, "Messaging settings saved.")
+            messages.success(request, _("Senders and language saved."))
             return redirect("console:notifications_settings")
         status = 400
     return render(request, "notifications/console/settings.html", {

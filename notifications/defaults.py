@@ -17,11 +17,11 @@ PHRASES = {
     "en": {
         "hello": "{% if customer_name %}Hi {{ customer_name }},{% else %}Hello,{% endif %}",
         "intro": {
-            MessageKind.FIRST_NOTICE: "your payment of {{ amount }} to {{ merchant_name }} did not go through.",
-            MessageKind.REMINDER: "a reminder: your payment of {{ amount }} to {{ merchant_name }} is still unpaid.",
-            MessageKind.FINAL_NOTICE: "this is our last reminder: your payment of {{ amount }} to {{ merchant_name }} is still unpaid.",
-            MessageKind.AUTHENTICATION_NEEDED: "your bank needs you to confirm your payment of {{ amount }} to {{ merchant_name }}.",
-            MessageKind.CARD_EXPIRING: "the card you use with {{ merchant_name }}{% if card_last4 %} (ending {{ card_last4 }}){% endif %} has expired or is about to, so your payment of {{ amount }} could not be taken.",
+            MessageKind.FIRST_NOTICE: "Your payment of {{ amount }} to {{ merchant_name }} did not go through.",
+            MessageKind.REMINDER: "This is a reminder that your payment of {{ amount }} to {{ merchant_name }} is still unpaid.",
+            MessageKind.FINAL_NOTICE: "This is our last reminder: your payment of {{ amount }} to {{ merchant_name }} is still unpaid.",
+            MessageKind.AUTHENTICATION_NEEDED: "Your bank needs you to confirm your payment of {{ amount }} to {{ merchant_name }}.",
+            MessageKind.CARD_EXPIRING: "The card you use with {{ merchant_name }}{% if card_last4 %} (ending {{ card_last4 }}){% endif %} has expired or is about to, so your payment of {{ amount }} could not be taken.",
         },
         "update_card": "Please pay with another card or update your card details.",
         "authenticate": "It only takes a moment: open the link and approve the payment with your bank.",
@@ -69,11 +69,11 @@ PHRASES = {
     "es": {
         "hello": "{% if customer_name %}Hola, {{ customer_name }}:{% else %}Hola:{% endif %}",
         "intro": {
-            MessageKind.FIRST_NOTICE: "tu pago de {{ amount }} a {{ merchant_name }} no se pudo completar.",
-            MessageKind.REMINDER: "te recordamos que tu pago de {{ amount }} a {{ merchant_name }} sigue pendiente.",
-            MessageKind.FINAL_NOTICE: "este es nuestro último recordatorio: tu pago de {{ amount }} a {{ merchant_name }} sigue pendiente.",
-            MessageKind.AUTHENTICATION_NEEDED: "tu banco necesita que confirmes tu pago de {{ amount }} a {{ merchant_name }}.",
-            MessageKind.CARD_EXPIRING: "la tarjeta que usas con {{ merchant_name }}{% if card_last4 %} (terminada en {{ card_last4 }}){% endif %} ha caducado o está por caducar, por eso no pudimos cobrar {{ amount }}.",
+            MessageKind.FIRST_NOTICE: "Tu pago de {{ amount }} a {{ merchant_name }} no se pudo completar.",
+            MessageKind.REMINDER: "Te recordamos que tu pago de {{ amount }} a {{ merchant_name }} sigue pendiente.",
+            MessageKind.FINAL_NOTICE: "Este es nuestro último recordatorio: tu pago de {{ amount }} a {{ merchant_name }} sigue pendiente.",
+            MessageKind.AUTHENTICATION_NEEDED: "Tu banco necesita que confirmes tu pago de {{ amount }} a {{ merchant_name }}.",
+            MessageKind.CARD_EXPIRING: "La tarjeta que usas con {{ merchant_name }}{% if card_last4 %} (terminada en {{ card_last4 }}){% endif %} ha caducado o está por caducar, por eso no pudimos cobrar {{ amount }}.",
         },
         "update_card": "Paga con otra tarjeta o actualiza los datos de tu tarjeta.",
         "authenticate": "Solo lleva un momento: abre el enlace y aprueba el pago con tu banco.",

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from payments.models import Channel
 from recovery.models import MessageKind
 from tinko.models import Organization
 
 # The channels a message goes out on (Channel.PSP is a re-charge, not a message).
-MESSAGE_CHANNELS = [(Channel.EMAIL.value, "Email"), (Channel.SMS.value, "SMS"), (Channel.WHATSAPP.value, "WhatsApp")]
+MESSAGE_CHANNELS = [(Channel.EMAIL.value, _("Email")), (Channel.SMS.value, _("SMS")), (Channel.WHATSAPP.value, _("WhatsApp"))]
 
 # Locales Tinko ships default copy in; a merchant may add templates for others.
 SHIPPED_LOCALES = ["en", "hi", "es"]
@@ -70,24 +71,24 @@ class MessagingSettings(models.Model):
 
 
 class NotificationStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENT = "sent", "Sent"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
-    BOUNCED = "bounced", "Bounced"
-    SUPPRESSED = "suppressed", "Suppressed"
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    SUPPRESSED = "suppressed", _("Suppressed")
 
 
 class SuppressionReason(models.TextChoices):
-    QUIET_HOURS = "quiet_hours", "Quiet hours"
-    FREQUENCY_CAP = "frequency_cap", "At most one message per 24 hours"
-    OPTED_OUT = "opted_out", "Opted out"
-    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
-    STOP = "stop", "Replied STOP"
-    BOUNCED = "bounced", "Address bounced"
-    COMPLAINED = "complained", "Marked as spam"
-    NO_ADDRESS = "no_address", "No address on this channel"
-    INVALID_ADDRESS = "invalid_address", "Invalid address"
+    QUIET_HOURS = "quiet_hours", _("Quiet hours")
+    FREQUENCY_CAP = "frequency_cap", _("At most one message per 24 hours")
+    OPTED_OUT = "opted_out", _("Opted out")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    STOP = "stop", _("Replied STOP")
+    BOUNCED = "bounced", _("Address bounced")
+    COMPLAINED = "complained", _("Marked as spam")
+    NO_ADDRESS = "no_address", _("No address on this channel")
+    INVALID_ADDRESS = "invalid_address", _("Invalid address")
 
 
 def new_public_id() -> str:
@@ -178,14 +179,14 @@ class Suppression(models.Model):
 
 
 class WebhookEventType(models.TextChoices):
-    RECOVERY_STARTED = "payment.recovery_started", "A recovery started"
-    ATTEMPT_SUCCEEDED = "attempt.succeeded", "An automatic re-charge succeeded"
-    ATTEMPT_FAILED = "attempt.failed", "An automatic re-charge was declined"
-    RECOVERED = "payment.recovered", "A payment was recovered"
-    EXHAUSTED = "payment.exhausted", "A recovery ended without payment"
-    NOTIFICATION_DELIVERED = "notification.delivered", "A message was delivered"
-    NOTIFICATION_FAILED = "notification.failed", "A message failed or bounced"
-    TEST = "webhook.test", "Test event (sent from the console)"
+    RECOVERY_STARTED = "payment.recovery_started", _("A recovery started")
+    ATTEMPT_SUCCEEDED = "attempt.succeeded", _("An automatic re-charge succeeded")
+    ATTEMPT_FAILED = "attempt.failed", _("An automatic re-charge was declined")
+    RECOVERED = "payment.recovered", _("A payment was recovered")
+    EXHAUSTED = "payment.exhausted", _("A recovery ended without payment")
+    NOTIFICATION_DELIVERED = "notification.delivered", _("A message was delivered")
+    NOTIFICATION_FAILED = "notification.failed", _("A message failed or bounced")
+    TEST = "webhook.test", _("Test event (sent from the console)")
 
 
 def new_webhook_secret() -> str:
@@ -239,9 +240,9 @@ class WebhookMessage(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class WebhookDelivery(models.Model):

@@ -47,21 +47,23 @@ from django.template import Context, Engine, Library, TemplateSyntaxError
 from django.template import defaultfilters, defaulttags
 from django.template.base import FilterExpression, Node, NodeList, Template
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
 from recovery.models import Category
+from tinko.mail import inline_css
 
 CONTEXT_VARIABLES = {
-    "customer_name": "the customer's first name (empty when unknown)",
-    "merchant_name": "your organization's display name",
-    "amount": "the amount due, formatted for the language and currency",
-    "pay_url": "the customer's pay link",
-    "expires_at": "when the link stops working, in the customer's time zone",
-    "support_email": "your support e-mail address (empty when not set)",
-    "card_brand": "the card's brand (empty when unknown)",
-    "card_last4": "the card's last four digits (empty when unknown)",
-    "action": "update_card, authenticate or pay_now, from the decline",
-    "brand_color": "your accent colour",
-    "logo_url": "your logo's URL (empty when not set)",
+    "customer_name": _("the customer's first name (empty when unknown)"),
+    "merchant_name": _("your organization's display name"),
+    "amount": _("the amount due, formatted for the language and currency"),
+    "pay_url": _("the customer's pay link"),
+    "expires_at": _("when the link stops working, in the customer's time zone"),
+    "support_email": _("your support e-mail address (empty when not set)"),
+    "card_brand": _("the card's brand (empty when unknown)"),
+    "card_last4": _("the card's last four digits (empty when unknown)"),
+    "action": _("update_card, authenticate or pay_now, from the decline"),
+    "brand_color": _("your accent colour"),
+    "logo_url": _("your logo's URL (empty when not set)"),
 }
 
 ALLOWED_TAGS = ("if", "for", "with", "firstof", "spaceless", "comment", "verbatim", "autoescape", "filter",
@@ -251,7 +253,7 @@ def _expressions(obj, seen, out, defined):
     seen.add(id(obj))
     if isinstance(obj, FilterExpression):
         out.append(obj)
-        for _, args in obj.filters:
+        for _filter, args in obj.filters:
             for is_var, arg in args:
                 if is_var:
                     out.append(arg)  # a Variable
@@ -352,14 +354,10 @@ def babel_locale(locale: str) -> str:
 
 
 def format_expiry(when: datetime | None, *, tz: ZoneInfo, locale: str) -> str:
-    if when is None:
-        return ""
-    from babel.dates import format_datetime
+    """To the minute, with the zone's name: "Dec 5, 2026, 1:18 PM (India Standard Time)" (an unknown locale: English)."""
+    from tinko.formatting import format_when
 
-    try:
-        return format_datetime(when.astimezone(tz), "medium", locale=babel_locale(locale))
-    except Exception:  # an unknown locale code: English rather than no message
-        return format_datetime(when.astimezone(tz), "medium", locale="en")
+    return format_when(when, tz=tz, language=locale, zone=True)
 
 
 def format_money(amount: int, currency: str, locale: str) -> str:
@@ -427,13 +425,6 @@ def render_message(*, copy, channel: str, context: dict, unsubscribe_url: str = 
         "lang": (locale or "en").split("-")[0],
     })
     return Rendered(subject=subject, text=text, html=inline_css(layout))
-
-
-def inline_css(html: str) -> str:
-    """Move the layout's <style> rules onto the elements: many mail clients drop <style>."""
-    import css_inline
-
-    return css_inline.inline(html)
 
 
 # --- SMS segments ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from payments.models import Channel
 from recovery.messaging import pay_url
 from recovery.models import MessageKind
 from tinko import crypto, metrics
+from tinko.formatting import english
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def suppression_for(*, organization, customer, channel: str, address: str, now,
             "reason", "created_at"
         ).first()
     if stop is not None:
-        return stop.reason, f"{stop.get_reason_display()} ({stop.created_at:%Y-%m-%d})", None
+        return stop.reason, f"{english(stop.get_reason_display())} ({stop.created_at:%Y-%m-%d})", None
     if channel in (customer.opted_out_channels or []):
         return SuppressionReason.OPTED_OUT, f"The customer opted out of {channel}.", None
     if channel != Channel.EMAIL and not channels.valid_phone(address):
@@ -299,7 +300,7 @@ def send_for_attempt(*, payment, attempt, now, facts: RespectFacts | None = None
     if facts is not None:
         facts.counted(n)
     what = {Channel.EMAIL: "E-mail", Channel.SMS: "SMS", Channel.WHATSAPP: "WhatsApp message"}[channel]
-    return SendResult(True, f"{what} ({n.get_kind_display().lower()}, {n.locale}) queued to {mask(address)}.", n)
+    return SendResult(True, f"{what} ({english(n.get_kind_display()).lower()}, {n.locale}) queued to {mask(address)}.", n)
 
 
 def send_link(*, payment, link, token: str, channel: str = Channel.EMAIL, now=None) -> SendResult:
@@ -326,7 +327,7 @@ def send_link(*, payment, link, token: str, channel: str = Channel.EMAIL, now=No
         organization=payment.organization, channel=channel, kind=kind, customer=customer, payment=payment,
         pay_url=pay_url(token), expires_at=link.expires_at, recipient=address, now=now, extra={"link": link},
     )
-    return SendResult(True, f"Link sent by {n.get_channel_display()} to {mask(address)}.", n)
+    return SendResult(True, f"Link sent by {english(n.get_channel_display())} to {mask(address)}.", n)
 
 
 def mask(address: str) -> str:

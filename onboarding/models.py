@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from tinko.models import Organization
 
 
 class Step(models.TextChoices):
-    PROVIDER = "provider", "Connect a payment provider"
-    POLICY = "policy", "Choose a retry policy"
-    BRANDING = "branding", "Brand and sender"
-    TEST = "test", "Send a test failure"
+    PROVIDER = "provider", _("Connect a payment provider")
+    POLICY = "policy", _("Choose a retry policy")
+    BRANDING = "branding", _("Brand and sender")
+    TEST = "test", _("Send a test failure")
 
 
 STEPS = [Step.PROVIDER, Step.POLICY, Step.BRANDING, Step.TEST]
 
 
 class StepState(models.TextChoices):
-    DONE = "done", "Done"
-    SKIPPED = "skipped", "Skipped"
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
 
 
 class OnboardingProgress(models.Model):

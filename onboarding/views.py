@@ -30,6 +30,10 @@ class BrandingForm(OrganizationSettingsForm):
         fields = BRANDING_FIELDS
 
 
+def _state_label(state: str) -> str:
+    return str(StepState(state).label) if state in StepState.values else ""
+
+
 def _page(request, progress, step, *, branding_form=None, status=200):
     organization = request.organization
     policy = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
@@ -39,7 +43,7 @@ def _page(request, progress, step, *, branding_form=None, status=200):
     context = {
         "progress": progress,
         "step": step,
-        "steps": [(s.value, s.label, progress.state(s)) for s in STEPS],
+        "steps": [(s.value, s.label, progress.state(s), _state_label(progress.state(s))) for s in STEPS],
         "can_edit": request.membership.has_role(Role.ADMIN),
         "policy": policy,
         "preview": preview_schedule(policy=policy, category="insufficient_funds", timezone=organization.timezone,

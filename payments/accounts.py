@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from payments.models import AccountMode, ProviderAccount
 from payments.providers import provider_for_account
@@ -26,7 +27,7 @@ def _stripe_mode(secret_key: str) -> str:
         return AccountMode.LIVE
     if secret_key.startswith(("sk_test_", "rk_test_")):
         return AccountMode.TEST
-    raise ValidationError({"secret_key": "A Stripe secret key starts with sk_test_, sk_live_, rk_test_ or rk_live_."})
+    raise ValidationError({"secret_key": _("A Stripe secret key starts with sk_test_, sk_live_, rk_test_ or rk_live_.")})
 
 
 def _razorpay_mode(key_id: str) -> str:
@@ -34,7 +35,7 @@ def _razorpay_mode(key_id: str) -> str:
         return AccountMode.LIVE
     if key_id.startswith("rzp_test_"):
         return AccountMode.TEST
-    raise ValidationError({"key_id": "A Razorpay key id starts with rzp_test_ or rzp_live_."})
+    raise ValidationError({"key_id": _("A Razorpay key id starts with rzp_test_ or rzp_live_.")})
 
 
 @transaction.atomic
@@ -45,21 +46,21 @@ def connect_account(*, organization, provider: str, name: str, secrets: dict, ke
     if provider == "stripe":
         account.mode = _stripe_mode(secrets["secret_key"])
         if not secrets["webhook_secret"].startswith("whsec_"):
-            raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+            raise ValidationError({"webhook_secret": _("A Stripe webhook signing secret starts with whsec_.")})
         account.key_hint = key_hint(secrets["secret_key"])
     elif provider == "razorpay":
         account.mode = _razorpay_mode(key_id)
         account.key_id = key_id
         account.key_hint = key_id
     else:
-        raise ValidationError({"provider": "Tinko connects Stripe and Razorpay accounts."})
+        raise ValidationError({"provider": _("Tinko connects Stripe and Razorpay accounts.")})
     for key, value in secrets.items():
         account.set_secret(key, value)
     try:
         with transaction.atomic():
             account.save()
     except IntegrityError:
-        raise ValidationError({"name": "Another account of this organization has this name."}) from None
+        raise ValidationError({"name": _("Another account of this organization has this name.")}) from None
     record_audit(
         organization=organization, action="provider_account.connected", actor=actor, request=request, target=account,
         data={"provider": provider, "name": name, "mode": account.mode, "key": account.key_hint},
@@ -106,17 +107,17 @@ def replace_secrets(*, account: ProviderAccount, secrets: dict, key_id: str = ""
     account = ProviderAccount.objects.select_for_update().get(pk=account.pk)
     secrets = {k: v for k, v in secrets.items() if v}
     if not secrets and not key_id:
-        raise ValidationError("Enter at least one new key.")
+        raise ValidationError(_("Enter at least one new key."))
     if account.provider == "stripe":
         if "secret_key" in secrets:
             if _stripe_mode(secrets["secret_key"]) != account.mode:
-                raise ValidationError({"secret_key": "The new key is for the other mode (test/live); connect a new account instead."})
+                raise ValidationError({"secret_key": _("The new key is for the other mode (test/live); connect a new account instead.")})
             account.key_hint = key_hint(secrets["secret_key"])
         if "webhook_secret" in secrets and not secrets["webhook_secret"].startswith("whsec_"):
-            raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+            raise ValidationError({"webhook_secret": _("A Stripe webhook signing secret starts with whsec_.")})
     elif key_id:
         if _razorpay_mode(key_id) != account.mode:
-            raise ValidationError({"key_id": "The new key is for the other mode (test/live); connect a new account instead."})
+            raise ValidationError({"key_id": _("The new key is for the other mode (test/live); connect a new account instead.")})
         account.key_id = account.key_hint = key_id
     for key, value in secrets.items():
         account.set_secret(key, value)

@@ -26,6 +26,7 @@ from recovery import messaging
 from recovery.services import RecoveryError, cancel_recovery, retry_now, send_recovery_link
 from recovery.timeline import payment_timeline
 from tinko.currencies import minor_unit_exponent
+from tinko.formatting import format_when
 from tinko.models import Role
 from tinko.services import record_audit
 from tinko.tenancy import get_object_for_org, role_required
@@ -146,7 +147,7 @@ def payment_retry(request, pk):
     except RecoveryError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("A re-charge is scheduled for %(when)s UTC.") % {"when": f"{attempt.scheduled_for:%Y-%m-%d %H:%M}"})
+        messages.success(request, _("A re-charge is scheduled for %(when)s.") % {"when": format_when(attempt.scheduled_for)})
     return redirect("console:payment_detail", pk=payment.pk)
 
 

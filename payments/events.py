@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus, ProviderSuccess
 from recovery.reports import FailureReport
+from tinko.formatting import english
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
     elif link is not None:
         detail = "Recovered: the customer paid through the pay page."
     else:
-        detail = f"Paid at {account.get_provider_display()} ({success.charge_id})."
+        detail = f"Paid at {english(account.get_provider_display())} ({success.charge_id})."
     changed = mark_recovered(
         payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, detail=detail,
     )

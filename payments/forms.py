@@ -20,7 +20,7 @@ class PaymentFilterForm(forms.Form):
     q = forms.CharField(
         label=_("Search"), required=False, max_length=200,
         help_text=_("A reference (or its beginning), a customer's e-mail address, or a card's last four digits."),
-        widget=forms.TextInput(attrs={"type": "search"}),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Reference, e-mail or card’s last 4")}),
     )
     status = forms.ChoiceField(label=_("Status"), required=False, choices=_any(PaymentStatus.choices))
     category = forms.ChoiceField(label=_("Decline category"), required=False, choices=_any(Category.choices))

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from tinko.models import Organization, validate_currency, validate_timezone
 
@@ -19,17 +20,17 @@ e164_validator = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E
 
 
 class Provider(models.TextChoices):
-    STRIPE = "stripe", "Stripe"
-    RAZORPAY = "razorpay", "Razorpay"
-    SANDBOX = "sandbox", "Sandbox"
-    OTHER = "other", "Other"
+    STRIPE = "stripe", _("Stripe")
+    RAZORPAY = "razorpay", _("Razorpay")
+    SANDBOX = "sandbox", _("Sandbox")
+    OTHER = "other", _("Other")
 
 
 class Channel(models.TextChoices):
-    PSP = "psp", "Automatic re-charge"
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    WHATSAPP = "whatsapp", "WhatsApp"
+    PSP = "psp", _("Automatic re-charge")
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    WHATSAPP = "whatsapp", _("WhatsApp")
 
 
 class Customer(models.Model):
@@ -64,16 +65,16 @@ class Customer(models.Model):
 
 
 class PaymentStatus(models.TextChoices):
-    FAILED = "failed", "Failed"
-    RECOVERING = "recovering", "Recovering"
-    RECOVERED = "recovered", "Recovered"
-    EXHAUSTED = "exhausted", "Exhausted"
-    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", _("Failed")
+    RECOVERING = "recovering", _("Recovering")
+    RECOVERED = "recovered", _("Recovered")
+    EXHAUSTED = "exhausted", _("Exhausted")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class HoldoutGroup(models.TextChoices):
-    TREATMENT = "treatment", "Recovered by Tinko"
-    HOLDOUT = "holdout", "Held out (no recovery actions)"
+    TREATMENT = "treatment", _("Recovered by Tinko")
+    HOLDOUT = "holdout", _("Held out (no recovery actions)")
 
 
 class Payment(models.Model):
@@ -177,8 +178,8 @@ class Payment(models.Model):
 
 
 class SandboxChargeStatus(models.TextChoices):
-    SUCCEEDED = "succeeded", "Succeeded"
-    DECLINED = "declined", "Declined"
+    SUCCEEDED = "succeeded", _("Succeeded")
+    DECLINED = "declined", _("Declined")
 
 
 class SandboxCharge(models.Model):
@@ -218,8 +219,8 @@ def _public_id() -> str:
 
 
 class AccountMode(models.TextChoices):
-    TEST = "test", "Test"
-    LIVE = "live", "Live"
+    TEST = "test", _("Test")
+    LIVE = "live", _("Live")
 
 
 class ProviderAccount(models.Model):
@@ -279,12 +280,12 @@ class ProviderAccount(models.Model):
 
 
 class WebhookStatus(models.TextChoices):
-    RECEIVED = "received", "Received"
-    REJECTED = "rejected", "Rejected"
-    PROCESSED = "processed", "Processed"
-    IGNORED = "ignored", "Ignored"
-    DUPLICATE = "duplicate", "Duplicate"
-    FAILED = "failed", "Failed"
+    RECEIVED = "received", _("Received")
+    REJECTED = "rejected", _("Rejected")
+    PROCESSED = "processed", _("Processed")
+    IGNORED = "ignored", _("Ignored")
+    DUPLICATE = "duplicate", _("Duplicate")
+    FAILED = "failed", _("Failed")
 
 
 class WebhookMessage(models.Model):

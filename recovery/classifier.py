@@ -66,6 +66,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_save
 
 from recovery.models import Action, Category, ClassificationRule, RuleField
+from tinko.formatting import english
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +442,7 @@ def _duration(seconds: int) -> str:
 
 
 def _label(category: str) -> str:
-    return Category(category).label.lower()
+    return english(Category(category).label).lower()
 
 
 class _Outcome:

@@ -9,38 +9,39 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from payments.models import Channel, Payment
 from tinko.models import Organization, hash_token
 
 
 class Category(models.TextChoices):
-    INSUFFICIENT_FUNDS = "insufficient_funds", "Insufficient funds"
-    CARD_DECLINED = "card_declined", "Card declined"
-    AUTHENTICATION_REQUIRED = "authentication_required", "Authentication required"
-    EXPIRED_CARD = "expired_card", "Expired card"
-    INVALID_CARD = "invalid_card", "Invalid card details"
-    PROCESSING_ERROR = "processing_error", "Processing error"
-    NETWORK_ERROR = "network_error", "Network error"
-    FRAUD_OR_STOLEN = "fraud_or_stolen", "Fraud, lost or stolen"
-    DO_NOT_RETRY = "do_not_retry", "Do not retry"
-    UNKNOWN = "unknown", "Unknown"
+    INSUFFICIENT_FUNDS = "insufficient_funds", _("Insufficient funds")
+    CARD_DECLINED = "card_declined", _("Card declined")
+    AUTHENTICATION_REQUIRED = "authentication_required", _("Authentication required")
+    EXPIRED_CARD = "expired_card", _("Expired card")
+    INVALID_CARD = "invalid_card", _("Invalid card details")
+    PROCESSING_ERROR = "processing_error", _("Processing error")
+    NETWORK_ERROR = "network_error", _("Network error")
+    FRAUD_OR_STOLEN = "fraud_or_stolen", _("Fraud, lost or stolen")
+    DO_NOT_RETRY = "do_not_retry", _("Do not retry")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 class Action(models.TextChoices):
-    AUTO_RETRY = "auto_retry", "Automatic re-charge"
-    CUSTOMER_ACTION = "customer_action", "Customer action"
-    STOP = "stop", "Stop"
+    AUTO_RETRY = "auto_retry", _("Automatic re-charge")
+    CUSTOMER_ACTION = "customer_action", _("Customer action")
+    STOP = "stop", _("Stop")
 
 
 class RuleField(models.TextChoices):
     """Which part of a failure report a rule looks at."""
 
-    DECLINE_CODE = "decline_code", "Decline code (Stripe decline_code, Razorpay error.reason)"
-    CODE = "code", "Error code (Stripe code, Razorpay error.code)"
-    VISA_CODE = "visa_code", "Visa raw response code (network_decline_code)"
-    MASTERCARD_ADVICE = "mastercard_advice", "Mastercard Merchant Advice Code (network_advice_code)"
-    MESSAGE = "message", "Message pattern (regular expression, case-insensitive)"
+    DECLINE_CODE = "decline_code", _("Decline code (Stripe decline_code, Razorpay error.reason)")
+    CODE = "code", _("Error code (Stripe code, Razorpay error.code)")
+    VISA_CODE = "visa_code", _("Visa raw response code (network_decline_code)")
+    MASTERCARD_ADVICE = "mastercard_advice", _("Mastercard Merchant Advice Code (network_advice_code)")
+    MESSAGE = "message", _("Message pattern (regular expression, case-insensitive)")
 
 
 class ClassificationRule(models.Model):
@@ -154,11 +155,11 @@ class RetryPolicy(models.Model):
 
 
 class FailureSource(models.TextChoices):
-    API = "api", "Merchant API"
-    STRIPE = "stripe", "Stripe webhook"
-    RAZORPAY = "razorpay", "Razorpay webhook"
-    SANDBOX = "sandbox", "Sandbox"
-    ATTEMPT = "attempt", "Tinko re-charge"
+    API = "api", _("Merchant API")
+    STRIPE = "stripe", _("Stripe webhook")
+    RAZORPAY = "razorpay", _("Razorpay webhook")
+    SANDBOX = "sandbox", _("Sandbox")
+    ATTEMPT = "attempt", _("Tinko re-charge")
 
 
 class FailureEvent(models.Model):
@@ -214,26 +215,26 @@ class FailureEvent(models.Model):
 
 
 class AttemptKind(models.TextChoices):
-    AUTO_RETRY = "auto_retry", "Automatic re-charge"
-    NOTIFICATION = "notification", "Notification"
+    AUTO_RETRY = "auto_retry", _("Automatic re-charge")
+    NOTIFICATION = "notification", _("Notification")
 
 
 class AttemptStatus(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
-    CANCELLED = "cancelled", "Cancelled"
+    SCHEDULED = "scheduled", _("Scheduled")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class MessageKind(models.TextChoices):
-    FIRST_NOTICE = "first_notice", "First notice"
-    REMINDER = "reminder", "Reminder"
-    FINAL_NOTICE = "final_notice", "Final notice"
-    AUTHENTICATION_NEEDED = "authentication_needed", "Authentication needed"
-    CARD_EXPIRING = "card_expiring", "Card expiring"
+    FIRST_NOTICE = "first_notice", _("First notice")
+    REMINDER = "reminder", _("Reminder")
+    FINAL_NOTICE = "final_notice", _("Final notice")
+    AUTHENTICATION_NEEDED = "authentication_needed", _("Authentication needed")
+    CARD_EXPIRING = "card_expiring", _("Card expiring")
 
 
 def new_idempotency_key() -> str:
@@ -302,11 +303,11 @@ class RecoveryAttempt(models.Model):
 
 
 class LinkStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    OPENED = "opened", "Opened"
-    COMPLETED = "completed", "Completed"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
+    ACTIVE = "active", _("Active")
+    OPENED = "opened", _("Opened")
+    COMPLETED = "completed", _("Completed")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
 
 
 class RecoveryLink(models.Model):

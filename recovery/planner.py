@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from payments.models import Channel, PaymentStatus
 from recovery.models import Action, AttemptKind, Category, MessageKind
+from tinko.formatting import english
 
 VISA_WINDOW = timedelta(days=30)
 VISA_LIMIT = 15
@@ -37,7 +38,7 @@ HOLDOUT_REASON = (
     "the dashboard can compare recovery with Tinko against doing nothing."
 )
 
-CATEGORY_LABELS = {category.value: category.label.lower() for category in Category}
+CATEGORY_LABELS = {category.value: english(category.label).lower() for category in Category}
 
 CUSTOMER_MESSAGE_KIND = {
     Category.AUTHENTICATION_REQUIRED: MessageKind.AUTHENTICATION_NEEDED,
@@ -249,7 +250,7 @@ def plan_next(
         kind = MessageKind.FINAL_NOTICE
     else:
         kind = MessageKind.REMINDER
-    parts = [f"message {n + 1} of {max_messages} by {Channel(channel).label}: {category_label}"]
+    parts = [f"message {n + 1} of {max_messages} by {english(Channel(channel).label)}: {category_label}"]
     if classification.action == Action.CUSTOMER_ACTION:
         parts.append("the customer must act")
     parts.extend(notes)

@@ -15,8 +15,11 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext
+
 from payments.models import Channel, PaymentStatus
 from recovery.classifier import Classification
+from recovery.labels import category_label
 from recovery.messaging import enabled_channels
 from recovery.models import Action, AttemptKind, Category, ClassificationRule
 from recovery.planner import CATEGORY_LABELS, CardHistory, PaymentHistory, plan_next
@@ -44,7 +47,9 @@ class Step:
 
     @property
     def label(self) -> str:
-        return "Automatic re-charge" if self.kind == AttemptKind.AUTO_RETRY else f"Message by {Channel(self.channel).label}"
+        if self.kind == AttemptKind.AUTO_RETRY:
+            return gettext("Automatic re-charge")
+        return gettext("Message by %(channel)s") % {"channel": Channel(self.channel).label}
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Preview:
 
     @property
     def category_label(self) -> str:
-        return CATEGORY_LABELS.get(self.category, self.category)
+        return category_label(self.category).lower()
 
 
 def classification_for(category: str) -> Classification:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils.translation import gettext_lazy as _
+
 Source = Callable[[object], Iterable["TimelineEntry"]]
 
 
@@ -26,8 +28,12 @@ class TimelineEntry:
     ``kind`` is a short machine name the template can style on ("failure",
     "attempt", "message", "link", "webhook", "audit"…); ``title`` a one-line
     summary; ``detail`` plain text (the reason, the codes); ``status`` an
-    optional state badge ("delivered", "declined"…); ``data`` extra key/values
-    shown as a definition list.
+    optional state code ("delivered", "declined"…), shown as a badge in words;
+    ``data`` extra label/value pairs shown as a definition list.
+
+    Everything shown is for people: titles and labels translated, amounts as
+    money, times through tinko.formatting (the organization's zone, the
+    reader's language), never raw codes, ISO strings or None.
     """
 
     at: datetime
@@ -36,6 +42,60 @@ class TimelineEntry:
     detail: str = ""
     status: str = ""
     data: dict = field(default_factory=dict)
+
+    @property
+    def kind_label(self) -> str:
+        return str(KIND_LABELS.get(self.kind, self.kind.replace("_", " ").capitalize()))
+
+    @property
+    def status_label(self) -> str:
+        return str(STATUS_LABELS.get(self.status, self.status.replace("_", " ").capitalize()))
+
+
+KIND_LABELS = {
+    "failure": _("Failure"),
+    "attempt": _("Re-charge"),
+    "message": _("Message"),
+    "link": _("Pay link"),
+    "webhook": _("Webhook"),
+    "audit": _("Action"),
+    "reconciliation": _("Check"),
+    "card": _("Card"),
+}
+
+# Every state a source reports, in words (sources keep the code in ``status``: code reads it).
+STATUS_LABELS = {
+    "planned": _("Planned"),
+    "scheduled": _("Scheduled"),
+    "queued": _("Queued"),
+    "running": _("Running"),
+    "succeeded": _("Succeeded"),
+    "failed": _("Failed"),
+    "skipped": _("Skipped"),
+    "cancelled": _("Cancelled"),
+    "created": _("Created"),
+    "opened": _("Opened"),
+    "completed": _("Paid"),
+    "revoked": _("Revoked"),
+    "expired": _("Expired"),
+    "sent": _("Sent"),
+    "delivered": _("Delivered"),
+    "bounced": _("Bounced"),
+    "suppressed": _("Held back"),
+    "pending": _("Pending"),
+    "received": _("Received"),
+    "rejected": _("Rejected"),
+    "processed": _("Processed"),
+    "ignored": _("Ignored"),
+    "paid": _("Paid"),
+    "unpaid": _("Unpaid"),
+    "error": _("Error"),
+    "disabled": _("Disabled"),
+    # A failure's classification (Action).
+    "auto_retry": _("Re-charge automatically"),
+    "customer_action": _("Customer must act"),
+    "stop": _("No retry"),
+}
 
 
 _sources: list[Source] = []

@@ -8,7 +8,9 @@ Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import translation
 from django.test import Client
 
 from tinko import services
@@ -34,6 +36,9 @@ def _clear_cache():
     forget_messaging_settings()
     yield
     cache.clear()
+    # Requests through the test client leave their language active on this thread (LocaleMiddleware
+    # activates and never resets): a Spanish page must not make the next test's e-mails Spanish.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -27,6 +27,22 @@ MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)
 
 
+def inline_css(html: str) -> str:
+    """Move a layout's <style> rules onto the elements: many mail clients drop <style>."""
+    import css_inline
+
+    return css_inline.inline(html)
+
+
+def site_context() -> dict:
+    """What every e-mail to users says about where Tinko lives: ``site_url`` and its host name."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    return {"site_url": settings.SITE_URL, "site_host": urlsplit(settings.SITE_URL).netloc}
+
+
 class DeliveryFailed(Exception):
     """Raised by the actor so that Dramatiq retries with backoff; the row holds the error."""
 

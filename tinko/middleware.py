@@ -4,6 +4,10 @@ import logging
 import re
 import time
 import uuid
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone, translation
 
 from tinko import logging as tinko_logging
 from tinko.tenancy import resolve_membership
@@ -100,4 +104,31 @@ class CurrentOrganizationMiddleware:
         membership = resolve_membership(request)
         request.membership = membership
         request.organization = membership.organization if membership else None
+        if request.organization is None:
+            return self.get_response(request)
+        # Console dates read in the organization's time zone, wherever they are rendered.
+        timezone.activate(ZoneInfo(request.organization.timezone or "UTC"))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+class UserLanguageMiddleware:
+    """The signed-in person's chosen language wins over the browser's (LocaleMiddleware's choice).
+
+    Placed after AuthenticationMiddleware. Blank ``User.language`` keeps the
+    browser's Accept-Language (or the language cookie) as LocaleMiddleware read it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.codes = {code for code, _name in settings.LANGUAGES}
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
+        if language in self.codes:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
         return self.get_response(request)

@@ -5,6 +5,7 @@ Every function that changes who may do what leaves an AuditEvent.
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,8 +15,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
-from tinko.mail import queue_email
+from tinko.formatting import format_when
+from tinko.mail import inline_css, queue_email, site_context
 from tinko.models import (
     ApiKey,
     AuditEvent,
@@ -99,7 +102,7 @@ def create_organization(*, name: str, owner: User, slug: str | None = None, **fi
     """Create an organization with ``owner`` as its first owner, in one transaction."""
     name = name.strip()
     if not name:
-        raise ValidationError({"name": "An organization needs a name."})
+        raise ValidationError({"name": _("An organization needs a name.")})
     for attempt in range(5):
         try:
             with transaction.atomic():
@@ -148,7 +151,7 @@ def create_api_key(*, organization: Organization, name: str, created_by: User | 
     """Create a key and return it with its plaintext. The plaintext is never stored; show it once."""
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Give the key a name, e.g. 'Production server'."})
+        raise ValidationError({"name": _("Give the key a name, e.g. “Production server”.")})
     plaintext, prefix, key_hash = ApiKey.generate()
     with transaction.atomic():
         key = ApiKey.objects.create(
@@ -222,16 +225,21 @@ def invitation_url(token: str) -> str:
 
 def send_invitation_email(*, invitation: Invitation, token: str) -> None:
     """Queue the invitation e-mail (sent by a worker after the transaction commits)."""
+    organization = invitation.organization
     context = {
         "invitation": invitation,
-        "organization": invitation.organization,
+        "organization": organization,
         "inviter": invitation.invited_by,
         "url": invitation_url(token),
         "role": Role(invitation.role).label,
+        # The invitee's zone is unknown: the organization's, named.
+        "expires": format_when(invitation.expires_at, tz=zoneinfo.ZoneInfo(organization.timezone or "UTC"), zone=True),
+        **site_context(),
     }
     subject = render_to_string("tinko/email/invitation_subject.txt", context).strip()
     body = render_to_string("tinko/email/invitation_message.txt", context)
-    queue_email(subject=subject, body=body, to=[invitation.email])
+    html = inline_css(render_to_string("tinko/email/invitation_message.html", context))
+    queue_email(subject=subject, body=body, to=[invitation.email], html=html)
 
 
 def find_invitation(token: str) -> Invitation | None:

@@ -123,6 +123,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Django's widget templates, found by the project's template engine (FORM_RENDERER below).
+    "django.forms",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -158,6 +160,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tinko.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -185,6 +188,8 @@ TEMPLATES = [
         },
     },
 ]
+
+FORM_RENDERER = "tinko.forms.FormRenderer"
 
 # --- Database ----------------------------------------------------------------
 (BASE_DIR / "var").mkdir(exist_ok=True)
@@ -326,7 +331,8 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 # Signup is rate limited (ACCOUNT_RATE_LIMITS["signup"]), which bounds probing.
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SESSION_REMEMBER = None
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Tinko] "
+# Subjects name Tinko themselves (templates/account/email/).
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 # allauth's defaults, stated so they are visible and tunable in one place.
 # "key" of login_failed is the address *and* account (tinko/accounts/adapter.py):
@@ -383,6 +389,8 @@ if not isinstance(ANYMAIL, dict):
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("hi", "हिन्दी"), ("es", "Español")]
+# The console's catalogues (make messages); the pay pages keep theirs in paypages/locale.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
+    path("language/", account_views.set_language, name="set_language"),
     path("invitations/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
     path("console/", include("tinko.console.urls")),
     path("admin/", admin.site.urls),

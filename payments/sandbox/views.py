@@ -48,6 +48,17 @@ class CardForm(forms.Form):
         return cvc
 
 
+# What the customer reads after "Your card was declined.", by the decline code; a generic
+# decline (do_not_honor, lost or stolen card) says no more than that.
+_DECLINE_REASONS = {
+    "insufficient_funds": _("There is not enough money on the card."),
+    "expired_card": _("The card has expired."),
+    "incorrect_cvc": _("The security code is incorrect."),
+    "authentication_required": _("Your bank needs you to confirm this payment."),
+    "processing_error": _("The bank could not process it; try again in a moment."),
+}
+
+
 # No CSRF token, like the pay page's own button (paypages/views.py): the
 # browser sends "Origin: null" under no-referrer. A forged submission would
 # need the signed session and the form's unguessable one-time key.
@@ -66,7 +77,7 @@ def checkout_form(request, token):
     closed = closed_page(request, link, language)
     if closed is not None:
         return closed
-    declined = ""
+    declined, declined_reason = False, ""
     if request.method == "POST":
         form = CardForm(request.POST)
         if form.is_valid():
@@ -79,7 +90,8 @@ def checkout_form(request, token):
                 return not_found(request)
             if charge.status == SandboxChargeStatus.SUCCEEDED:
                 return redirect(checkout.return_url(session.success_url, charge))
-            declined = charge.message or str(_("Your card was declined."))
+            declined = True
+            declined_reason = _DECLINE_REASONS.get(charge.decline_code, "")
         # A fresh key: the next submission is a new charge attempt.
         data = request.POST.copy()
         data["key"] = checkout.new_form_key(link)
@@ -90,5 +102,5 @@ def checkout_form(request, token):
         form = CardForm(initial={"key": checkout.new_form_key(link)})
     return render_page(
         request, "paypages/sandbox_checkout.html", link, language=language, status=400 if request.method == "POST" else 200,
-        form=form, declined=declined, cancel_url=session.cancel_url,
+        form=form, declined=declined, declined_reason=declined_reason, cancel_url=session.cancel_url,
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -40,9 +41,15 @@ def test_invitation_mail_says_who_invited_to_which_org_and_role_with_link_and_ex
     assert message.subject == "Olga Owner invited you to Acme on Tinko"
     assert "Olga Owner (owner@acme.test) invited you to join Acme on Tinko as Admin." in message.body
     assert f"http://testserver/invitations/{token}/" in message.body
-    expires = invitation.expires_at.strftime("%-d %B %Y, %H:%M")
-    assert f"until {expires} UTC" in message.body
+    # To the minute in the organization's zone, named (Acme is in Europe/Berlin).
+    expires = invitation.expires_at.astimezone(ZoneInfo("Europe/Berlin"))
+    assert f"until {expires:%b} {expires.day}, {expires.year}" in message.body
+    assert "(Central European" in message.body
     assert "&amp;" not in message.body and "&#x27;" not in message.body
+    # A branded HTML part with the same link, its styles inlined for mail clients.
+    (html, mimetype), = message.alternatives
+    assert mimetype == "text/html" and f'href="http://testserver/invitations/{token}/"' in html
+    assert "<style" not in html and 'style="' in html
 
 
 def test_invitation_mail_is_plain_text_for_names_with_markup_characters(org, owner, deliver):

@@ -43,7 +43,7 @@ def test_login_with_an_unverified_address_waits_for_verification(db, deliver):
 
     assert response["Location"] == "/accounts/confirm-email/"
     assert signed_in_user_id(client) is None
-    assert only_mail_to("new@shop.test").subject == "[Tinko] Please Confirm Your Email Address"
+    assert only_mail_to("new@shop.test").subject == "Confirm your e-mail address for Tinko"
 
 
 def test_login_is_refused_after_five_failures_for_an_address_even_with_the_right_password(owner, org):
@@ -83,7 +83,7 @@ def test_password_reset_mail_link_sets_a_new_password_that_signs_in(owner, org, 
         response = client.post("/accounts/password/reset/", {"email": "Owner@Acme.test"})
     assert response["Location"] == "/accounts/password/reset/done/"
     message = only_mail_to("owner@acme.test")
-    assert message.subject == "[Tinko] Password Reset Email"
+    assert message.subject == "Reset your Tinko password"
 
     response = client.get(link_in(message, r"/accounts/password/reset/key/[^/\s]+/"))
     assert response.status_code == 302  # allauth moves the key out of the URL into the session

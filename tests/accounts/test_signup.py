@@ -39,7 +39,19 @@ def test_signup_creates_organization_with_owner_and_waits_for_verification(clien
     assert signed_in_user_id(client) is None
     assert not EmailAddress.objects.get(user=user).verified
     message = only_mail_to("asha@shop.test")
-    assert message.subject.startswith("[Tinko] ")
+    assert message.subject == "Confirm your e-mail address for Tinko"
+
+
+def test_verification_mail_is_tinkos_own_with_the_persons_name_and_the_site(client, db, deliver, settings):
+    settings.SITE_URL = "https://tinko.example.com"
+    with deliver():
+        client.post("/accounts/signup/", signup_data())
+    message = only_mail_to("asha@shop.test")
+    assert message.body.startswith("Hi Asha,\n\nConfirm your e-mail address")
+    assert "Hello from" not in message.body and "Thank you for using" not in message.body
+    assert "https://tinko.example.com" in message.body and "127.0.0.1" not in message.body
+    (html, mimetype), = message.alternatives
+    assert mimetype == "text/html" and "Confirm e-mail address" in html and "https://tinko.example.com" in html
 
 
 def test_following_the_verification_link_verifies_and_signs_in(client, db, deliver):

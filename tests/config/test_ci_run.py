@@ -18,7 +18,8 @@ import pytest
 
 from tests.ops.procs import BASE_DIR
 
-TOOLS = ["make", "pg_isready", "psql", "redis-cli", "kubectl", "node", "npm", "pg_ctlcluster", "redis-server", "dirname", "seq", "sleep"]
+TOOLS = ["make", "pg_isready", "psql", "redis-cli", "xgettext", "kubectl", "node", "npm", "pg_ctlcluster", "redis-server",
+         "dirname", "seq", "sleep"]
 
 
 def _scratch_db() -> str:
@@ -65,6 +66,7 @@ def real_tools(*, without: str = "") -> dict[str, str]:
         ("pg_isready", "postgresql-client"),
         ("psql", "postgresql-client"),
         ("redis-cli", "redis-tools"),
+        ("xgettext", "gettext"),
         ("kubectl", "kubectl"),
         ("node", "nodejs"),
         ("npm", "npm"),

@@ -146,3 +146,21 @@ def test_organization_create_rejects_bad_input_with_form_errors(db, data):
     assert response.status_code == 400
     assert 'class="errorlist' in response.content.decode()
     assert not Membership.objects.filter(user=user).exists()
+
+
+def test_every_navigation_link_opens_a_page_titled_as_the_link(owner_client):
+    """What the menu calls a page is what the page calls itself: its <title> and its heading."""
+    from html import unescape
+
+    home = owner_client.get("/console/").content.decode()
+    sidebar = home.split('id="console-nav"')[1].split("</nav>")[0]
+    links = re.findall(r'<a href="(/console/[^"]*)"[^>]*>([^<]+)</a>', sidebar)
+    assert len(links) >= 14
+    for href, label in links:
+        label = unescape(label.strip())
+        page = owner_client.get(href).content.decode()
+        title = unescape(re.search(r"<title>(.*?)</title>", page, re.S).group(1)).strip()
+        assert title == f"{label} · Tinko", (href, title)
+        if href != "/console/":  # Overview is headed by the organization's name
+            heading = unescape(re.sub(r"<[^>]+>", "", re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S).group(1))).strip()
+            assert heading == label, (href, heading)

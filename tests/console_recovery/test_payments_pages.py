@@ -131,6 +131,34 @@ def test_detail_shows_the_timeline(owner_client, org):
     assert "Planned: Message by Email #1" in body
 
 
+def test_timeline_reads_as_words_money_and_local_times(owner_client, org, owner):
+    import re
+
+    from recovery.services import report_paid
+
+    payment = ingest(org, reference="t-words", amount=4999, currency="USD")
+    report_paid(payment=payment, amount=4999, actor=owner)
+    timeline = owner_client.get(f"/console/payments/{payment.pk}/").content.decode().split('id="timeline-heading"')[1]
+
+    # The audit entry of "paid outside Tinko": money, not minor units; no "None" for the missing attempt.
+    assert "Reported paid outside Tinko" in timeline and "$49.99" in timeline
+    assert "4999" not in timeline and "None" not in timeline and "payment.reported_paid" not in timeline
+    # Times to the minute in the organization's zone (Acme: Europe/Berlin), never ISO strings or "UTC" stamps.
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.sub(r'datetime="[^"]*"', "", timeline))
+    assert "(Europe/Berlin)" in timeline
+    # Codes in words: the failure's category, the kinds and states as badges.
+    assert "Payment failed: insufficient funds" in timeline
+    assert ">Planned<" in timeline and ">Failure<" in timeline
+
+
+def test_list_and_detail_show_category_labels_not_codes(owner_client, org):
+    payment = ingest(org, reference="t-label")
+    listing = owner_client.get("/console/payments/").content.decode().split("<tbody")[1]
+    detail = owner_client.get(f"/console/payments/{payment.pk}/").content.decode()
+    assert "Insufficient funds" in listing and "insufficient_funds" not in listing
+    assert "<dd>Insufficient funds</dd>" in detail
+
+
 def test_other_organizations_payment_is_404(owner_client, other_org):
     payment = ingest(other_org, reference="globex-secret")
     assert owner_client.get(f"/console/payments/{payment.pk}/").status_code == 404
@@ -200,7 +228,7 @@ def test_cancel_asks_first_then_cancels_and_audits(member_client, org):
     assert Payment.objects.get(pk=payment.pk).status == "cancelled"
     assert AuditEvent.objects.filter(action="payment.cancelled", target_id=str(payment.pk)).exists()
     # The timeline now carries the audit entry.
-    assert b"payment.cancelled" in member_client.get(f"/console/payments/{payment.pk}/").content
+    assert b"Recovery cancelled" in member_client.get(f"/console/payments/{payment.pk}/").content
 
 
 def test_retry_refused_with_the_reason_when_not_possible(member_client, org):

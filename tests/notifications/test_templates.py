@@ -57,6 +57,33 @@ def test_customer_locale_picks_the_language_and_amount_format(api):
     assert '<html lang="es">' in services.crypto.decrypt(notification.html_encrypted)
 
 
+def test_shipped_email_reads_as_a_letter_with_an_expiry_to_the_minute_in_the_customers_zone(api):
+    import re
+    from zoneinfo import ZoneInfo
+
+    payment = ingest(api, customer={"id": "c1", "email": "sam@example.com", "name": "Sam Okafor",
+                                    "locale": "en", "timezone": "Asia/Kolkata"})
+    runner.run_attempt(due_message(payment).pk)
+    notification = Notification.objects.get(payment=payment)
+    text = services.crypto.decrypt(notification.text_encrypted)
+    greeting, first_line = text.split("\n\n")[:2]
+    assert greeting == "Hi Sam,"
+    assert first_line[0].isupper(), first_line
+    expiry = re.search(r"The link works until (.+)\.", text).group(1)
+    # e.g. "Dec 5, 2026, 7:48 PM (India Standard Time)": minutes, no seconds, and the zone said.
+    assert expiry.endswith("(India Standard Time)"), expiry
+    assert not re.search(r"\d:\d\d:\d\d", expiry), expiry
+    assert notification.link.expires_at.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%-I:%M") in expiry
+
+
+@pytest.mark.parametrize("kind", ["first_notice", "reminder", "final_notice", "authentication_needed", "card_expiring"])
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_every_shipped_email_starts_its_first_sentence_with_a_capital(kind, locale):
+    from notifications.defaults import PHRASES
+
+    assert PHRASES[locale]["intro"][kind][0].isupper()
+
+
 def test_unknown_customer_locale_falls_back_to_the_orgs(api, org):
     MessagingSettings.objects.create(organization=org, default_locale="hi")
     payment = ingest(api, customer={"id": "c1", "email": "x@example.com", "locale": "fr", "timezone": "UTC"})

@@ -163,9 +163,16 @@ def test_declined_card_stays_on_the_form_and_charges_nothing(payment, token, sit
     location, key = _sandbox_form(client, token)
     response = client.post(location, {"number": "4000 0000 0000 9995", "expiry": "12/40", "cvc": "123", "key": key})
     assert response.status_code == 400
-    assert b"insufficient funds" in response.content
+    assert "Your card was declined. There is not enough money on the card." in response.content.decode()
     assert not SandboxCharge.objects.filter(payment=payment, status="succeeded").exists()
     assert Payment.objects.get(pk=payment.pk).status == "recovering"
+
+
+def test_a_generic_decline_says_so_once(payment, token, site):
+    client = Client()
+    location, key = _sandbox_form(client, token)
+    response = client.post(location, {"number": "4000 0000 0000 0002", "expiry": "12/40", "cvc": "123", "key": key})
+    assert response.content.decode().count("Your card was declined.") == 1
 
 
 def test_double_submit_charges_once(payment, token, site):

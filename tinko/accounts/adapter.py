@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils.translation import gettext_lazy as _
 
-from tinko.mail import queue_email
+from tinko.mail import inline_css, queue_email, site_context
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -45,6 +45,13 @@ class AccountAdapter(DefaultAccountAdapter):
             return True
         return super().is_email_verified(request, email)
 
+    # Links in e-mails point at the public site (SITE_URL), whatever host the request came in on.
+    def get_email_confirmation_url(self, request, emailconfirmation) -> str:
+        return _on_site(super().get_email_confirmation_url(request, emailconfirmation))
+
+    def get_reset_password_from_key_url(self, key: str) -> str:
+        return _on_site(super().get_reset_password_from_key_url(key))
+
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Render allauth's mail here, send it from a worker after the transaction commits.
 
@@ -57,10 +64,16 @@ class AccountAdapter(DefaultAccountAdapter):
             # Without the sites framework allauth would sign mails with the
             # request's host name; they come from the product.
             "current_site": SimpleNamespace(name="Tinko", domain=urlsplit(settings.SITE_URL).netloc),
+            **site_context(),
             **context,
         }
         message = self.render_mail(template_prefix, email, ctx)
         html = None
         if isinstance(message, EmailMultiAlternatives):
             html = next((body for body, mimetype in message.alternatives if mimetype == "text/html"), None)
-        queue_email(subject=message.subject, body=message.body, to=list(message.to), html=html)
+        queue_email(subject=message.subject, body=message.body, to=list(message.to), html=inline_css(html) if html else None)
+
+
+def _on_site(url: str) -> str:
+    parts = urlsplit(url)
+    return settings.SITE_URL + parts.path + (f"?{parts.query}" if parts.query else "")

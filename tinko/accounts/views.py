@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import check_for_language
 from django.utils.translation import gettext as _
+from django.views import i18n
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from tinko import services
 from tinko.accounts import pending
-from tinko.models import Membership, Role
+from tinko.models import Membership, Role, User
 from tinko.tenancy import switch_organization
 
 
@@ -68,3 +71,13 @@ def invitation_accept(request, token):
 
     context["email_matches"] = invitation.email.lower() == request.user.email.lower()
     return render(request, "accounts/invitation.html", context)
+
+
+@require_POST
+def set_language(request):
+    """Switch the language: Django's cookie and redirect, and for a signed-in person their own choice, kept."""
+    response = i18n.set_language(request)
+    code = request.POST.get("language", "")
+    if request.user.is_authenticated and code in {c for c, _name in settings.LANGUAGES} and check_for_language(code):
+        User.objects.filter(pk=request.user.pk).update(language=code)
+    return response
