@@ -601,7 +601,7 @@ parse_rate(TINKO_PAY_MISS_RATE, name="TINKO_PAY_MISS_RATE")
 
 # --- Bounded work for every caller (tinko/ratelimit.py, payments/inbox.py, tinko/retention.py) ----
 # Webhook requests (PSPs, ESPs, Twilio) per client address.
-TINKO_WEBHOOK_RATE = env.str("TINKO_WEBHOOK_RATE", default="3000/min")
+TINKO_WEBHOOK_RATE = env.str("TINKO_WEBHOOK_RATE", default="12000/min")
 parse_rate(TINKO_WEBHOOK_RATE, name="TINKO_WEBHOOK_RATE")
 # Template previews and test sends per signed-in user.
 TINKO_PREVIEW_RATE = env.str("TINKO_PREVIEW_RATE", default="60/min")
