@@ -17,7 +17,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
-from tinko.api.exceptions import error_body
+from tinko.api.exceptions import error_body, error_for_status
 
 # Seconds a client should wait before trying again.
 RETRY_AFTER_SECONDS = 5
@@ -48,6 +48,18 @@ def unavailable(request) -> HttpResponse:
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def page_not_found(request, exception, template_name="404.html"):
+    """A machine path (API, webhooks) gets the API's JSON 404 straight away.
+
+    Rendering the HTML page first and rewriting it (tinko.api.middleware) would
+    make an unknown API path depend on the console's templates and static
+    manifest: a page that cannot render turned a 404 into a 500.
+    """
+    if request.path_info.startswith(_MACHINE_PREFIXES):
+        return JsonResponse(error_for_status(404, request), status=404, json_dumps_params={"separators": (",", ":")})
+    return defaults.page_not_found(request, exception, template_name=template_name)
 
 
 def server_error(request, template_name="500.html"):

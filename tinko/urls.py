@@ -26,3 +26,5 @@ urlpatterns = [
 
 # A database outage answers 503 with Retry-After instead of 500 (tinko/errors.py).
 handler500 = "tinko.errors.server_error"
+# An unknown API or webhook path answers JSON without rendering a page.
+handler404 = "tinko.errors.page_not_found"

@@ -31,6 +31,19 @@ def test_unknown_api_path_is_json_in_local_mode_too(client, db, settings):
     assert error_of(client.get("/api/v1/nope"), 404)["type"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/retry_policies/1.5e-182", "/api/v1/payments/x%0A/cancel", "/webhooks/nope/"])
+def test_unknown_machine_path_is_json_404_without_rendering_a_page(client, db, settings, tmp_path, path):
+    # Production names static files through a manifest; a page that cannot render
+    # (no manifest) once turned every unknown API path into a 500.
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}}
+    response = client.post(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["type"] == "not_found"
+
+
 def test_unknown_path_outside_the_api_stays_html(client, db):
     response = client.get("/nope/")
     assert response.status_code == 404

@@ -97,6 +97,22 @@ def request(port, method, path, body=None, headers=None):
         conn.close()
 
 
+_static_collected = False
+
+
+def collect_static(env: dict[str, str]) -> None:
+    """``collectstatic`` once per test run, as the Docker image does at build time.
+
+    Production pages name files through the static manifest; without it every
+    HTML page (a 404 too) fails to render.
+    """
+    global _static_collected
+    if not _static_collected:
+        collected = run_manage("collectstatic", "--noinput", env=env)
+        assert collected.returncode == 0, collected.stderr
+        _static_collected = True
+
+
 class Gunicorn:
     """gunicorn with gunicorn.conf.py and production settings on a free port; ``env`` adds or overrides variables."""
 
@@ -105,6 +121,7 @@ class Gunicorn:
         self.log = tmp_path / "gunicorn.log"
         environment = production_env(tmp_path, PORT=str(self.port), WEB_CONCURRENCY="1", GUNICORN_THREADS="4",
                                      SECURE_SSL_REDIRECT="false", **env)
+        collect_static(environment)
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "tinko.wsgi:application"],
