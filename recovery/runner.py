@@ -49,6 +49,11 @@ START_FIELDS = [
 # the tries that find out whether the PSP charged.
 MAX_PSP_CALLS = 5
 ERROR_BACKOFF = timedelta(minutes=5)
+# A charge the PSP took and has not settled (a mandate debit at the bank) is asked
+# about again after a growing pause, up to this often; the provider decides when
+# the PSP's settlement window has passed. Never a new charge meanwhile.
+PENDING_FIRST_POLL = timedelta(minutes=15)
+PENDING_MAX_POLL = timedelta(hours=6)
 
 
 def _lock_payment(attempt_id, payment_id=None, related=()) -> Payment | None:
@@ -79,6 +84,10 @@ def run_attempt(attempt_id: int) -> str:
     with leases.held(attempt.pk, attempt.claims):
         provider, why_not = recharge_provider(payment)
         result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
+        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR and getattr(provider, "account", None):
+            from payments.accounts import pause_recharges
+
+            pause_recharges(account=provider.account, reason=result.message)
         return finish_attempt(attempt, result=result, why_not=why_not)
 
 
@@ -142,13 +151,25 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             fields.update(
                 status=AttemptStatus.SUCCEEDED, outcome=f"Charged {result.amount} {result.currency} ({result.charge_id})."
             )
-        elif result.status == "error" and attempt.psp_calls < MAX_PSP_CALLS:
-            wait = ERROR_BACKOFF * 2 ** (max(attempt.psp_calls, 1) - 1)
+        elif result.status == ChargeResult.PENDING:
+            wait = min(PENDING_FIRST_POLL * 2 ** (max(attempt.psp_calls, 1) - 1), PENDING_MAX_POLL)
             fields.update(
                 status=AttemptStatus.SCHEDULED, scheduled_for=now + wait, finished_at=None,
                 outcome=(
-                    f"The PSP did not give an answer ({result.message or result.code or 'error'}); trying again in "
-                    f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key."
+                    f"{result.message or 'The PSP has not settled the charge yet.'} Asking again in "
+                    f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key; no new charge meanwhile."
+                ),
+            )
+        elif result.status == "error" and attempt.psp_calls < MAX_PSP_CALLS:
+            wait = ERROR_BACKOFF * 2 ** (max(attempt.psp_calls, 1) - 1)
+            what = result.message or result.code or "error"
+            fields.update(
+                status=AttemptStatus.SCHEDULED, scheduled_for=now + wait, finished_at=None,
+                outcome=(
+                    # A PSP that refused the request says so ("provider rejected the request: …"); it is no decline.
+                    (f"{what[:1].upper()}{what[1:]}" if what.startswith("provider rejected the request") else
+                     f"The PSP did not give an answer ({what})")
+                    + f"; trying again in {int(wait.total_seconds() // 60)} minutes with the same idempotency key."
                 ),
             )
         else:
@@ -182,7 +203,7 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             )
             return "succeeded"
         if attempt.status == AttemptStatus.SCHEDULED:
-            return "error, rescheduled"
+            return "pending, rescheduled" if result.status == ChargeResult.PENDING else "error, rescheduled"
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
         return "declined"
