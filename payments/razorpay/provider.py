@@ -473,7 +473,8 @@ class RazorpayProvider(PaymentProvider):
     def _failure(self, event, item: dict) -> EventOutcome:
         notes = item.get("notes") if isinstance(item.get("notes"), dict) else {}
         if notes.get("tinko_attempt"):
-            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.")
+            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.",
+                                own_attempt=notes["tinko_attempt"])
         if notes.get("tinko_link_id"):
             return EventOutcome(note="A failed try on the pay page; the customer may try again there.")
         card = item.get("card") or {}
