@@ -77,6 +77,8 @@ class PaymentState:
     currency: str = ""
     charge_id: str = ""
     detail: str = ""
+    # The idempotency key of Tinko's own re-charge that paid it, when that is what the PSP found.
+    attempt_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -252,20 +252,35 @@ class RazorpayProvider(PaymentProvider):
                             message=f"provider rejected the request: {_describe(exc, status)}"[:300])
 
     def _earlier_pending_debit(self, client, claim) -> ChargeResult | None:
-        """Before a new debit: an earlier attempt's debit of this payment still pending is asked about first.
+        """Before a new debit: an earlier attempt's debit of this payment that is pending or unknown is asked about first.
 
-        Its capture pays the payment (that charge is the answer); while it is
-        pending no new debit is made (Razorpay: "Do not create another subsequent
-        payment until you get the status of the previous one").
+        Its capture pays the payment (that charge is the answer: never a second
+        one for the same debt, even when the earlier attempt's answers were all
+        lost); while it is pending no new debit is made (Razorpay: "Do not
+        create another subsequent payment until you get the status of the
+        previous one").
         """
         from payments.models import RazorpayOrderClaim
 
-        for earlier in RazorpayOrderClaim.objects.filter(payment_id=claim.payment_id, debit_status=DebitStatus.PENDING).exclude(pk=claim.pk):
-            outcome = self._order_outcome(client, client.order.fetch(earlier.order_id), earlier)
+        unsettled = (RazorpayOrderClaim.objects.filter(payment_id=claim.payment_id)
+                     .filter(debit_status__in=[DebitStatus.NONE, DebitStatus.PENDING]).exclude(pk=claim.pk))
+        for earlier in unsettled.order_by("pk"):
+            order = self._order_of(client, earlier)
+            if order is None:
+                continue  # no order was ever made for it: nothing was charged
+            outcome = self._order_outcome(client, order, earlier)
             # Captured pays the payment; still at the bank (even past the window) blocks a new debit.
             if outcome is not None and (outcome.succeeded or earlier.debit_status == DebitStatus.PENDING):
                 return outcome
         return None
+
+    @staticmethod
+    def _order_of(client, claim) -> dict | None:
+        """The claim's order at Razorpay (by id, else by receipt); None when none was made. Read only."""
+        if claim.order_id:
+            return client.order.fetch(claim.order_id)
+        found = client.order.all({"receipt": claim.receipt}).get("items") or []
+        return found[0] if found else None
 
     def _order_outcome(self, client, order, claim) -> ChargeResult | None:
         payments = client.order.payments(order["id"]).get("items") or []
@@ -330,8 +345,28 @@ class RazorpayProvider(PaymentProvider):
     # --- reading state ------------------------------------------------------------------
 
     def fetch_payment_state(self, *, payment) -> PaymentState:
-        """Whether Razorpay has the payment's order paid or its payment captured. Read only."""
+        """Whether Razorpay has the payment's order paid, its payment captured, or a re-charge of Tinko's captured. Read only.
+
+        Tinko's own orders are asked about too: a re-charge whose answers were
+        all lost ends ``recovered`` once Razorpay can be asked again.
+        """
+        from payments.models import RazorpayOrderClaim
+
         client = self.client()
+        unsettled = RazorpayOrderClaim.objects.filter(
+            payment_id=payment.pk, debit_status__in=[DebitStatus.NONE, DebitStatus.PENDING]
+        ).order_by("pk")
+        for claim in unsettled:
+            order = self._order_of(client, claim)
+            captured = [p for p in (client.order.payments(order["id"]).get("items") or [])
+                        if p.get("status") == "captured"] if order else []
+            if captured:
+                return PaymentState(
+                    paid=True, amount_paid=captured[0].get("amount") or 0,
+                    currency=(captured[0].get("currency") or "").upper(), charge_id=captured[0]["id"],
+                    detail=f"Tinko's re-charge (Razorpay order {order['id']}, payment {captured[0]['id']}) was captured.",
+                    attempt_key=(order.get("notes") or {}).get("tinko_attempt") or "",
+                )
         for object_id in (payment.reference, payment.provider_payment_id):
             if object_id.startswith("order_"):
                 order = client.order.fetch(object_id)

@@ -9,9 +9,10 @@ sends for 400 and 401 alike).
 
 - ``recurring_status``: what a new recurring payment becomes (``captured``,
   ``created`` for a mandate debit pending at the bank, ``failed``).
-- ``fail(method, path, status, body=None, times=1, delay=0)``: the next
-  ``times`` requests to that route answer ``status`` (after ``delay`` seconds;
-  a delay beyond TINKO_PSP_TIMEOUT is a timeout).
+- ``fail(method, path, status, body=None, times=1, delay=0, lost=False)``: the
+  next ``times`` requests to that route answer ``status`` (after ``delay``
+  seconds; a delay beyond TINKO_PSP_TIMEOUT is a timeout); with ``lost`` the
+  request is carried out first and only its answer is lost.
 - ``order_delay``: seconds POST /v1/orders takes (widens a race on purpose).
 """
 
@@ -47,8 +48,10 @@ class FakeRazorpay(FakePSP):
 
     # --- test controls ---------------------------------------------------------------
 
-    def fail(self, method: str, path: str, status: int, body=None, *, times: int = 1, delay: float = 0.0) -> None:
-        self.failures[(method.upper(), path)] = [(status, body or {}, delay)] * times
+    def fail(self, method: str, path: str, status: int, body=None, *, times: int = 1, delay: float = 0.0,
+             lost: bool = False) -> None:
+        """The next ``times`` requests answer ``status``; ``lost``: Razorpay did the work, the answer never came."""
+        self.failures[(method.upper(), path)] = [(status, body or {}, delay, lost)] * times
 
     def settle(self, payment_id: str, status: str = "captured") -> None:
         """The bank answered: a pending debit becomes captured (its order paid) or failed."""
@@ -74,7 +77,9 @@ class FakeRazorpay(FakePSP):
     def answer(self, request: Recorded) -> tuple[int, dict]:
         queued = self.failures.get((request.method, request.path))
         if queued:
-            status, body, delay = queued.pop(0)
+            status, body, delay, lost = queued.pop(0)
+            if lost:
+                self.handle(request.method, request.path, request.query, json.loads(request.body or "{}"))
             time.sleep(delay)
             return status, body
         return self.handle(request.method, request.path, request.query, json.loads(request.body or "{}"))

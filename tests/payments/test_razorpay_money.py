@@ -250,3 +250,44 @@ def test_recurring_debit_sends_only_known_contact_and_asks_the_customer_otherwis
     provider, why = recharge_provider(payment)
     assert provider is None and why == (
         "Razorpay needs the customer's phone number for a recurring debit, and Tinko has none")
+
+
+def _charged_with_every_answer_lost(razorpay, provider, payment, key):
+    """Razorpay captured the debit, but neither the debit's answer nor the order's payments reached Tinko."""
+    razorpay.fail("POST", "/v1/payments/create/recurring", 504, SERVER_ERROR, lost=True)
+    razorpay.fail("GET", "/v1/orders/order_Fake0000000001/payments", 503, SERVER_ERROR)
+    result = provider.charge_off_session(payment=payment, amount=4999, currency="INR", idempotency_key=key)
+    assert result.status == ChargeResult.ERROR and result.message.startswith("provider rejected the request")
+    assert [d["status"] for d in razorpay.debits()] == ["captured"]
+
+
+@pytest.mark.django_db
+def test_a_new_attempt_finds_the_earlier_attempts_capture_and_debits_nothing(razorpay, razorpay_account):
+    payment = rzp_payment(razorpay_account)
+    provider = provider_for_account(razorpay_account)
+    _charged_with_every_answer_lost(razorpay, provider, payment, "tinko_att_first")
+
+    result = provider.charge_off_session(payment=payment, amount=4999, currency="INR", idempotency_key="tinko_att_second")
+    assert result.succeeded and result.charge_id == razorpay.debits()[0]["id"]
+    assert len(razorpay.orders) == 1 and len(razorpay.debits()) == 1
+
+
+@pytest.mark.django_db
+def test_reconciliation_ends_recovered_a_recharge_whose_answers_were_lost(razorpay, razorpay_account):
+    from payments.reconciliation import reconcile
+
+    payment = rzp_payment(razorpay_account)
+    provider = provider_for_account(razorpay_account)
+    _charged_with_every_answer_lost(razorpay, provider, payment, "tinko_att_lost")
+    # The attempt that made it gave up on its lost answers.
+    attempt = RecoveryAttempt.objects.create(
+        organization_id=payment.organization_id, payment=payment, sequence=99, kind="auto_retry", channel="psp",
+        status=AttemptStatus.FAILED, scheduled_for=timezone.now(), reason="test", amount=4999, currency="INR",
+        idempotency_key="tinko_att_lost",
+    )
+
+    assert reconcile()["recovered"] == 1
+    payment.refresh_from_db()
+    assert payment.status == "recovered" and payment.recovered_amount == 4999
+    assert payment.recovered_attempt_id == attempt.pk and payment.recovered_channel == "psp"
+    assert len(razorpay.debits()) == 1
