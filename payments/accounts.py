@@ -6,6 +6,7 @@ or an audit event: audit data names the account and the key's hint only.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -85,7 +86,7 @@ def set_active(*, account: ProviderAccount, active: bool, actor=None, request=No
 
 
 def test_connection(*, account: ProviderAccount, actor=None, request=None) -> tuple[bool, str]:
-    """Call the PSP with the stored credentials (read only) and remember the answer."""
+    """Call the PSP with the stored credentials (read only) and remember the answer; a success resumes paused re-charges."""
     ok, detail = provider_for_account(account).test_connection()
     account.last_checked_at = timezone.now()
     account.last_check_ok = ok
@@ -95,7 +96,59 @@ def test_connection(*, account: ProviderAccount, actor=None, request=None) -> tu
         organization=account.organization, action="provider_account.tested", actor=actor, request=request,
         target=account, data={"name": account.name, "ok": ok, "detail": detail[:300]},
     )
+    if ok:
+        resume_recharges(account=account, actor=actor, request=request)
     return ok, detail
+
+
+@transaction.atomic
+def pause_recharges(*, account: ProviderAccount, reason: str) -> bool:
+    """The PSP refused the account's key during a re-charge: stop re-charging through it and tell the admins.
+
+    Webhooks keep arriving (failures are still recorded and customers still get
+    messages); only automatic re-charges wait. Returns False when they were
+    already paused (the admins are told once).
+    """
+    from tinko.mail import queue_email
+    from tinko.models import Membership, Role
+
+    account = ProviderAccount.objects.select_for_update().select_related("organization").get(pk=account.pk)
+    if account.recharges_paused_at is not None:
+        return False
+    account.recharges_paused_at = timezone.now()
+    account.recharges_paused_reason = reason[:300]
+    account.save(update_fields=["recharges_paused_at", "recharges_paused_reason"])
+    organization = account.organization
+    record_audit(organization=organization, action="provider_account.recharges_paused", target=account,
+                 data={"provider": account.provider, "name": account.name, "reason": account.recharges_paused_reason})
+    admins = list(Membership.objects.filter(organization=organization, role__in=[Role.ADMIN, Role.OWNER])
+                  .values_list("user__email", flat=True))
+    if admins:
+        queue_email(
+            subject=f"Tinko paused automatic re-charges through {account.name} ({organization.name})",
+            body=(
+                f"{account.get_provider_display()} refused the key of the connected account {account.name} "
+                f"({account.key_hint}) during an automatic re-charge:\n\n{account.recharges_paused_reason}\n\n"
+                "Nothing was charged. Tinko makes no automatic re-charge through this account until the key works "
+                "again; failures are still recorded and customers still get their messages.\n\n"
+                f"Enter the account's current keys or test the connection to resume:\n{settings.SITE_URL}/console/providers/\n"
+            ),
+            to=admins,
+        )
+    return True
+
+
+def resume_recharges(*, account: ProviderAccount, actor=None, request=None) -> bool:
+    """Clear a pause set by :func:`pause_recharges` (a working key again); False when there was none."""
+    with transaction.atomic():
+        resumed = ProviderAccount.objects.filter(pk=account.pk, recharges_paused_at__isnull=False).update(
+            recharges_paused_at=None, recharges_paused_reason=""
+        )
+        if resumed:
+            record_audit(organization=account.organization, action="provider_account.recharges_resumed", actor=actor,
+                         request=request, target=account, data={"name": account.name})
+    account.recharges_paused_at, account.recharges_paused_reason = None, ""
+    return bool(resumed)
 
 
 @transaction.atomic
@@ -124,6 +177,8 @@ def replace_secrets(*, account: ProviderAccount, secrets: dict, key_id: str = ""
     account.updated_at = timezone.now()
     account.last_checked_at = account.last_check_ok = None
     account.last_check_detail = ""
+    # New keys: re-charges refused for the old key may go again.
+    account.recharges_paused_at, account.recharges_paused_reason = None, ""
     account.save()
     changed = sorted(secrets) + (["key_id"] if key_id else [])
     record_audit(

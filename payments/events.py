@@ -61,6 +61,9 @@ class EventOutcome:
     successes: list[SuccessFacts] = field(default_factory=list)
     card_updates: list[CardUpdate] = field(default_factory=list)
     note: str = ""
+    # The idempotency key of Tinko's own re-charge that the event reports (its decline, which the
+    # attempt recorded itself): nothing to write, but the event concerns that attempt's payment.
+    own_attempt: str = ""
     # Filled in by apply_outcome: the payments the event changed or concerned.
     payment_ids: list[int] = field(default_factory=list)
 
@@ -68,6 +71,15 @@ class EventOutcome:
 def apply_outcome(*, account, outcome: EventOutcome) -> str:
     """Write what an event means. Runs inside the caller's transaction; returns a one-line summary."""
     notes = [outcome.note] if outcome.note else []
+    if outcome.own_attempt:
+        from recovery.models import RecoveryAttempt
+
+        # Within the account's organization only: the key comes from the PSP object's metadata.
+        payment_id = RecoveryAttempt.objects.filter(
+            organization_id=account.organization_id, idempotency_key=outcome.own_attempt
+        ).values_list("payment_id", flat=True).first()
+        if payment_id is not None:
+            outcome.payment_ids.append(payment_id)
     for report in outcome.failures:
         notes.append(record_failure(account=account, report=report, touched=outcome.payment_ids))
     for success in outcome.successes:

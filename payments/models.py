@@ -249,6 +249,10 @@ class ProviderAccount(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_ok = models.BooleanField(null=True, blank=True)
     last_check_detail = models.CharField(max_length=300, blank=True)
+    # Set when the PSP refused the stored key during a re-charge (HTTP 401): no re-charge goes
+    # through the account until a successful connection test or new keys clear it. Webhooks still arrive.
+    recharges_paused_at = models.DateTimeField(null=True, blank=True)
+    recharges_paused_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(default=now)
 
@@ -360,6 +364,45 @@ class ProviderSuccess(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "charge_id"], name="provider_success_unique_charge"),
         ]
+
+
+class DebitStatus(models.TextChoices):
+    NONE = "", _("Not asked yet")
+    PENDING = "pending", _("Pending at the bank")
+    CAPTURED = "captured", _("Captured")
+    FAILED = "failed", _("Failed")
+
+
+class RazorpayOrderClaim(models.Model):
+    """One re-charge attempt's Razorpay Order, claimed in the database before Razorpay is asked.
+
+    Razorpay takes no idempotency key, so an attempt is tied to an Order by its
+    ``receipt``. Order lookup and creation happen under this row's lock (``FOR
+    UPDATE NOWAIT``): of two overlapping runs of one attempt, one talks to
+    Razorpay and the other gives up at once, so an attempt never gets two
+    orders. The row also remembers the attempt's debit, so that while a mandate
+    debit (e-mandate, NACH, UPI AutoPay) is pending at the bank no other attempt
+    of the payment debits the customer again.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="+")
+    receipt = models.CharField(max_length=40, unique=True)
+    order_id = models.CharField(max_length=40, blank=True)
+    debit_id = models.CharField(max_length=40, blank=True)
+    debit_status = models.CharField(max_length=10, choices=DebitStatus.choices, blank=True)
+    debit_created_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["payment"], name="rzp_claim_pending_debit", condition=models.Q(debit_status="pending")),
+        ]
+
+    def __str__(self):
+        return f"Razorpay order claim {self.receipt} ({self.order_id or 'no order yet'})"
 
 
 class ReconciliationCheck(models.Model):

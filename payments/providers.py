@@ -33,6 +33,11 @@ class ChargeResult:
       is unknown, and it is safe to retry with the SAME idempotency key (never a new one,
       which could charge twice). ``code="idempotency_error"`` is the exception: the key
       was first used for a different charge, and retrying with it will never succeed.
+      ``code="authentication_error"`` means the PSP refused the account's key: nothing
+      was charged, and nothing will be until the merchant fixes the key.
+    - ``"pending"``: the PSP took the charge and has not settled it (a bank debit on a
+      mandate can take days). Ask again later with the SAME key; never charge anew
+      meanwhile.
 
     ``requires_action`` means the customer must authenticate (3-D Secure): bring them
     back on-session, do not retry blindly.
@@ -54,6 +59,9 @@ class ChargeResult:
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
     ERROR = "error"
+    PENDING = "pending"
+    # The code of an error whose PSP refused the account's credentials (HTTP 401).
+    AUTHENTICATION_ERROR = "authentication_error"
 
     @property
     def succeeded(self) -> bool:
@@ -69,6 +77,8 @@ class PaymentState:
     currency: str = ""
     charge_id: str = ""
     detail: str = ""
+    # The idempotency key of Tinko's own re-charge that paid it, when that is what the PSP found.
+    attempt_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,12 @@ def recharge_provider(payment, accounts=None) -> tuple[PaymentProvider | None, s
         return get_provider("sandbox"), ""
     if payment.provider in ("stripe", "razorpay"):
         provider, why = _connected(payment, "Automatic re-charges", accounts)
+        if provider is not None and provider.account.recharges_paused_at is not None:
+            return None, (
+                f"Automatic re-charges through the {provider.account.name} account are paused: "
+                f"{provider.account.recharges_paused_reason.rstrip('.')}. Test the connection or enter new keys "
+                "(Console → Payment providers) to resume them"
+            )
         if provider is not None:
             why = provider.cannot_recharge(payment)
             if why:

@@ -40,6 +40,7 @@ def due_payments(*, now, limit: int):
 
 def reconcile(*, now=None, limit: int = 200) -> dict:
     """One pass; returns counts {"checked", "recovered", "errors"}."""
+    from recovery.models import RecoveryAttempt
     from recovery.services import mark_recovered
 
     now = now or timezone.now()
@@ -63,9 +64,14 @@ def reconcile(*, now=None, limit: int = 200) -> dict:
         with transaction.atomic():
             locked = Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=payment.pk)
             if state.paid and state.currency.upper() == locked.currency.upper():
+                # A re-charge of Tinko's whose answers were lost is the attempt's recovery, not one outside Tinko.
+                attempt = RecoveryAttempt.objects.filter(
+                    payment=locked, idempotency_key=state.attempt_key
+                ).first() if state.attempt_key else None
                 recovered = mark_recovered(
-                    payment=locked, amount=state.amount_paid, now=now,
-                    detail=f"Paid outside Tinko: {state.detail}",
+                    payment=locked, amount=state.amount_paid, now=now, attempt=attempt,
+                    detail=(f"Recovered by automatic retry {attempt.sequence} (found by reconciliation): {state.detail}"
+                            if attempt is not None else f"Paid outside Tinko: {state.detail}"),
                 )
             ReconciliationCheck.objects.create(
                 organization_id=payment.organization_id, payment=payment, checked_at=now, paid=state.paid,

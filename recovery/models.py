@@ -267,7 +267,11 @@ class RecoveryAttempt(models.Model):
     card_key = models.CharField(max_length=140, blank=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
+    # Every claim by the scheduler (due, re-claimed after a failed enqueue or an expired lease).
     claims = models.PositiveSmallIntegerField(default=0)
+    # Runs that reached the PSP with the idempotency key: what the lost-answer budget counts, so that
+    # an outage of the broker or dead workers (which only add claims) never use it up.
+    psp_calls = models.PositiveSmallIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Subquery
+from django.db.models import F, Subquery
 from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
@@ -36,16 +36,24 @@ logger = logging.getLogger(__name__)
 # What a re-charge reads (a narrow row: this runs ten thousand times a minute).
 START_FIELDS = [
     "id", "payment_id", "organization_id", "sequence", "kind", "channel", "status", "amount", "currency",
-    "idempotency_key", "claims", "payment__id", "payment__organization_id", "payment__reference", "payment__status",
+    "idempotency_key", "claims", "psp_calls", "payment__id", "payment__organization_id", "payment__reference", "payment__status",
     "payment__provider", "payment__provider_payment_id", "payment__amount", "payment__currency",
     "payment__card_brand", "payment__card_last4", "payment__card_fingerprint", "payment__customer_id",
     "payment__provider_account_id", "payment__provider_customer_id", "payment__provider_payment_method_id",
 ]
 
 # A PSP error leaves the outcome unknown: the same attempt (same idempotency
-# key) is tried again after a growing pause, this many times in all.
-MAX_CLAIMS = 5
+# key) is tried again after a growing pause, until this many runs have asked the
+# PSP. Counted in attempt.psp_calls, never in claims: a scheduler re-claim after
+# a failed enqueue or an expired lease asks the PSP nothing, and must not use up
+# the tries that find out whether the PSP charged.
+MAX_PSP_CALLS = 5
 ERROR_BACKOFF = timedelta(minutes=5)
+# A charge the PSP took and has not settled (a mandate debit at the bank) is asked
+# about again after a growing pause, up to this often; the provider decides when
+# the PSP's settlement window has passed. Never a new charge meanwhile.
+PENDING_FIRST_POLL = timedelta(minutes=15)
+PENDING_MAX_POLL = timedelta(hours=6)
 
 
 def _lock_payment(attempt_id, payment_id=None, related=()) -> Payment | None:
@@ -76,6 +84,10 @@ def run_attempt(attempt_id: int) -> str:
     with leases.held(attempt.pk, attempt.claims):
         provider, why_not = recharge_provider(payment)
         result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
+        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR and getattr(provider, "account", None):
+            from payments.accounts import pause_recharges
+
+            pause_recharges(account=provider.account, reason=result.message)
         return finish_attempt(attempt, result=result, why_not=why_not)
 
 
@@ -92,7 +104,11 @@ def start_attempt(attempt_id: int):
     # same row, and exactly one of them wins.
     claimed = RecoveryAttempt.objects.filter(
         pk=attempt_id, status=AttemptStatus.QUEUED, kind=AttemptKind.AUTO_RETRY
-    ).update(status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + leases.run_lease())
+    ).update(
+        status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + leases.run_lease(),
+        # Counted as it starts: a worker that dies in the PSP call has asked the PSP all the same.
+        psp_calls=F("psp_calls") + 1,
+    )
     if claimed:
         attempt = RecoveryAttempt.objects.select_related("payment").only(*START_FIELDS).get(pk=attempt_id)
         payment = attempt.payment
@@ -135,13 +151,25 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             fields.update(
                 status=AttemptStatus.SUCCEEDED, outcome=f"Charged {result.amount} {result.currency} ({result.charge_id})."
             )
-        elif result.status == "error" and attempt.claims < MAX_CLAIMS:
-            wait = ERROR_BACKOFF * 2 ** (attempt.claims - 1)
+        elif result.status == ChargeResult.PENDING:
+            wait = min(PENDING_FIRST_POLL * 2 ** (max(attempt.psp_calls, 1) - 1), PENDING_MAX_POLL)
             fields.update(
                 status=AttemptStatus.SCHEDULED, scheduled_for=now + wait, finished_at=None,
                 outcome=(
-                    f"The PSP did not give an answer ({result.message or result.code or 'error'}); trying again in "
-                    f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key."
+                    f"{result.message or 'The PSP has not settled the charge yet.'} Asking again in "
+                    f"{int(wait.total_seconds() // 60)} minutes with the same idempotency key; no new charge meanwhile."
+                ),
+            )
+        elif result.status == "error" and attempt.psp_calls < MAX_PSP_CALLS:
+            wait = ERROR_BACKOFF * 2 ** (max(attempt.psp_calls, 1) - 1)
+            what = result.message or result.code or "error"
+            fields.update(
+                status=AttemptStatus.SCHEDULED, scheduled_for=now + wait, finished_at=None,
+                outcome=(
+                    # A PSP that refused the request says so ("provider rejected the request: …"); it is no decline.
+                    (f"{what[:1].upper()}{what[1:]}" if what.startswith("provider rejected the request") else
+                     f"The PSP did not give an answer ({what})")
+                    + f"; trying again in {int(wait.total_seconds() // 60)} minutes with the same idempotency key."
                 ),
             )
         else:
@@ -175,7 +203,7 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             )
             return "succeeded"
         if attempt.status == AttemptStatus.SCHEDULED:
-            return "error, rescheduled"
+            return "pending, rescheduled" if result.status == ChargeResult.PENDING else "error, rescheduled"
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
         return "declined"

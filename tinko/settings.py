@@ -624,6 +624,9 @@ TINKO_STRIPE_API_BASE = env.str("TINKO_STRIPE_API_BASE", default="https://api.st
 TINKO_RAZORPAY_API_BASE = env.str("TINKO_RAZORPAY_API_BASE", default="https://api.razorpay.com").rstrip("/")
 # Seconds to wait for a PSP's answer before treating the outcome as unknown.
 TINKO_PSP_TIMEOUT = _int("TINKO_PSP_TIMEOUT", 20, minimum=1)
+# Days a Razorpay mandate debit (e-mandate, NACH, UPI AutoPay) may stay pending at the bank
+# before Tinko stops polling it and asks for a person to look (no new debit is made meanwhile).
+TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS = _int("TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS", 7, minimum=1)
 # Seconds between reconciliation passes' looks at the same payment.
 TINKO_RECONCILE_EVERY = _int("TINKO_RECONCILE_EVERY", 6 * 3600, minimum=60)
 # --- Notifications to customers and webhooks to merchants (notifications/) ----------------------------

@@ -18,14 +18,16 @@ import hmac
 import json
 import logging
 import secrets
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import razorpay
 import requests
 from django.conf import settings
+from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
 from payments.events import EventOutcome, SuccessFacts
+from payments.models import DebitStatus
 from payments.providers import (
     ChargeResult,
     CheckoutResult,
@@ -46,11 +48,32 @@ HANDLED_EVENTS = ("payment.failed", "payment.captured", "order.paid", "payment_l
 
 
 class _Session(requests.Session):
-    """requests with a timeout on every call (the SDK sets none)."""
+    """requests with a timeout on every call (the SDK sets none), remembering the last HTTP status.
+
+    The SDK turns a 401 (bad key), a 400 and a 5xx alike into BadRequestError or
+    ServerError; the status tells Tinko which one it was.
+    """
+
+    last_status: int | None = None
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", settings.TINKO_PSP_TIMEOUT)
-        return super().request(*args, **kwargs)
+        self.last_status = None
+        response = super().request(*args, **kwargs)
+        self.last_status = response.status_code
+        return response
+
+
+def _describe(exc: Exception, status: int | None) -> str:
+    """One line for the attempt's log: Razorpay's status and description, or what failed on the way."""
+    if isinstance(exc, requests.Timeout):
+        return f"Razorpay did not answer within {settings.TINKO_PSP_TIMEOUT} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "Razorpay could not be reached"
+    if status is not None and status >= 400:
+        what = "Razorpay refused the key id and secret" if status == 401 else f"Razorpay answered HTTP {status}"
+        return f"{what}: {exc}" if str(exc) else what
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _when(ts) -> datetime:
@@ -113,60 +136,174 @@ class RazorpayProvider(PaymentProvider):
     def cannot_recharge(self, payment) -> str:
         if not payment.provider_customer_id or not payment.provider_payment_method_id.startswith("token_"):
             return "Razorpay has no saved token of this customer for a recurring payment"
+        customer = payment.customer
+        missing = [what for what, value in (("e-mail address", customer.email if customer else ""),
+                                            ("phone number", customer.phone if customer else "")) if not value]
+        if missing:
+            # Razorpay's recurring payment needs both; an empty one is refused (HTTP 400).
+            return f"Razorpay needs the customer's {' and '.join(missing)} for a recurring debit, and Tinko has none"
         return ""
 
     # --- off-session re-charge ------------------------------------------------------
 
     def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
-        """A recurring payment on the customer's saved token, on an Order tied to the idempotency key. MOVES MONEY."""
-        client = self.client()
+        """A recurring payment on the customer's saved token, on an Order tied to the idempotency key. MOVES MONEY.
+
+        Exactly one Order per key, even for overlapping runs: the key's
+        :class:`RazorpayOrderClaim` is locked (``NOWAIT``) for the whole talk with
+        Razorpay, and the run that cannot lock it charges nothing. Only a
+        ``captured`` payment counts as paid; a debit still ``created`` or
+        ``authorized`` at the bank is ``pending`` and is never debited again.
+        Razorpay's own errors (a refused key, a bad request, 5xx, a timeout) are
+        ``error``, never a decline, unless the order shows a failed payment.
+        """
+        from payments.models import RazorpayOrderClaim
+
         receipt = receipt_for(idempotency_key)
+        RazorpayOrderClaim.objects.bulk_create([RazorpayOrderClaim(
+            organization_id=payment.organization_id, account=self.account, payment_id=payment.pk, receipt=receipt,
+        )], ignore_conflicts=True)
         try:
-            found = client.order.all({"receipt": receipt}).get("items") or []
-            if found:
-                order = found[0]
-                if order.get("amount") != amount or (order.get("currency") or "").upper() != currency.upper():
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():  # a savepoint: a refused lock leaves the transaction usable
+                        claim = RazorpayOrderClaim.objects.select_for_update(nowait=True).get(receipt=receipt)
+                except OperationalError:
                     return ChargeResult(
-                        status=ChargeResult.ERROR, code="idempotency_error",
-                        message="This attempt's order at Razorpay is for a different amount or currency.",
+                        status=ChargeResult.ERROR, code="in_progress",
+                        message="Another run of this attempt is talking to Razorpay; it charges nothing here.",
                     )
-                earlier = self._order_outcome(client, order)
-                if earlier is not None:
-                    return earlier
+                if claim.payment_id != payment.pk:
+                    return ChargeResult(status=ChargeResult.ERROR, code="idempotency_error",
+                                        message="This attempt's order at Razorpay belongs to another payment.")
+                return self._charge_claimed(claim, payment=payment, amount=amount, currency=currency.upper(),
+                                            idempotency_key=idempotency_key)
+        except DatabaseError as exc:
+            # Before or after Razorpay: the outcome is unknown, the next run finds the order by its receipt.
+            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error",
+                                message=f"Tinko's database failed around the Razorpay call ({type(exc).__name__}).")
+
+    def _charge_claimed(self, claim, *, payment, amount, currency, idempotency_key) -> ChargeResult:
+        client = self.client()
+        order, created = None, False
+        try:
+            if claim.order_id:
+                order = client.order.fetch(claim.order_id)
             else:
-                order = client.order.create({
-                    "amount": amount, "currency": currency.upper(), "receipt": receipt, "payment_capture": 1,
-                    "notes": {"tinko_payment_id": str(payment.pk), "tinko_reference": payment.reference[:200],
-                              "tinko_attempt": idempotency_key},
-                })
+                found = client.order.all({"receipt": claim.receipt}).get("items") or []
+                if found:
+                    order = found[0]
+                else:
+                    earlier = self._earlier_pending_debit(client, claim)
+                    if earlier is not None:
+                        return earlier
+                    created = True
+                    order = client.order.create({
+                        "amount": amount, "currency": currency, "receipt": claim.receipt, "payment_capture": 1,
+                        "notes": {"tinko_payment_id": str(payment.pk), "tinko_reference": payment.reference[:200],
+                                  "tinko_attempt": idempotency_key},
+                    })
+                self._save_claim(claim, order_id=order["id"])
+            if order.get("amount") != amount or (order.get("currency") or "").upper() != currency:
+                return ChargeResult(
+                    status=ChargeResult.ERROR, code="idempotency_error",
+                    message="This attempt's order at Razorpay is for a different amount or currency.",
+                )
+            # An order made just now has no payments; an earlier one's answer is the answer.
+            earlier = None if created else self._order_outcome(client, order, claim)
+            if earlier is not None:
+                return earlier
             customer = payment.customer
-            client.payment.createRecurring({
-                "email": (customer.email if customer else "") or "",
-                "contact": (customer.phone if customer else "") or "",
-                "amount": amount, "currency": currency.upper(), "order_id": order["id"],
+            request = {
+                "amount": amount, "currency": currency, "order_id": order["id"],
                 "customer_id": payment.provider_customer_id, "token": payment.provider_payment_method_id,
                 "recurring": "1", "notes": {"tinko_attempt": idempotency_key},
-            })
-            outcome = self._order_outcome(client, order)
-        except razorpay.errors.BadRequestError as exc:
-            return ChargeResult(status=ChargeResult.DECLINED, code="BAD_REQUEST_ERROR", message=str(exc)[:300])
+            }
+            # Only what Tinko knows: cannot_recharge() keeps a customer without them from getting here.
+            request.update({k: v for k, v in (("email", customer.email if customer else ""),
+                                              ("contact", customer.phone if customer else "")) if v})
+            client.payment.createRecurring(request)
+            outcome = self._order_outcome(client, order, claim)
         except Exception as exc:
-            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error", message=f"{type(exc).__name__}")
-        return outcome or ChargeResult(
-            status=ChargeResult.ERROR, code="processing", message="Razorpay has not settled the recurring payment yet."
-        )
+            return self._provider_error(client, exc, order, claim)
+        return outcome or self._pending(claim, "Razorpay took the recurring debit and has not settled it yet.")
 
-    def _order_outcome(self, client, order) -> ChargeResult | None:
+    def _provider_error(self, client, exc, order, claim) -> ChargeResult:
+        """Razorpay did not answer the charge as a payment: what the order says, else an error that keeps the budget."""
+        status = getattr(client.session, "last_status", None)
+        if order is not None and status != 401:
+            try:
+                # A payment that failed at the bank comes back as a 400 too: the order tells it apart.
+                outcome = self._order_outcome(client, order, claim)
+            except Exception:
+                outcome = None
+            if outcome is not None:
+                return outcome
+        if claim.debit_status == DebitStatus.PENDING:
+            return self._pending(claim, f"Razorpay could not be asked about the pending debit ({_describe(exc, status)}).")
+        code = "api_connection_error"
+        if status == 401:
+            code = ChargeResult.AUTHENTICATION_ERROR
+        elif status is not None and 400 <= status < 500:
+            code = "invalid_request_error"
+        elif status is not None:
+            code = "api_error"
+        return ChargeResult(status=ChargeResult.ERROR, code=code,
+                            message=f"provider rejected the request: {_describe(exc, status)}"[:300])
+
+    def _earlier_pending_debit(self, client, claim) -> ChargeResult | None:
+        """Before a new debit: an earlier attempt's debit of this payment that is pending or unknown is asked about first.
+
+        Its capture pays the payment (that charge is the answer: never a second
+        one for the same debt, even when the earlier attempt's answers were all
+        lost); while it is pending no new debit is made (Razorpay: "Do not
+        create another subsequent payment until you get the status of the
+        previous one").
+        """
+        from payments.models import RazorpayOrderClaim
+
+        unsettled = (RazorpayOrderClaim.objects.filter(payment_id=claim.payment_id)
+                     .filter(debit_status__in=[DebitStatus.NONE, DebitStatus.PENDING]).exclude(pk=claim.pk))
+        for earlier in unsettled.order_by("pk"):
+            order = self._order_of(client, earlier)
+            if order is None:
+                continue  # no order was ever made for it: nothing was charged
+            outcome = self._order_outcome(client, order, earlier)
+            # Captured pays the payment; still at the bank (even past the window) blocks a new debit.
+            if outcome is not None and (outcome.succeeded or earlier.debit_status == DebitStatus.PENDING):
+                return outcome
+        return None
+
+    @staticmethod
+    def _order_of(client, claim) -> dict | None:
+        """The claim's order at Razorpay (by id, else by receipt); None when none was made. Read only."""
+        if claim.order_id:
+            return client.order.fetch(claim.order_id)
+        found = client.order.all({"receipt": claim.receipt}).get("items") or []
+        return found[0] if found else None
+
+    def _order_outcome(self, client, order, claim) -> ChargeResult | None:
         payments = client.order.payments(order["id"]).get("items") or []
         for item in payments:
-            if item.get("status") in ("captured", "authorized"):
+            # Only captured money is paid: an authorized payment may still be refunded unclaimed.
+            if item.get("status") == "captured":
+                self._save_claim(claim, debit_id=item["id"], debit_status=DebitStatus.CAPTURED,
+                                 debit_created_at=_when(item.get("created_at")))
                 return ChargeResult(
                     status=ChargeResult.SUCCEEDED, charge_id=item["id"], amount=item.get("amount") or 0,
                     currency=(item.get("currency") or "").upper(), raw=item,
                 )
+        waiting = [item for item in payments if item.get("status") in ("created", "authorized", "pending")]
+        if waiting:
+            item = waiting[-1]
+            self._save_claim(claim, debit_id=item["id"], debit_status=DebitStatus.PENDING,
+                             debit_created_at=_when(item.get("created_at")))
+            return self._pending(claim, f"Razorpay debit {item['id']} is {item.get('status')} at the bank.")
         failed = [item for item in payments if item.get("status") == "failed"]
         if failed:
             item = failed[-1]
+            self._save_claim(claim, debit_id=item["id"], debit_status=DebitStatus.FAILED,
+                             debit_created_at=_when(item.get("created_at")))
             return ChargeResult(
                 status=ChargeResult.DECLINED, charge_id=item["id"], code=item.get("error_code") or "",
                 decline_code=item.get("error_reason") or "", message=(item.get("error_description") or "")[:300],
@@ -174,11 +311,62 @@ class RazorpayProvider(PaymentProvider):
             )
         return None
 
+    def _pending(self, claim, detail: str) -> ChargeResult:
+        """A debit waiting at the bank: polled until Razorpay's settlement window has passed, then a person looks.
+
+        Mandate debits settle late: Razorpay documents that a UPI AutoPay debit
+        may take 24-36 hours to show ("Do not create another subsequent payment
+        until you get the status of the previous one",
+        https://razorpay.com/docs/payments/payment-gateway/s2s-integration/recurring-payments/upi-intent/execute-subsequent-payments/),
+        and e-mandate/NACH confirmations "may be delayed up to 5 days" by banks and
+        holidays (https://razorpay.com/docs/payments/recurring-payments/emandate/faqs/).
+        TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS (7 calendar days by default) covers both.
+        """
+        since = claim.debit_created_at or claim.created_at
+        window = timedelta(days=settings.TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS)
+        if timezone.now() - since > window:
+            # Not a decline Tinko may retry: an unknown code stops the recovery for a person to look.
+            return ChargeResult(
+                status=ChargeResult.DECLINED, charge_id=claim.debit_id, code="debit_unsettled",
+                message=(f"Razorpay has not settled debit {claim.debit_id or '(unknown)'} within "
+                         f"{settings.TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS} days; check it in the Razorpay Dashboard."),
+            )
+        return ChargeResult(status=ChargeResult.PENDING, charge_id=claim.debit_id, code="debit_pending", message=detail)
+
+    @staticmethod
+    def _save_claim(claim, **fields) -> None:
+        changed = {k: v for k, v in fields.items() if getattr(claim, k) != v}
+        if changed:
+            for name, value in changed.items():
+                setattr(claim, name, value)
+            claim.updated_at = timezone.now()
+            claim.save(update_fields=[*changed, "updated_at"])
+
     # --- reading state ------------------------------------------------------------------
 
     def fetch_payment_state(self, *, payment) -> PaymentState:
-        """Whether Razorpay has the payment's order paid or its payment captured. Read only."""
+        """Whether Razorpay has the payment's order paid, its payment captured, or a re-charge of Tinko's captured. Read only.
+
+        Tinko's own orders are asked about too: a re-charge whose answers were
+        all lost ends ``recovered`` once Razorpay can be asked again.
+        """
+        from payments.models import RazorpayOrderClaim
+
         client = self.client()
+        unsettled = RazorpayOrderClaim.objects.filter(
+            payment_id=payment.pk, debit_status__in=[DebitStatus.NONE, DebitStatus.PENDING]
+        ).order_by("pk")
+        for claim in unsettled:
+            order = self._order_of(client, claim)
+            captured = [p for p in (client.order.payments(order["id"]).get("items") or [])
+                        if p.get("status") == "captured"] if order else []
+            if captured:
+                return PaymentState(
+                    paid=True, amount_paid=captured[0].get("amount") or 0,
+                    currency=(captured[0].get("currency") or "").upper(), charge_id=captured[0]["id"],
+                    detail=f"Tinko's re-charge (Razorpay order {order['id']}, payment {captured[0]['id']}) was captured.",
+                    attempt_key=(order.get("notes") or {}).get("tinko_attempt") or "",
+                )
         for object_id in (payment.reference, payment.provider_payment_id):
             if object_id.startswith("order_"):
                 order = client.order.fetch(object_id)
@@ -320,7 +508,8 @@ class RazorpayProvider(PaymentProvider):
     def _failure(self, event, item: dict) -> EventOutcome:
         notes = item.get("notes") if isinstance(item.get("notes"), dict) else {}
         if notes.get("tinko_attempt"):
-            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.")
+            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.",
+                                own_attempt=notes["tinko_attempt"])
         if notes.get("tinko_link_id"):
             return EventOutcome(note="A failed try on the pay page; the customer may try again there.")
         card = item.get("card") or {}

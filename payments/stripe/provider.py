@@ -341,7 +341,8 @@ class StripeProvider(PaymentProvider):
         metadata = intent.get("metadata") or charge.get("metadata") or {}
         if metadata.get("tinko_attempt"):
             # Tinko's own re-charge: the attempt records its decline itself.
-            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.")
+            return EventOutcome(note="A decline of Tinko's own re-charge; the attempt recorded it.",
+                                own_attempt=metadata["tinko_attempt"])
         if metadata.get("tinko_link_id"):
             # A try on Tinko's pay page (Stripe Checkout): the customer is there and may try again;
             # re-planning now would send them a new link while they pay.

@@ -75,6 +75,12 @@ class FakePSP:
     def add(self, method: str, path: str, body, status: int = 200) -> None:
         self.routes[(method.upper(), path)] = (status, body)
 
+    def answer(self, request: Recorded) -> tuple[int, dict]:
+        """(status, body) for a request: the registered route's recorded payload. A stateful fake overrides this."""
+        return self.routes.get((request.method, request.path), (404, {"error": {
+            "type": "invalid_request_error", "code": "resource_missing", "message": f"No route {request.path}",
+            "description": f"No route {request.path}"}}))
+
     def start(self):
         psp = self
 
@@ -83,16 +89,18 @@ class FakePSP:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode() if length else ""
                 parts = urlsplit(self.path)
-                psp.requests.append(Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), raw))
-                status, body = psp.routes.get((self.command, parts.path), (404, {"error": {
-                    "type": "invalid_request_error", "code": "resource_missing", "message": f"No route {parts.path}",
-                    "description": f"No route {parts.path}"}}))
+                request = Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), raw)
+                psp.requests.append(request)
+                status, body = psp.answer(request)
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped waiting (a timeout test)
 
             do_GET = do_POST = do_DELETE = do_PATCH = _serve
 
@@ -100,6 +108,7 @@ class FakePSP:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

@@ -90,3 +90,28 @@ def test_duplicate_event_id_is_absorbed(client, razorpay_account):
     post_razorpay(client, razorpay_account, event, event_id="evt_same")
     assert Payment.objects.get().failure_count == 1
     assert WebhookMessage.objects.filter(status=WebhookStatus.DUPLICATE).count() == 1
+
+
+def test_decline_of_tinkos_own_recharge_is_kept_with_its_payment(client, razorpay_account):
+    payment = _failed(client, razorpay_account)
+    attempt = payment.attempts.get(kind="auto_retry")
+    event = load("razorpay", "payment.failed")
+    event["payload"]["payment"]["entity"].update(id="pay_Nretryfail01", notes={"tinko_attempt": attempt.idempotency_key})
+    assert post_razorpay(client, razorpay_account, event, event_id="evt_own_decline").status_code == 200
+    message = WebhookMessage.objects.get(event_id="evt_own_decline")
+    assert message.status == WebhookStatus.PROCESSED and "Tinko's own re-charge" in message.result
+    assert message.payment_id == payment.pk
+    # The attempt recorded the decline itself: the event adds no failure.
+    assert FailureEvent.objects.filter(payment=payment).count() == 1
+
+
+def test_own_recharge_key_of_another_organization_links_nothing(client, razorpay_account, other_org):
+    from recovery.models import RecoveryAttempt
+
+    payment = _failed(client, razorpay_account)
+    foreign_key = payment.attempts.get(kind="auto_retry").idempotency_key
+    RecoveryAttempt.objects.filter(idempotency_key=foreign_key).update(organization=other_org)
+    event = load("razorpay", "payment.failed")
+    event["payload"]["payment"]["entity"].update(id="pay_Nretryfail02", notes={"tinko_attempt": foreign_key})
+    assert post_razorpay(client, razorpay_account, event, event_id="evt_foreign").status_code == 200
+    assert WebhookMessage.objects.get(event_id="evt_foreign").payment_id is None

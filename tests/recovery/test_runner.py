@@ -437,3 +437,42 @@ def test_one_failing_attempt_does_not_stop_the_others_in_its_message(api):
     # Left leased: the scheduler claims it again when the lease runs out.
     assert stuck.status in (AttemptStatus.QUEUED, AttemptStatus.RUNNING)
     assert stuck.lease_expires_at > timezone.now()
+
+
+def test_scheduler_reclaims_never_use_up_the_lost_answer_budget(api):
+    """Claims grow with every re-claim (failed enqueues, expired leases); only PSP calls count against the budget."""
+    payment = ingest(api, payment_method=card("0408"))
+    attempt = due(payment)
+    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    # Redis was down for a while: the scheduler re-claimed the attempt many times, each lease ran out.
+    RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
+    for _ in range(runner.MAX_PSP_CALLS + 3):
+        later = timezone.now() + dispatch.lease() + timedelta(seconds=1)
+        dispatch.claim_due_attempts(now=later)
+        RecoveryAttempt.objects.filter(pk=attempt.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    attempt.refresh_from_db()
+    assert attempt.claims > runner.MAX_PSP_CALLS and attempt.psp_calls == 1
+
+    assert runner.run_attempt(attempt.pk) == "succeeded"
+    attempt.refresh_from_db()
+    assert attempt.psp_calls == 2
+    assert SandboxCharge.objects.count() == 1
+    payment.refresh_from_db()
+    assert payment.status == "recovered"
+
+
+def test_lost_answers_are_retried_until_the_psp_was_asked_the_budgeted_number_of_times(api):
+    payment = ingest(api, payment_method=card("0408"))
+    attempt = due(payment)
+    # A PSP that never answers: every run leaves the outcome unknown.
+    from payments.providers import ChargeResult
+
+    for call in range(1, runner.MAX_PSP_CALLS + 1):
+        started_payment, started = runner.start_attempt(attempt.pk)
+        assert started.psp_calls == call
+        outcome = runner.finish_attempt(started, result=ChargeResult(status="error", code="api_connection_error"))
+        if call < runner.MAX_PSP_CALLS:
+            assert outcome == "error, rescheduled"
+            RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
+            dispatch.claim_due_attempts()
+    assert outcome == "declined"
