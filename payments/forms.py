@@ -56,3 +56,15 @@ class PaymentFilterForm(forms.Form):
             "date_from": datetime.combine(start, time.min, tzinfo=self.tz) if start else None,
             "date_to": datetime.combine(end + timedelta(days=1), time.min, tzinfo=self.tz) if end else None,
         }
+
+
+class CustomerFilterForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=200,
+        help_text=_("An e-mail address, a phone number (+…), your customer id, or the beginning of a name."),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("E-mail, phone, id or name")}),
+    )
+    state = forms.ChoiceField(
+        label=_("Payments"), required=False,
+        choices=[("", _("Any")), ("open", _("Being recovered")), ("recovered", _("Recovered"))],
+    )

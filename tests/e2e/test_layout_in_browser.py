@@ -190,6 +190,7 @@ def test_every_console_page_and_pay_page_fits_a_phone_and_a_desktop(browser, liv
     console = [
         "/console/", "/console/?period=90d", "/console/payments/", "/console/payments/?status=recovering",
         f"/console/payments/{detail.pk}/", f"/console/payments/{detail.pk}/cancel/",
+        "/console/customers/", "/console/customers/?state=open", f"/console/customers/{detail.customer_id}/",
         "/console/policies/", "/console/policies/new/", f"/console/policies/{policy.pk}/",
         "/console/providers/", "/console/get-started/?step=provider", "/console/get-started/?step=policy",
         "/console/get-started/?step=branding", "/console/get-started/?step=test",
