@@ -6,6 +6,7 @@ from payments import console, customer_console
 
 urlpatterns = [
     path("payments/", console.payment_list, name="payments"),
+    path("payments/bulk/", console.payment_bulk, name="payment_bulk"),
     path("payments/export.csv", console.payment_export, name="payments_export"),
     path("payments/<int:pk>/", console.payment_detail, name="payment_detail"),
     path("payments/<int:pk>/retry/", console.payment_retry, name="payment_retry"),

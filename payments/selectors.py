@@ -17,6 +17,7 @@ from django.db.models.functions import Collate, Lower
 from django.utils.dateparse import parse_datetime
 
 from payments.models import Customer, Payment
+from recovery.models import RecoveryAttempt
 
 PAGE_SIZE = 50
 _LAST4 = re.compile(r"\d{4}")
@@ -89,7 +90,27 @@ def payment_page(payments: QuerySet[Payment], *, cursor: str = "", size: int = P
         payments = payments.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
     rows = list(payments.select_related("customer").order_by("-created_at", "-pk")[: size + 1])
     next_cursor = encode_cursor(rows[size - 1]) if len(rows) > size else ""
-    return Page(payments=rows[:size], next_cursor=next_cursor)
+    rows = rows[:size]
+    upcoming = next_attempts([p.pk for p in rows])
+    for p in rows:
+        p.next_attempt = upcoming.get(p.pk)
+    return Page(payments=rows, next_cursor=next_cursor)
+
+
+def next_attempts(payment_ids: list[int]) -> dict[int, RecoveryAttempt]:
+    """Each payment's earliest planned or running attempt (a re-charge or a message), by payment id.
+
+    One query for a page: the attempts' (payment, sequence) index, a few rows per payment.
+    """
+    if not payment_ids:
+        return {}
+    attempts = (
+        RecoveryAttempt.objects.filter(payment_id__in=payment_ids, status__in=RecoveryAttempt.ACTIVE)
+        .order_by("payment_id", "scheduled_for", "sequence")
+        .distinct("payment_id")
+        .only("payment_id", "kind", "channel", "message_kind", "status", "scheduled_for")
+    )
+    return {a.payment_id: a for a in attempts}
 
 
 # --- Customers -------------------------------------------------------------------------------

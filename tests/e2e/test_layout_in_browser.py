@@ -64,7 +64,7 @@ OVERFLOW_CHECK = """() => {
 # Console URLs that answer only POST (forms and buttons on the pages below), or a fragment for htmx.
 NOT_PAGES = {
     "switch_organization", "team_invite", "invitation_revoke", "member_role", "member_remove", "api_key_revoke",
-    "payments_export", "payment_retry", "payment_link", "policy_preview", "policy_set_default", "policy_delete",
+    "payments_export", "payment_bulk", "payment_retry", "payment_link", "policy_preview", "policy_set_default", "policy_delete",
     "provider_test", "provider_toggle", "provider_keys", "template_preview", "webhook_test", "webhook_active",
     "webhook_resend", "analytics_export",
 }
