@@ -10,7 +10,7 @@ import secrets
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Collate, Lower
+from django.db.models.functions import Lower
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
@@ -60,8 +60,8 @@ class Customer(models.Model):
             models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
             # The Customers list: newest first, keyset pagination on (created_at, id); search by a name's beginning.
             models.Index(fields=["organization", "-created_at", "-id"], name="customer_org_created"),
-            # "C" collation: a btree in byte order serves LIKE 'prefix%' whatever the database's collation.
-            models.Index(models.F("organization"), Collate(Lower("name"), "C"), name="customer_org_name_prefix"),
+            # And customer_org_name_prefix, (organization, lower(name) COLLATE "C") for a name's beginning:
+            # created by migration 0007 on PostgreSQL only (SQLite has no "C" collation).
         ]
 
     def __str__(self):

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Collate, Lower
 from django.utils.dateparse import parse_datetime
@@ -133,6 +134,13 @@ class CustomerPage:
     next_cursor: str
 
 
+def _name_prefix_expression():
+    # In byte order ("C"), as the PostgreSQL index customer_org_name_prefix (migration 0007), which then
+    # serves LIKE 'prefix%' whatever the database's collation; SQLite (local mode) has no such collation.
+    name = Lower("name")
+    return Collate(name, "C") if connection.vendor == "postgresql" else name
+
+
 def filtered_customers(organization, *, q: str = "", state: str = "") -> QuerySet[Customer]:
     """The organization's customers matching a search and a state (each optional).
 
@@ -149,7 +157,7 @@ def filtered_customers(organization, *, q: str = "", state: str = "") -> QuerySe
         elif q.startswith("+") and q[1:].isdigit():
             customers = customers.filter(key="phone:" + q)
         else:
-            customers = customers.alias(name_lower=Collate(Lower("name"), "C")).filter(
+            customers = customers.alias(name_lower=_name_prefix_expression()).filter(
                 Q(key="id:" + q) | Q(name_lower__startswith=q.lower())
             )
     if state == "open":
