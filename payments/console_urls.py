@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from payments import console, customer_console
+from payments import console, customer_console, webhook_log_console
 
 urlpatterns = [
     path("payments/", console.payment_list, name="payments"),
@@ -12,6 +12,9 @@ urlpatterns = [
     path("payments/<int:pk>/retry/", console.payment_retry, name="payment_retry"),
     path("payments/<int:pk>/link/", console.payment_link, name="payment_link"),
     path("payments/<int:pk>/cancel/", console.payment_cancel, name="payment_cancel"),
+    path("developers/logs/provider-webhooks/", webhook_log_console.psp_webhook_logs, name="psp_webhook_logs"),
+    path("developers/logs/provider-webhooks/<int:pk>/", webhook_log_console.psp_webhook_log_detail,
+         name="psp_webhook_log_detail"),
     path("customers/", customer_console.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_console.customer_detail, name="customer_detail"),
 ]

@@ -7,7 +7,6 @@ what page 1 does; each filter has an index that starts with the organization
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +14,10 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Collate, Lower
-from django.utils.dateparse import parse_datetime
 
 from payments.models import Customer, Payment
 from recovery.models import RecoveryAttempt
+from tinko.pagination import keyset_page
 
 PAGE_SIZE = 50
 _LAST4 = re.compile(r"\d{4}")
@@ -66,32 +65,9 @@ def _search(organization, q: str) -> Q:
     return Q(reference__startswith=q)
 
 
-def encode_cursor(payment: Payment) -> str:
-    raw = f"{payment.created_at.isoformat()}|{payment.pk}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
-    """(created_at, id) of the last row of the previous page; None for a missing or mangled cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, pk = raw.split("|")
-        moment = parse_datetime(when)
-        return (moment, int(pk)) if moment is not None and moment.tzinfo is not None else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def payment_page(payments: QuerySet[Payment], *, cursor: str = "", size: int = PAGE_SIZE) -> Page:
     """One page of ``payments``, newest first, after ``cursor``."""
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        created_at, pk = after
-        # The first condition is the index range; the second breaks ties on equal times.
-        payments = payments.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
-    rows = list(payments.select_related("customer").order_by("-created_at", "-pk")[: size + 1])
-    next_cursor = encode_cursor(rows[size - 1]) if len(rows) > size else ""
-    rows = rows[:size]
+    rows, next_cursor = keyset_page(payments.select_related("customer"), cursor=cursor, size=size)
     upcoming = next_attempts([p.pk for p in rows])
     for p in rows:
         p.next_attempt = upcoming.get(p.pk)
@@ -175,13 +151,7 @@ def customer_page(customers: QuerySet[Customer], *, cursor: str = "", size: int 
     The counts are one grouped query over the page's customers (the payment's customer
     index), never a count over the whole table.
     """
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        created_at, pk = after
-        customers = customers.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
-    found = list(customers.order_by("-created_at", "-pk")[: size + 1])
-    next_cursor = encode_cursor(found[size - 1]) if len(found) > size else ""
-    found = found[:size]
+    found, next_cursor = keyset_page(customers, cursor=cursor, size=size)
     counts = {
         row["customer_id"]: row
         for row in Payment.objects.filter(customer_id__in=[c.pk for c in found])
