@@ -10,6 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,13 +18,14 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications import channels, rendering, services, webhooks
 from notifications.defaults import default_copy
 from notifications.models import (
     MESSAGE_CHANNELS,
     SHIPPED_LOCALES,
+    DeliveryStatus,
     MessageTemplate,
     Notification,
     NotificationStatus,
@@ -36,6 +38,7 @@ from recovery.models import MessageKind
 from tinko import crypto, ratelimit
 from tinko.formatting import format_language
 from tinko.models import Role
+from tinko.pagination import keyset_context
 from tinko.services import record_audit
 from tinko.tenancy import get_object_for_org, require_role, role_required
 
@@ -439,3 +442,45 @@ def messaging_settings(request):
     return render(request, "notifications/console/settings.html", {
         "form": form, "can_edit": request.membership.has_role(Role.ADMIN),
     }, status=status)
+
+
+# --- Developers → Logs, your webhook deliveries -------------------------------------------------
+
+DELIVERY_LOG_PAGE_SIZE = 50
+
+
+class DeliveryLogFilterForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=100,
+        help_text=_("An event type such as payment.recovered, or a message id (msg_…), exactly."),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Event type or message id")}),
+    )
+    status = forms.ChoiceField(label=_("Status"), required=False,
+                               choices=[("", _("Any")), *DeliveryStatus.choices])
+    endpoint = forms.TypedChoiceField(label=_("Endpoint"), required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, endpoints, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["endpoint"].choices = [("", _("Any"))] + [(e.pk, e.url) for e in endpoints]
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def webhook_delivery_logs(request):
+    """Every delivery of this organization's webhooks to its endpoints, newest first, filterable."""
+    organization = request.organization
+    endpoints = list(WebhookEndpoint.objects.filter(organization=organization).order_by("-created_at"))
+    form = DeliveryLogFilterForm(request.GET or None, endpoints=endpoints)
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    deliveries = WebhookDelivery.objects.filter(endpoint__organization=organization).select_related("message", "endpoint")
+    q = (filters.get("q") or "").strip()
+    if q:
+        deliveries = deliveries.filter(Q(message__event_type=q) | Q(message__msg_id=q))
+    if filters.get("status"):
+        deliveries = deliveries.filter(status=filters["status"])
+    if filters.get("endpoint"):
+        deliveries = deliveries.filter(endpoint_id=filters["endpoint"])
+    return render(request, "notifications/console/delivery_logs.html", {
+        "form": form, "filtered": any(filters.values()),
+        **keyset_context(request, deliveries, size=DELIVERY_LOG_PAGE_SIZE),
+    }, status=400 if form.errors else 200)

@@ -15,5 +15,6 @@ urlpatterns = [
     path("webhooks/<int:pk>/", console.webhook_detail, name="webhook_detail"),
     path("webhooks/<int:pk>/test/", console.webhook_test, name="webhook_test"),
     path("webhooks/<int:pk>/active/", console.webhook_active, name="webhook_active"),
+    path("developers/logs/webhook-deliveries/", console.webhook_delivery_logs, name="webhook_delivery_logs"),
     path("webhooks/deliveries/<int:pk>/resend/", console.webhook_resend, name="webhook_resend"),
 ]

@@ -8,6 +8,7 @@ recovery.services, which locks the payment, checks its state and audits.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib import messages
@@ -63,6 +64,7 @@ def payment_list(request):
         "query": query.urlencode(),
         "filtered": bool(form.is_bound and any(v for k, v in form.cleaned_data.items())) if form.is_bound else False,
         "first_page": not request.GET.get("after"),
+        "can_operate": request.membership.has_role(Role.MEMBER),
     }
     template = "payments/console/_payment_rows.html" if request.htmx and not request.htmx.boosted else "payments/console/list.html"
     return render(request, template, context, status=400 if form.errors else 200)
@@ -151,21 +153,27 @@ def payment_retry(request, pk):
     return redirect("console:payment_detail", pk=payment.pk)
 
 
+def _send_new_link(request, payment):
+    """A fresh pay link and its e-mail, audited; returns (send result, token). Raises RecoveryError."""
+    with transaction.atomic():
+        link, token = send_recovery_link(payment=payment, actor=request.user, request=request)
+        locked = Payment.objects.select_related("organization", "customer", "policy").get(pk=payment.pk)
+        result = send_link(payment=locked, link=link, token=token)
+        record_audit(
+            organization=request.organization, action="link.sent" if result.sent else "link.not_sent",
+            actor=request.user, request=request, target=payment,
+            data={"link": link.pk, "channel": Channel.EMAIL, "outcome": result.outcome},
+        )
+    return result, token
+
+
 @require_POST
 @role_required(Role.MEMBER)
 def payment_link(request, pk):
     """A fresh pay link (older ones stop working), e-mailed to the customer when the respect rules allow; shown once here."""
     payment = _payment(request, pk)
     try:
-        with transaction.atomic():
-            link, token = send_recovery_link(payment=payment, actor=request.user, request=request)
-            locked = Payment.objects.select_related("organization", "customer", "policy").get(pk=payment.pk)
-            result = send_link(payment=locked, link=link, token=token)
-            record_audit(
-                organization=request.organization, action="link.sent" if result.sent else "link.not_sent",
-                actor=request.user, request=request, target=payment,
-                data={"link": link.pk, "channel": Channel.EMAIL, "outcome": result.outcome},
-            )
+        result, token = _send_new_link(request, payment)
     except RecoveryError as exc:
         messages.error(request, exc.message)
         return redirect("console:payment_detail", pk=payment.pk)
@@ -188,3 +196,84 @@ def payment_cancel(request, pk):
     else:
         messages.success(request, _("The recovery of %(reference)s was cancelled.") % {"reference": payment.reference})
     return redirect("console:payment_detail", pk=payment.pk)
+
+
+# --- Bulk actions ------------------------------------------------------------------------------
+
+BULK_LIMIT = 100
+
+
+@dataclass
+class BulkOutcome:
+    payment: Payment
+    ok: bool
+    message: str
+    link_url: str = ""
+
+
+def _bulk_payments(request) -> tuple[list[Payment], int]:
+    """The selected payments of this organization, in the order shown; and how many ids matched nothing here."""
+    ids: list[int] = []
+    for raw in request.POST.getlist("ids"):
+        try:
+            ids.append(int(raw))
+        except ValueError:
+            continue
+    ids = list(dict.fromkeys(ids))
+    found = {
+        p.pk: p
+        for p in Payment.objects.select_related("customer").filter(organization=request.organization, pk__in=ids)
+    }
+    return [found[i] for i in ids if i in found], len([i for i in ids if i not in found])
+
+
+def _retry_one(request, payment) -> BulkOutcome:
+    attempt = retry_now(payment=payment, actor=request.user, request=request)
+    return BulkOutcome(payment, True, _("A re-charge is scheduled for %(when)s.") % {"when": format_when(attempt.scheduled_for)})
+
+
+def _link_one(request, payment) -> BulkOutcome:
+    result, token = _send_new_link(request, payment)
+    return BulkOutcome(payment, result.sent, result.outcome, link_url=messaging.pay_url(token))
+
+
+def _cancel_one(request, payment) -> BulkOutcome:
+    cancel_recovery(payment=payment, actor=request.user, request=request)
+    return BulkOutcome(payment, True, _("The recovery was cancelled."))
+
+
+BULK_ACTIONS = {"retry": _retry_one, "link": _link_one, "cancel": _cancel_one}
+
+
+@require_POST
+@role_required(Role.MEMBER)
+def payment_bulk(request):
+    """Retry now, send a new link or cancel the recovery of the selected payments: each through the same
+    service as the single action (same rules, same reasons, same audit entries), one at a time, each in its
+    own transaction, so one refusal never undoes the others; the page then says what happened to each.
+    Cancelling asks for confirmation first, as the single action does."""
+    action = request.POST.get("action", "")
+    if action not in BULK_ACTIONS:
+        messages.error(request, _("Choose an action: retry now, send a new link or cancel the recovery."))
+        return redirect("console:payments")
+    payments, unknown = _bulk_payments(request)
+    if not payments:
+        messages.error(request, _("Select at least one payment."))
+        return redirect("console:payments")
+    if len(payments) > BULK_LIMIT:
+        messages.error(request, _("Select at most %(limit)s payments at a time.") % {"limit": BULK_LIMIT})
+        return redirect("console:payments")
+    if action == "cancel" and request.POST.get("confirm") != "1":
+        return render(request, "payments/console/bulk_cancel_confirm.html", {"payments": payments})
+    outcomes = []
+    for payment in payments:
+        try:
+            outcomes.append(BULK_ACTIONS[action](request, payment))
+        except RecoveryError as exc:
+            outcomes.append(BulkOutcome(payment, False, exc.message))
+    done = sum(o.ok for o in outcomes)
+    context = {"action": action, "outcomes": outcomes, "done": done, "refused": len(outcomes) - done, "unknown": unknown}
+    response = render(request, "payments/console/bulk_result.html", context)
+    # New pay links are shown once and never cached.
+    response["Cache-Control"] = "no-store"
+    return response

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel, PaymentStatus, Provider
+from payments.models import Channel, PaymentStatus, Provider, WebhookStatus
 from recovery.models import Category
 
 
@@ -56,3 +56,29 @@ class PaymentFilterForm(forms.Form):
             "date_from": datetime.combine(start, time.min, tzinfo=self.tz) if start else None,
             "date_to": datetime.combine(end + timedelta(days=1), time.min, tzinfo=self.tz) if end else None,
         }
+
+
+class CustomerFilterForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=200,
+        help_text=_("An e-mail address, a phone number (+…), your customer id, or the beginning of a name."),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("E-mail, phone, id or name")}),
+    )
+    state = forms.ChoiceField(
+        label=_("Payments"), required=False,
+        choices=[("", _("Any")), ("open", _("Being recovered")), ("recovered", _("Recovered"))],
+    )
+
+
+class WebhookLogFilterForm(forms.Form):
+    """Developers → Logs, provider webhooks."""
+
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=255,
+        help_text=_("A provider's event id (evt_…), exactly, or an event type such as payment_intent.payment_failed."),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Event id or type")}),
+    )
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=_any(WebhookStatus.choices))
+    provider = forms.ChoiceField(label=_("Provider"), required=False,
+                                 choices=_any([(Provider.STRIPE.value, Provider.STRIPE.label),
+                                               (Provider.RAZORPAY.value, Provider.RAZORPAY.label)]))

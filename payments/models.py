@@ -58,6 +58,10 @@ class Customer(models.Model):
         indexes = [
             # The console's search by e-mail address, case-insensitive (payments/selectors.py).
             models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
+            # The Customers list: newest first, keyset pagination on (created_at, id); search by a name's beginning.
+            models.Index(fields=["organization", "-created_at", "-id"], name="customer_org_created"),
+            # And customer_org_name_prefix, (organization, lower(name) COLLATE "C") for a name's beginning:
+            # created by migration 0007 on PostgreSQL only (SQLite has no "C" collation).
         ]
 
     def __str__(self):

@@ -7,16 +7,17 @@ what page 1 does; each filter has an index that starts with the organization
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
-from django.utils.dateparse import parse_datetime
+from django.db import connection
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import Collate, Lower
 
 from payments.models import Customer, Payment
+from recovery.models import RecoveryAttempt
+from tinko.pagination import keyset_page
 
 PAGE_SIZE = 50
 _LAST4 = re.compile(r"\d{4}")
@@ -64,29 +65,146 @@ def _search(organization, q: str) -> Q:
     return Q(reference__startswith=q)
 
 
-def encode_cursor(payment: Payment) -> str:
-    raw = f"{payment.created_at.isoformat()}|{payment.pk}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
-    """(created_at, id) of the last row of the previous page; None for a missing or mangled cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, pk = raw.split("|")
-        moment = parse_datetime(when)
-        return (moment, int(pk)) if moment is not None and moment.tzinfo is not None else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def payment_page(payments: QuerySet[Payment], *, cursor: str = "", size: int = PAGE_SIZE) -> Page:
     """One page of ``payments``, newest first, after ``cursor``."""
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        created_at, pk = after
-        # The first condition is the index range; the second breaks ties on equal times.
-        payments = payments.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
-    rows = list(payments.select_related("customer").order_by("-created_at", "-pk")[: size + 1])
-    next_cursor = encode_cursor(rows[size - 1]) if len(rows) > size else ""
-    return Page(payments=rows[:size], next_cursor=next_cursor)
+    rows, next_cursor = keyset_page(payments.select_related("customer"), cursor=cursor, size=size)
+    upcoming = next_attempts([p.pk for p in rows])
+    for p in rows:
+        p.next_attempt = upcoming.get(p.pk)
+    return Page(payments=rows, next_cursor=next_cursor)
+
+
+def next_attempts(payment_ids: list[int]) -> dict[int, RecoveryAttempt]:
+    """Each payment's earliest planned or running attempt (a re-charge or a message), by payment id.
+
+    One query for a page: the attempts' (payment, sequence) index, a few rows per payment.
+    """
+    if not payment_ids:
+        return {}
+    attempts = (
+        RecoveryAttempt.objects.filter(payment_id__in=payment_ids, status__in=RecoveryAttempt.ACTIVE)
+        .order_by("payment_id", "scheduled_for", "sequence")
+        .distinct("payment_id")
+        .only("payment_id", "kind", "channel", "message_kind", "status", "scheduled_for")
+    )
+    return {a.payment_id: a for a in attempts}
+
+
+# --- Customers -------------------------------------------------------------------------------
+
+CUSTOMER_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer: Customer
+    payments: int
+    open: int
+    recovered: int
+    last_failed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    rows: list[CustomerRow]
+    next_cursor: str
+
+
+def _name_prefix_expression():
+    # In byte order ("C"), as the PostgreSQL index customer_org_name_prefix (migration 0007), which then
+    # serves LIKE 'prefix%' whatever the database's collation; SQLite (local mode) has no such collation.
+    name = Lower("name")
+    return Collate(name, "C") if connection.vendor == "postgresql" else name
+
+
+def filtered_customers(organization, *, q: str = "", state: str = "") -> QuerySet[Customer]:
+    """The organization's customers matching a search and a state (each optional).
+
+    The search goes by what the text looks like, each through an index that starts
+    with the organization: an e-mail address (exact, any case), a phone number
+    (exact), else the merchant's customer id (exact) or the beginning of a name
+    (any case).
+    """
+    customers = Customer.objects.filter(organization=organization)
+    q = (q or "").strip()
+    if q:
+        if "@" in q:
+            customers = customers.alias(email_lower=Lower("email")).filter(email_lower=q.lower())
+        elif q.startswith("+") and q[1:].isdigit():
+            customers = customers.filter(key="phone:" + q)
+        else:
+            customers = customers.alias(name_lower=_name_prefix_expression()).filter(
+                Q(key="id:" + q) | Q(name_lower__startswith=q.lower())
+            )
+    if state == "open":
+        customers = customers.filter(
+            Exists(Payment.objects.filter(customer=OuterRef("pk"), status__in=Payment.OPEN))
+        )
+    elif state == "recovered":
+        customers = customers.filter(Exists(Payment.objects.filter(customer=OuterRef("pk"), status="recovered")))
+    return customers
+
+
+def customer_page(customers: QuerySet[Customer], *, cursor: str = "", size: int = CUSTOMER_PAGE_SIZE) -> CustomerPage:
+    """One page of ``customers``, newest first, after ``cursor``, with each one's payment counts.
+
+    The counts are one grouped query over the page's customers (the payment's customer
+    index), never a count over the whole table.
+    """
+    found, next_cursor = keyset_page(customers, cursor=cursor, size=size)
+    counts = {
+        row["customer_id"]: row
+        for row in Payment.objects.filter(customer_id__in=[c.pk for c in found])
+        .values("customer_id")
+        .annotate(
+            payments=Count("pk"),
+            open=Count("pk", filter=Q(status__in=Payment.OPEN)),
+            recovered=Count("pk", filter=Q(status="recovered")),
+            last_failed_at=Max("last_failed_at"),
+        )
+        .order_by()
+    }
+    rows = [
+        CustomerRow(
+            customer=c,
+            payments=counts.get(c.pk, {}).get("payments", 0),
+            open=counts.get(c.pk, {}).get("open", 0),
+            recovered=counts.get(c.pk, {}).get("recovered", 0),
+            last_failed_at=counts.get(c.pk, {}).get("last_failed_at"),
+        )
+        for c in found
+    ]
+    return CustomerPage(rows=rows, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class Card:
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+    payments: int
+    last_used_at: datetime
+
+
+def customer_cards(customer: Customer) -> list[Card]:
+    """The cards the customer's payments were made with, most recently used first."""
+    rows = (
+        Payment.objects.filter(customer=customer, organization_id=customer.organization_id)
+        .exclude(card_last4="")
+        .values("card_brand", "card_last4", "card_exp_month", "card_exp_year")
+        .annotate(payments=Count("pk"), last_used_at=Max("last_failed_at"))
+        .order_by("-last_used_at")
+    )
+    return [
+        Card(brand=r["card_brand"], last4=r["card_last4"], exp_month=r["card_exp_month"], exp_year=r["card_exp_year"],
+             payments=r["payments"], last_used_at=r["last_used_at"])
+        for r in rows
+    ]
+
+
+def customer_payments(customer: Customer, *, limit: int = 100) -> list[Payment]:
+    return list(
+        Payment.objects.filter(customer=customer, organization_id=customer.organization_id)
+        .order_by("-created_at", "-pk")[:limit]
+    )

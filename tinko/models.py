@@ -363,3 +363,43 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.key} ({self.status_code})"
+
+
+class ApiRequestLog(models.Model):
+    """One request to the REST API by an organization's key, for Developers → Logs.
+
+    Written by tinko.api.request_log after the response, bodies already masked
+    (card numbers, keys, secrets, tokens and pay-link tokens; see that module),
+    and cut to a bounded size. Kept TINKO_RETAIN_API_LOGS_DAYS (tinko/retention.py).
+    Requests without a valid key are not logged here: they belong to no organization.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    # Kept as text so the log still reads right after the key is deleted.
+    key_name = models.CharField(max_length=120, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.PositiveSmallIntegerField()
+    duration_ms = models.PositiveIntegerField()
+    request_id = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Developers → Logs: newest first (keyset), by status, by request id or Idempotency-Key.
+            models.Index(fields=["organization", "-created_at", "-id"], name="api_log_org_created"),
+            models.Index(fields=["organization", "status", "-created_at"], name="api_log_org_status"),
+            models.Index(fields=["organization", "request_id"], name="api_log_org_request_id"),
+            models.Index(fields=["organization", "idempotency_key"], name="api_log_org_idempotency",
+                         condition=~models.Q(idempotency_key="")),
+            # Retention deletes by age across organizations.
+            models.Index(fields=["created_at"], name="api_log_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.method} {self.path} {self.status}"

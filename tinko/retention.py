@@ -69,6 +69,7 @@ RULES: list[Rule] = [
     Rule("customer message bodies", "notifications.Notification", "created_at", "TINKO_RETAIN_EMAIL_BODIES_DAYS",
          where=~Q(status="queued"), clear=_MESSAGE_BODIES),
     Rule("audit detail", "tinko.AuditEvent", "created_at", "TINKO_RETAIN_AUDIT_DETAIL_DAYS", clear={"data": {}}),
+    Rule("API request log", "tinko.ApiRequestLog", "created_at", "TINKO_RETAIN_API_LOGS_DAYS"),
 ]
 
 

@@ -149,6 +149,8 @@ MIDDLEWARE = [
     "tinko.metrics.MetricsMiddleware",
     "tinko.middleware.RequestIDMiddleware",
     "tinko.middleware.MalformedRequestMiddleware",
+    # Developers → Logs: outside ApiErrorMiddleware, so it stores the JSON error the client received.
+    "tinko.api.request_log.ApiRequestLogMiddleware",
     # JSON for Django's own error pages under /api/ (see tinko/api/middleware.py).
     "tinko.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -617,6 +619,9 @@ TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS = _int("TINKO_RETAIN_UNMATCHED_SUCCESSES_D
 TINKO_RETAIN_IDEMPOTENCY_HOURS = _int("TINKO_RETAIN_IDEMPOTENCY_HOURS", 24, minimum=1)
 TINKO_RETAIN_EMAIL_BODIES_DAYS = _int("TINKO_RETAIN_EMAIL_BODIES_DAYS", 30)
 TINKO_RETAIN_AUDIT_DETAIL_DAYS = _int("TINKO_RETAIN_AUDIT_DETAIL_DAYS", 365)
+TINKO_RETAIN_API_LOGS_DAYS = _int("TINKO_RETAIN_API_LOGS_DAYS", 14)
+# Developers → Logs: every API request made with a key is logged, bodies masked (tinko/api/request_log.py).
+TINKO_API_LOG_ENABLED = _bool("TINKO_API_LOG_ENABLED", True)
 
 # --- Payment providers (connected Stripe / Razorpay accounts) ----------------------------
 # API base addresses: the PSPs' own unless pointed elsewhere (a local Stripe mock in tests).

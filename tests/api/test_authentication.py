@@ -131,9 +131,12 @@ def test_last_used_at_is_not_rewritten_on_every_request(client, api_key, django_
     key, plaintext = api_key
     get_me(client, plaintext)  # first use writes last_used_at
 
-    # One query finds the key (with its organization); no UPDATE follows.
-    with django_assert_num_queries(1):
+    # One query finds the key (with its organization); no UPDATE follows. The other is the
+    # request log's INSERT (Developers → Logs).
+    with django_assert_num_queries(2) as captured:
         assert get_me(client, plaintext).status_code == 200
+    assert [q["sql"].split()[0] for q in captured.captured_queries] == ["SELECT", "INSERT"]
+    assert "tinko_apirequestlog" in captured.captured_queries[1]["sql"]
 
 
 def test_each_key_sees_only_its_own_organization(client, org, other_org, owner, outsider):

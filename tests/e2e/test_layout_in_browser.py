@@ -8,6 +8,7 @@ A console page nobody listed here fails the coverage check, so new pages join th
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import screenshot, sign_in
 from tests.notifications.conftest import due_message
 from tinko import services
-from tinko.models import Membership, User
+from tinko.models import ApiRequestLog, Membership, User
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("default_rules")]
 
@@ -64,7 +65,7 @@ OVERFLOW_CHECK = """() => {
 # Console URLs that answer only POST (forms and buttons on the pages below), or a fragment for htmx.
 NOT_PAGES = {
     "switch_organization", "team_invite", "invitation_revoke", "member_role", "member_remove", "api_key_revoke",
-    "payments_export", "payment_retry", "payment_link", "policy_preview", "policy_set_default", "policy_delete",
+    "payments_export", "payment_bulk", "payment_retry", "payment_link", "policy_preview", "policy_set_default", "policy_delete",
     "provider_test", "provider_toggle", "provider_keys", "template_preview", "webhook_test", "webhook_active",
     "webhook_resend", "analytics_export",
 }
@@ -186,10 +187,19 @@ def test_every_console_page_and_pay_page_fits_a_phone_and_a_desktop(browser, liv
     delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first()
     assert message is not None and delivery is not None
     policy = RetryPolicy.objects.get(organization=org, is_default=True)
+    psp_webhook = WebhookMessage.objects.filter(organization=org).first()
+    api_log = ApiRequestLog.objects.create(
+        organization=org, api_key=org.api_keys.first(), key_name=org.api_keys.first().name, method="POST",
+        path=f"/api/v1/payments/{LONG_REFERENCE}/recovery_link", status=422, duration_ms=48,
+        request_id="f3c1d2e4b5a697887766554433221100", idempotency_key=f"retry-{LONG_REFERENCE}-attempt-0003",
+        request_body=json.dumps({"reference": LONG_REFERENCE, "customer": {"email": LONG_EMAIL}}),
+        response_body=json.dumps({"error": {"type": "invalid_request", "message": "x" * 300, "charge": LONG_CHARGE_ID}}),
+    )
 
     console = [
         "/console/", "/console/?period=90d", "/console/payments/", "/console/payments/?status=recovering",
         f"/console/payments/{detail.pk}/", f"/console/payments/{detail.pk}/cancel/",
+        "/console/customers/", "/console/customers/?state=open", f"/console/customers/{detail.customer_id}/",
         "/console/policies/", "/console/policies/new/", f"/console/policies/{policy.pk}/",
         "/console/providers/", "/console/get-started/?step=provider", "/console/get-started/?step=policy",
         "/console/get-started/?step=branding", "/console/get-started/?step=test",
@@ -197,6 +207,9 @@ def test_every_console_page_and_pay_page_fits_a_phone_and_a_desktop(browser, liv
         "/console/organizations/new/", "/console/outbox/", f"/console/outbox/{message.public_id}/",
         "/console/templates/", "/console/templates/email/first_notice/en/", "/console/templates/sms/reminder/hi/",
         "/console/messaging/", "/console/webhooks/", f"/console/webhooks/{endpoint.pk}/",
+        "/console/developers/logs/", "/console/developers/logs/?status=4xx", f"/console/developers/logs/{api_log.pk}/",
+        "/console/developers/logs/provider-webhooks/", f"/console/developers/logs/provider-webhooks/{psp_webhook.pk}/",
+        "/console/developers/logs/webhook-deliveries/",
         "/accounts/email/", "/accounts/password/change/", "/accounts/2fa/",
     ]
     visited = {resolve(path.split("?")[0]).url_name for path in console}

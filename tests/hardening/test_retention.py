@@ -12,7 +12,7 @@ from notifications.models import Notification
 from payments.models import ProviderSuccess, WebhookMessage
 from tinko import crypto, retention, tasks
 from tests.payments.conftest import stripe_account  # noqa: F401  (fixture)
-from tinko.models import AuditEvent, IdempotencyRecord, OutboundEmail
+from tinko.models import ApiRequestLog, AuditEvent, IdempotencyRecord, OutboundEmail
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +48,20 @@ def test_idempotency_records_go_after_a_day(org):
     retention.apply()
 
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["b"]
+
+
+def test_api_request_logs_go_after_their_setting(org, settings):
+    settings.TINKO_RETAIN_API_LOGS_DAYS = 14
+    row = {"organization": org, "method": "POST", "path": "/api/v1/x", "status": 201, "duration_ms": 3}
+    old = ApiRequestLog.objects.create(**row)
+    new = ApiRequestLog.objects.create(**row)
+    _age(ApiRequestLog, old.pk, "created_at", 15)
+    _age(ApiRequestLog, new.pk, "created_at", 13)
+
+    done = retention.apply()
+
+    assert list(ApiRequestLog.objects.values_list("pk", flat=True)) == [new.pk]
+    assert done["API request log"] == 1
 
 
 def test_sent_email_bodies_and_audit_detail_are_cleared_but_the_records_stay(org, owner):

@@ -95,3 +95,27 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", _("All actions"))] + [(a, a) for a in actions]
         self.fields["actor"].choices = [("", _("Anyone"))] + [(a, a) for a in actors]
+
+
+class ApiLogFilterForm(forms.Form):
+    """Developers → Logs, API requests. ``q`` goes by what it looks like: a path ("/…", its beginning),
+    else a request id or an Idempotency-Key (exact)."""
+
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=255,
+        help_text=_("A request id, an Idempotency-Key, or the beginning of a path (/api/v1/…)."),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Request id, Idempotency-Key or /path")}),
+    )
+    status = forms.ChoiceField(
+        label=_("Status"), required=False,
+        choices=[("", _("Any")), ("2xx", _("Succeeded (2xx)")), ("4xx", _("Refused (4xx)")), ("5xx", _("Failed (5xx)"))],
+    )
+    method = forms.ChoiceField(
+        label=_("Method"), required=False,
+        choices=[("", _("Any")), ("GET", "GET"), ("POST", "POST"), ("PUT", "PUT"), ("PATCH", "PATCH"), ("DELETE", "DELETE")],
+    )
+    key = forms.TypedChoiceField(label=_("API key"), required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, keys, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [("", _("Any"))] + [(k.pk, k.name) for k in keys]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from tinko.models import ApiKey, AuditEvent, Invitation, Membership, Organization
+from tinko.models import ApiKey, ApiRequestLog, AuditEvent, Invitation, Membership, Organization
 
 _SUMMARY_LIMIT = 160
 
@@ -31,6 +31,29 @@ def audit_events(organization: Organization, *, action: str = "", actor: str = "
     if actor:
         events = events.filter(actor_label=actor)
     return events
+
+
+API_LOG_PAGE_SIZE = 50
+_STATUS_CLASSES = {"2xx": (200, 300), "4xx": (400, 500), "5xx": (500, 600)}
+
+
+def api_request_logs(organization: Organization, *, q: str = "", status: str = "", method: str = "",
+                     key: int | None = None) -> QuerySet[ApiRequestLog]:
+    """The organization's logged API requests matching the filters (each optional); bodies left unloaded."""
+    logs = ApiRequestLog.objects.filter(organization=organization).defer("request_body", "response_body")
+    q = (q or "").strip()
+    if q.startswith("/"):
+        logs = logs.filter(path__startswith=q)
+    elif q:
+        logs = logs.filter(Q(request_id=q) | Q(idempotency_key=q))
+    if status in _STATUS_CLASSES:
+        low, high = _STATUS_CLASSES[status]
+        logs = logs.filter(status__gte=low, status__lt=high)
+    if method:
+        logs = logs.filter(method=method)
+    if key:
+        logs = logs.filter(api_key_id=key)
+    return logs
 
 
 def audit_actions(organization: Organization) -> list[str]:

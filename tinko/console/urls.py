@@ -16,6 +16,8 @@ urlpatterns = [
     path("team/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("developers/api-keys/", views.api_keys, name="api_keys"),
     path("developers/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("developers/logs/", views.api_logs, name="api_logs"),
+    path("developers/logs/<int:pk>/", views.api_log_detail, name="api_log_detail"),
     path("audit/", views.audit_log, name="audit_log"),
     path("", include("payments.console_urls")),
     path("", include("recovery.console_urls")),

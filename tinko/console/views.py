@@ -18,16 +18,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tinko import services
+from tinko.api.request_log import pretty
 from tinko.console import selectors
 from tinko.console.forms import (
     ApiKeyCreateForm,
+    ApiLogFilterForm,
     AuditFilterForm,
     InviteForm,
     OrganizationCreateForm,
     OrganizationSettingsForm,
     RoleForm,
 )
-from tinko.models import ApiKey, Invitation, Membership, Organization, Role
+from tinko.models import ApiKey, ApiRequestLog, Invitation, Membership, Organization, Role
+from tinko.pagination import keyset_context
 from tinko.tenancy import get_object_for_org, require_role, role_required, switch_organization
 
 AUDIT_PAGE_SIZE = 50
@@ -280,3 +283,26 @@ def audit_log(request):
     for event in page.object_list:
         event.summary = selectors.summarize_audit_data(event.data)
     return render(request, "console/audit_log.html", {"form": form, "page": page, "filtered": any(filters.values())})
+
+
+@require_GET
+@role_required()
+def api_logs(request):
+    """Developers → Logs: the organization's API requests, newest first, filterable (tinko/api/request_log.py)."""
+    organization = request.organization
+    form = ApiLogFilterForm(request.GET or None, keys=selectors.api_keys(organization).order_by("name"))
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    logs = selectors.api_request_logs(organization, **{k: v for k, v in filters.items() if v})
+    return render(request, "console/api_logs.html", {
+        "form": form, "filtered": any(filters.values()),
+        **keyset_context(request, logs, size=selectors.API_LOG_PAGE_SIZE),
+    }, status=400 if form.errors else 200)
+
+
+@require_GET
+@role_required()
+def api_log_detail(request, pk):
+    log = get_object_for_org(request.organization, ApiRequestLog.objects.select_related("api_key"), pk=pk)
+    return render(request, "console/api_log_detail.html", {
+        "log": log, "request_body": pretty(log.request_body), "response_body": pretty(log.response_body),
+    })

@@ -1,0 +1,180 @@
+"""The API request log behind Developers → Logs: one row per request made with an organization's key.
+
+What is kept: method, path (URL secrets masked as in the access log), status,
+latency, the key's name, the request id, the ``Idempotency-Key`` and both
+bodies, cut to :data:`MAX_BODY_CHARS` each.
+
+What is masked before anything is stored (:func:`mask_body`):
+
+- values of fields whose name says secret: ``password``, ``secret``, ``token``,
+  ``api_key``/``*_key`` (but not ``idempotency_key``), ``authorization``, ``cvc``,
+  ``cvv``, ``card_number``/``number`` (card data never belongs in Tinko's API);
+- inside any text: card numbers (13–19 digits passing the Luhn check, spaces or
+  dashes allowed) keep their last four; Tinko API keys (``tk_<prefix>_…``) keep
+  their prefix; PSP secrets (``sk_``, ``rk_``, ``whsec_``, ``rzp_…``) keep their kind;
+  a pay link's token (``/pay/<token>``) is replaced, since the link pays the debt.
+
+Kept as sent: e-mail addresses, names and phone numbers. They are the merchant's
+own customers, already shown on the Customers and Payments pages to the same
+people, and they are what a developer searches a log for ("why did Ada's report
+fail?"); the log is kept only TINKO_RETAIN_API_LOGS_DAYS (14 by default).
+
+The row is written after the response is complete, outside the view's
+transaction, as one plain INSERT, so a log write can neither undo nor delay the
+request's own work; a failed write is logged and forgotten (the request already
+succeeded or failed on its own). ``TINKO_API_LOG_ENABLED=false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from tinko import logging as tinko_logging
+from tinko.models import ApiKey, ApiRequestLog
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+MAX_BODY_CHARS = 8000
+MASK = "••••"
+
+_SECRET_FIELD = re.compile(
+    r"(^|_)(password|passwd|secret|token|authorization|cvc|cvv|cvv2|pan|card_number|number)$|(^|_)(api_)?key$",
+    re.IGNORECASE,
+)
+_NOT_SECRET_FIELDS = frozenset({"idempotency_key", "key_name", "customer_key", "card_key", "event_key"})
+_CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+_TINKO_KEY = re.compile(r"\btk_([a-z0-9]{8})_[A-Za-z0-9_\-]+")
+_PSP_SECRET = re.compile(r"\b(sk_live|sk_test|rk_live|rk_test|whsec|rzp_live|rzp_test)_[A-Za-z0-9]+")
+_PAY_TOKEN = re.compile(r"(/pay/)[A-Za-z0-9_\-]{16,}")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if 13 <= len(digits) <= 19 and _luhn(digits):
+        return f"{MASK} {digits[-4:]}"
+    return match.group(0)
+
+
+def mask_text(text: str) -> str:
+    """Secrets found anywhere in a text (see the module's docstring), masked."""
+    if not text:
+        return text
+    text = _PAY_TOKEN.sub(r"\1" + MASK, text)
+    text = _TINKO_KEY.sub(lambda m: f"tk_{m.group(1)}_{MASK}", text)
+    text = _PSP_SECRET.sub(lambda m: f"{m.group(1)}_{MASK}", text)
+    if any(ch.isdigit() for ch in text):
+        text = _CARD.sub(_mask_card, text)
+    return text
+
+
+def _mask_value(value, key: str = ""):
+    if key and key.lower() not in _NOT_SECRET_FIELDS and _SECRET_FIELD.search(key) and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, dict):
+        return {k: _mask_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_value(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+def mask_body(raw: bytes | str) -> str:
+    """A request or response body as stored: JSON masked field by field (compact), other text masked as text;
+    cut to MAX_BODY_CHARS (the cut is said at the end)."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if not raw:
+        return ""
+    try:
+        text = json.dumps(_mask_value(json.loads(raw)), ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        text = mask_text(raw)
+    if len(text) > MAX_BODY_CHARS:
+        text = text[:MAX_BODY_CHARS] + f"… [{len(text) - MAX_BODY_CHARS} more characters not kept]"
+    return text
+
+
+def pretty(body: str) -> str:
+    """A stored body for reading: JSON indented, anything else as it is."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+_INSERT = None
+
+
+def _insert_sql() -> str:
+    global _INSERT
+    if _INSERT is None:
+        table = connection.ops.quote_name(ApiRequestLog._meta.db_table)
+        _INSERT = (
+            f"INSERT INTO {table} (organization_id, api_key_id, key_name, method, path, status, duration_ms, "
+            "request_id, idempotency_key, request_body, response_body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+    return _INSERT
+
+
+def record(*, api_key: ApiKey, request, response, body: bytes, duration_ms: int) -> None:
+    """Store one request of ``api_key``'s organization; never raises."""
+    try:
+        response_body = b"" if response.streaming else response.content
+        row = (
+            api_key.organization_id, api_key.pk, api_key.name[:120], request.method[:10],
+            tinko_logging.loggable_path(request)[:500], response.status_code, duration_ms,
+            getattr(request, "request_id", "")[:64], request.headers.get("Idempotency-Key", "").strip()[:255],
+            mask_body(body), mask_body(response_body), timezone.now(),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(), row)
+    except DatabaseError:
+        # The database is what failed the request too, or is going away: the request has its answer already.
+        logger.warning("Could not log API request %s %s", request.method, request.path, exc_info=True)
+    except Exception:  # noqa: BLE001 - a log must never turn an answered request into a 500
+        logger.exception("Could not log API request %s %s", request.method, request.path)
+
+
+class ApiRequestLogMiddleware:
+    """Logs each API request made with a valid key (see the module). Sits outside ApiErrorMiddleware so
+    that it stores the JSON error the client actually received."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.TINKO_API_LOG_ENABLED or not request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        started = time.monotonic()
+        try:
+            # Read now: the view may consume the stream, and the body is read in full by the parser anyway.
+            body = request.body
+        except RequestDataTooBig:
+            body = b""
+        response = self.get_response(request)
+        api_key = getattr(request, "auth", None)
+        if isinstance(api_key, ApiKey):
+            record(api_key=api_key, request=request, response=response, body=body,
+                   duration_ms=round((time.monotonic() - started) * 1000))
+        return response
