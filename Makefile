@@ -16,16 +16,19 @@ WORKER_THREADS ?= 4
 # console; links in e-mails point at this server unless SITE_URL says otherwise.
 # Isolated from a .env (often a copy of .env.example made for Compose) and from
 # exported service URLs or hosts: empty values mean the local defaults.
-LOCAL := DEBUG=true TINKO_DOTENV= REDIS_URL= CACHE_URL= DATABASE_URL= ALLOWED_HOSTS= \
+# LOCAL_DATABASE_URL (a make variable, empty: var/tinko.sqlite3) lets a test use a temporary SQLite file.
+LOCAL_DATABASE_URL ?=
+LOCAL := DEBUG=true TINKO_DOTENV= REDIS_URL= CACHE_URL= DATABASE_URL=$(LOCAL_DATABASE_URL) ALLOWED_HOSTS= \
 	SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}"
 
 .DEFAULT_GOAL := help
-.PHONY: help run test worker migrate bench bench-analytics
+.PHONY: help run test worker migrate manage bench bench-analytics
 
 help:
 	@echo "make run      serve Tinko locally on http://127.0.0.1:$(PORT) (SQLite, no other services)"
 	@echo "make test     run the whole test suite (PostgreSQL + Redis; fails if any test is skipped)"
 	@echo "make worker   run background workers (needs REDIS_URL)"
+	@echo "make manage ARGS=\"...\"  any manage.py command in local mode, e.g. ARGS=\"create_api_key demo mykey\""
 	@echo "make migrate  apply database migrations (local mode unless DEBUG/DATABASE_URL say otherwise)"
 	@echo "make messages refresh the console's Hindi and Spanish catalogues (locale/) after changing its text"
 	@echo "make bench    run the recovery engine benchmarks (PostgreSQL + Redis; see tests/bench/README.md)"
@@ -53,6 +56,12 @@ run: $(VENV)/.installed-runtime
 	$(LOCAL) $(PY) manage.py migrate --noinput
 	$(LOCAL) $(PY) manage.py seed_demo
 	$(LOCAL) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Any manage.py command in local mode, on the SQLite database `make run` uses, e.g.
+# make manage ARGS="create_api_key demo mykey" (the README's commands; tests/docs/test_readme_commands.py).
+ARGS ?=
+manage: $(VENV)/.installed-runtime
+	@$(LOCAL) $(PY) manage.py $(ARGS)
 
 migrate: $(VENV)/.installed-runtime
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput

@@ -33,15 +33,27 @@ SUMMARY_FIELDS = {
     "recovery_rate": serializers.FloatField(**RATE), "value_recovery_rate": serializers.FloatField(**RATE),
     "median_hours_to_recover": serializers.IntegerField(allow_null=True),
     "p90_hours_to_recover": serializers.IntegerField(allow_null=True),
+    "held_out_count": serializers.IntegerField(help_text="Held-out payments of the currency (not in the measures above)."),
+    "held_out_amount": serializers.IntegerField(), "held_out_recovered_count": serializers.IntegerField(),
+    "held_out_recovered_amount": serializers.IntegerField(),
+    "payments_count": serializers.IntegerField(help_text="Every payment of the period: failed_count + held_out_count."),
 }
 HOLDOUT = inline_serializer("AnalyticsHoldout", {
     "treatment_count": serializers.IntegerField(), "treatment_recovered": serializers.IntegerField(),
     "holdout_count": serializers.IntegerField(), "holdout_recovered": serializers.IntegerField(),
+    "outside_count": serializers.IntegerField(help_text="Payments in no experiment (before it started, or no holdout)."),
+    "outside_recovered": serializers.IntegerField(),
+    "total_count": serializers.IntegerField(help_text="Every payment of the period: the three groups."),
     "comparison": inline_serializer("AnalyticsHoldoutComparison", {
         "treatment_rate": serializers.FloatField(), "holdout_rate": serializers.FloatField(),
         "difference": serializers.FloatField(), "ci_low": serializers.FloatField(), "ci_high": serializers.FloatField(),
-        "significant": serializers.BooleanField(),
-    }, allow_null=True, help_text="Null until both groups have payments. 95% Wald interval of the difference."),
+        "enough_data": serializers.BooleanField(help_text="Both groups have at least min_payments payments."),
+        "min_payments": serializers.IntegerField(),
+        "significant": serializers.BooleanField(help_text="Enough data, and the interval excludes zero."),
+    }, allow_null=True, help_text=(
+        "Null until both groups have payments. 95% Newcombe hybrid score interval (from Wilson intervals) "
+        "of the difference of the recovery rates."
+    )),
 })
 COMPLIANCE = inline_serializer("AnalyticsCompliance", {
     "visa_limit": serializers.IntegerField(), "mastercard_limit": serializers.IntegerField(),
@@ -78,7 +90,7 @@ class SummaryView(APIView):
             "Payments that first failed in the period (days in the organization's time zone), per currency with the "
             "organization's default currency first: failed, recovered, still at risk, recovery rates by count and by "
             "value, median and 90th-percentile hours to recover. Held-out payments (incrementality experiment) are "
-            "left out here and compared in `holdout`. Figures are at most a minute old."
+            "counted beside the measures (`held_out_*`) and compared in `holdout`. Figures include every change committed before the request."
         ),
         responses={200: inline_serializer("AnalyticsSummary", {
             "period": PERIOD, "currencies": inline_serializer("AnalyticsCurrencySummary", SUMMARY_FIELDS, many=True), "holdout": HOLDOUT, "compliance": COMPLIANCE,

@@ -56,6 +56,7 @@ def home(request):
         "periods": [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days"), ("custom", "Custom")],
         "export_query": _export_query(period, currency),
         "cohort_days": selectors.COHORT_DAYS,
+        "currency_choices": data["currencies"] + ([currency] if currency and currency not in data["currencies"] else []),
     }
     return render(request, "console/home.html", context, status=400 if errors else 200)
 

@@ -31,6 +31,9 @@ from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAt
 
 # A payment updated in a transaction that commits this long after its updated_at is still seen.
 MARGIN = timedelta(minutes=5)
+# A page view's refresh: enough for a commit that lands while the previous refresh runs (a
+# request's transaction is short); anything slower is caught by the minute job's MARGIN.
+LIVE_MARGIN = timedelta(seconds=10)
 CHUNK = 5000
 # Mastercard Merchant Advice Codes that set the earliest retry.
 ADVICE_WAIT_CODES = [str(n) for n in range(24, 31)]
@@ -107,13 +110,20 @@ def current_state(organization) -> RollupState | None:
 INLINE_REBUILD_LIMIT = 20_000
 
 
-def refresh(organization, *, full: bool = False, max_age: timedelta | None = None, inline: bool = False) -> int | None:
+def refresh(organization, *, full: bool = False, max_age: timedelta | None = None, inline: bool = False,
+            margin: timedelta = MARGIN) -> int | None:
     """Bring ``organization``'s rollups up to date; the number of failure days re-rolled (-1: all).
 
     None when nothing was done: another refresh of the same organization is
     running (its result will be there in a moment; the caller reads the rollups
     as they are), the last refresh is younger than ``max_age``, or (``inline``)
     a full rebuild is too big for a request.
+
+    ``margin``: how far before the last refresh's start changed payments are
+    looked for again. The minute job keeps the full ``MARGIN`` (a transaction
+    that commits minutes after it set ``updated_at``); a page view passes
+    ``LIVE_MARGIN``, so it re-rolls only what changed since about the last
+    refresh and every change committed before the view is in its figures.
     """
     state = organization._analytics_state = _state(organization)
     if max_age is not None and state.refreshed_at is not None and timezone.now() - state.refreshed_at < max_age:
@@ -135,7 +145,7 @@ def refresh(organization, *, full: bool = False, max_age: timedelta | None = Non
                 days = set()  # never rolled and nothing to roll
         else:
             changed = Payment.objects.filter(
-                organization=organization, updated_at__gt=state.refreshed_through - MARGIN
+                organization=organization, updated_at__gt=state.refreshed_through - margin
             ).values_list("first_failed_at", flat=True)
             days = {when.astimezone(tz).date() for when in changed}
         if days is None or days:

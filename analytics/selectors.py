@@ -21,7 +21,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup
-from analytics.rollups import current_state, refresh
+from analytics.rollups import LIVE_MARGIN, current_state, refresh
 from payments.models import HoldoutGroup
 from recovery.models import Category
 from recovery.planner import MASTERCARD_LIMIT, VISA_LIMIT
@@ -138,13 +138,25 @@ class Facts:
         self.organization, self.period, self.currency = organization, period, currency
 
     @cached_property
-    def by_day(self) -> list[dict]:
-        """(day, currency, outcome, holdout_group) → payments, amount, recovered amount; every group."""
+    def by_day_every_currency(self) -> list[dict]:
+        """(day, currency, outcome, holdout_group) → payments, amount, recovered amount; every group and currency."""
         return list(
-            _base(DailyRollup, self.organization, self.period, self.currency, with_holdout=True)
+            _base(DailyRollup, self.organization, self.period, with_holdout=True)
             .values("day", "currency", "outcome", "holdout_group")
             .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).order_by()
         )
+
+    @cached_property
+    def by_day(self) -> list[dict]:
+        """:attr:`by_day_every_currency` in the chosen currency (all when none is chosen)."""
+        if not self.currency:
+            return self.by_day_every_currency
+        return [row for row in self.by_day_every_currency if row["currency"] == self.currency]
+
+    @cached_property
+    def currencies(self) -> list[str]:
+        """The currencies of the period's payments, the organization's default first (the currency filter's choices)."""
+        return ordered_currencies(self.organization, {row["currency"] for row in self.by_day_every_currency})
 
     @cached_property
     def by_dimension(self) -> list[dict]:
@@ -182,17 +194,22 @@ def _week_date(value) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def summary(organization, period: Period, *, currency: str = "", facts: Facts | None = None) -> list[dict]:
-    """Per currency: failed, recovered, open (revenue at risk), recovery rates, time to recover."""
-    facts = facts or Facts(organization, period, currency)
+def _currency_totals(rows) -> dict[str, dict]:
+    """Per currency from by_day rows: the payments Tinko worked on, and the held-out ones beside them."""
     by_currency: dict[str, dict] = {}
-    for row in facts.by_day:
-        if row["holdout_group"] == HoldoutGroup.HOLDOUT:
-            continue
+    for row in rows:
         m = by_currency.setdefault(row["currency"], {
             "currency": row["currency"], "failed_count": 0, "failed_amount": 0, "recovered_count": 0,
             "recovered_amount": 0, "at_risk_count": 0, "at_risk_amount": 0,
+            "held_out_count": 0, "held_out_amount": 0, "held_out_recovered_count": 0, "held_out_recovered_amount": 0,
         })
+        if row["holdout_group"] == HoldoutGroup.HOLDOUT:
+            m["held_out_count"] += row["n"]
+            m["held_out_amount"] += row["amount"]
+            if row["outcome"] == "recovered":
+                m["held_out_recovered_count"] += row["n"]
+                m["held_out_recovered_amount"] += row["recovered"]
+            continue
         m["failed_count"] += row["n"]
         m["failed_amount"] += row["amount"]
         if row["outcome"] == "recovered":
@@ -201,6 +218,22 @@ def summary(organization, period: Period, *, currency: str = "", facts: Facts | 
         elif row["outcome"] == "open":
             m["at_risk_count"] += row["n"]
             m["at_risk_amount"] += row["amount"]
+    for m in by_currency.values():
+        m["payments_count"] = m["failed_count"] + m["held_out_count"]
+        m["recovery_rate"] = _rate(m["recovered_count"], m["failed_count"])
+        m["value_recovery_rate"] = _rate(m["recovered_amount"], m["failed_amount"])
+    return by_currency
+
+
+def summary(organization, period: Period, *, currency: str = "", facts: Facts | None = None) -> list[dict]:
+    """Per currency: failed, recovered, open (revenue at risk), recovery rates, time to recover.
+
+    The measures count the payments Tinko worked on; ``held_out_*`` count the
+    period's held-out payments of the currency beside them, so
+    ``payments_count`` (both) is every payment that first failed in the period.
+    """
+    facts = facts or Facts(organization, period, currency)
+    by_currency = _currency_totals(facts.by_day)
     counts: dict[str, dict[int, int]] = {}
     for row in facts.recovery_times:
         per_hour = counts.setdefault(row["currency"], {})
@@ -209,11 +242,50 @@ def summary(organization, period: Period, *, currency: str = "", facts: Facts | 
     result = []
     for code in ordered_currencies(organization, by_currency):
         m = by_currency[code]
-        m["recovery_rate"] = _rate(m["recovered_count"], m["failed_count"])
-        m["value_recovery_rate"] = _rate(m["recovered_amount"], m["failed_amount"])
         m["median_hours_to_recover"] = nearest_rank(histograms.get(code, []), 0.5)
         m["p90_hours_to_recover"] = nearest_rank(histograms.get(code, []), 0.9)
         result.append(m)
+    return result
+
+
+def previous_period(period: Period) -> Period:
+    """The same number of days just before ``period`` (what its deltas compare with)."""
+    return Period(period.start - timedelta(days=period.days), period.start - timedelta(days=1), "previous")
+
+
+def _change(now, before) -> float | None:
+    """Relative change, None when there was nothing before to compare with."""
+    if now is None or before is None or not before:
+        return None
+    return round((now - before) / before, 4)
+
+
+CHANGES = ("failed_amount", "recovered_amount", "at_risk_amount", "recovery_rate")
+
+
+def deltas(organization, period: Period, current: list[dict], *, currency: str = "") -> dict[str, dict]:
+    """Per currency: the key figures of the previous period of the same length, and the changes from it.
+
+    Amounts and counts change relatively (0.25: a quarter more); the recovery
+    rate changes in points (0.05: five percentage points).
+    """
+    before = _currency_totals(Facts(organization, previous_period(period), currency).by_day)
+    result = {}
+    for m in current:
+        p = before.get(m["currency"])
+        if p is None:
+            result[m["currency"]] = dict.fromkeys(("previous", *CHANGES))
+            continue
+        rate_change = None
+        if m["recovery_rate"] is not None and p["recovery_rate"] is not None:
+            rate_change = round(m["recovery_rate"] - p["recovery_rate"], 4)
+        result[m["currency"]] = {
+            "previous": p,
+            "failed_amount": _change(m["failed_amount"], p["failed_amount"]),
+            "recovered_amount": _change(m["recovered_amount"], p["recovered_amount"]),
+            "at_risk_amount": _change(m["at_risk_amount"], p["at_risk_amount"]),
+            "recovery_rate": rate_change,
+        }
     return result
 
 
@@ -346,39 +418,66 @@ def cohorts(organization, period: Period, *, currency: str = "", today: date | N
     return result
 
 
+# Below this many payments in either group the dashboard says "not enough data yet" instead of
+# reading a difference: the interval is valid, but too wide to tell anything.
+HOLDOUT_MIN_PAYMENTS = 30
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (valid at small n and at 0 or n successes)."""
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def holdout_interval(*, treated: int, treated_recovered: int, held_out: int, held_out_recovered: int) -> dict | None:
     """Recovery rate with Tinko vs without, their difference and its 95% confidence interval.
 
-    The normal-approximation (Wald) interval for a difference of two
-    independent proportions: d ± z·sqrt(p₁(1−p₁)/n₁ + p₂(1−p₂)/n₂).
+    Newcombe's hybrid score interval for a difference of two independent
+    proportions (Newcombe 1998, method 10), built from each group's Wilson
+    interval: unlike the normal (Wald) interval it keeps its coverage at a
+    few dozen payments and at rates near 0 or 1. ``enough_data`` is False
+    below HOLDOUT_MIN_PAYMENTS in either group, and then nothing is called
+    significant.
     """
     if not treated or not held_out:
         return None
     p1, p2 = treated_recovered / treated, held_out_recovered / held_out
+    l1, u1 = wilson_interval(treated_recovered, treated)
+    l2, u2 = wilson_interval(held_out_recovered, held_out)
     diff = p1 - p2
-    half = Z95 * math.sqrt(p1 * (1 - p1) / treated + p2 * (1 - p2) / held_out)
+    low = diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    enough = min(treated, held_out) >= HOLDOUT_MIN_PAYMENTS
     return {
         "treatment_rate": round(p1, 4), "holdout_rate": round(p2, 4), "difference": round(diff, 4),
-        "ci_low": round(diff - half, 4), "ci_high": round(diff + half, 4),
+        "ci_low": round(low, 4), "ci_high": round(high, 4),
+        "enough_data": enough, "min_payments": HOLDOUT_MIN_PAYMENTS,
         # The interval excludes zero: the difference is unlikely to be chance.
-        "significant": (diff - half) > 0 or (diff + half) < 0,
+        "significant": enough and (low > 0 or high < 0),
     }
 
 
 def holdout(organization, period: Period, *, currency: str = "", facts: Facts | None = None) -> dict:
-    """Payments of the period that took part in an experiment, by group, and the comparison."""
+    """Payments of the period by experiment group, and the comparison of the two groups.
+
+    ``outside_*`` counts the payments that were in no experiment (reported
+    before it started, or under a policy without a holdout), so the three
+    groups add up to every payment of the period, as the key figures do.
+    """
     facts = facts or Facts(organization, period, currency)
-    counts = {HoldoutGroup.TREATMENT: [0, 0], HoldoutGroup.HOLDOUT: [0, 0]}
+    counts = {HoldoutGroup.TREATMENT: [0, 0], HoldoutGroup.HOLDOUT: [0, 0], "": [0, 0]}
     for row in facts.by_day:
-        if row["holdout_group"] not in counts:
-            continue
-        c = counts[row["holdout_group"]]
+        c = counts.get(row["holdout_group"], counts[""])
         c[0] += row["n"]
         if row["outcome"] == "recovered":
             c[1] += row["n"]
-    (n1, r1), (n2, r2) = counts[HoldoutGroup.TREATMENT], counts[HoldoutGroup.HOLDOUT]
+    (n1, r1), (n2, r2), (n0, r0) = counts[HoldoutGroup.TREATMENT], counts[HoldoutGroup.HOLDOUT], counts[""]
     return {
         "treatment_count": n1, "treatment_recovered": r1, "holdout_count": n2, "holdout_recovered": r2,
+        "outside_count": n0, "outside_recovered": r0, "total_count": n0 + n1 + n2,
         "comparison": holdout_interval(treated=n1, treated_recovered=r1, held_out=n2, held_out_recovered=r2),
     }
 
@@ -407,33 +506,44 @@ def compliance(organization, period: Period, *, facts: Facts | None = None) -> d
     }
 
 
-# Dashboards and API reads re-roll what changed when the rollups are older than this;
-# the minute job keeps them fresher than that on a busy system.
-FRESH_ENOUGH = timedelta(seconds=60)
-
-
 def freshness(organization) -> dict:
-    """When the rollups were last brought up to date, and whether they match the organization's time zone."""
-    refresh(organization, max_age=FRESH_ENOUGH, inline=True)
+    """Bring the rollups up to date with every change committed so far; say how current they are.
+
+    A page view re-rolls the failure days of the payments changed since about
+    the last refresh (analytics.rollups.LIVE_MARGIN), so a failure or a
+    recovery is in the figures of the next view. ``updating``: another refresh
+    of the organization held the lock (the minute job, or a concurrent view),
+    and the figures are those of ``refreshed_at``, which the page says.
+    """
+    done = refresh(organization, inline=True, margin=LIVE_MARGIN)
     state = current_state(organization)
+    rolled = bool(state and state.refreshed_at)
+    stale_timezone = bool(rolled and state.timezone != organization.timezone)
     return {
         "refreshed_at": state.refreshed_at if state else None,
-        "stale_timezone": bool(state and state.refreshed_at and state.timezone != organization.timezone),
-        "pending": not (state and state.refreshed_at),
+        "stale_timezone": stale_timezone,
+        "pending": not rolled,
+        "updating": done is None and rolled and not stale_timezone,
     }
 
 
 def dashboard(organization, period: Period, *, currency: str = "") -> dict:
-    """Everything the dashboard page shows, after bringing the rollups up to date (at most a minute old)."""
+    """Everything the dashboard page shows, after bringing the rollups up to date (analytics.selectors.freshness)."""
     fresh = freshness(organization)
     facts = Facts(organization, period, currency)
+    key_figures = summary(organization, period, currency=currency, facts=facts)
+    changes = deltas(organization, period, key_figures, currency=currency)
+    for m in key_figures:
+        m["change"] = changes[m["currency"]]
     return {
         "freshness": fresh,
         "period": period,
-        "summary": summary(organization, period, currency=currency, facts=facts),
+        "previous_period": previous_period(period),
+        "summary": key_figures,
         "timeseries": timeseries(organization, period, currency=currency, facts=facts),
         "cohorts": cohorts(organization, period, currency=currency, facts=facts),
         "breakdowns": {by: breakdown(organization, period, by, currency=currency, facts=facts) for by in BREAKDOWNS},
         "holdout": holdout(organization, period, currency=currency, facts=facts),
         "compliance": compliance(organization, period, facts=facts),
+        "currencies": ordered_currencies(organization, {organization.default_currency, *facts.currencies}),
     }

@@ -41,3 +41,11 @@ def hours(value) -> str:
         return f"{value} h"
     days, rest = divmod(value, 24)
     return f"{days} d {rest} h" if rest else f"{days} d"
+
+
+@register.filter
+def signed_percent(change) -> str:
+    """A relative change: +12.3% (0.123)."""
+    if change is None:
+        return "—"
+    return f"{change * 100:+.1f}%"

@@ -114,20 +114,59 @@ def test_the_holdout_percentage_is_part_of_the_policy_api(api_key, org):
     assert policy.holdout_percent == 10
 
 
-def test_interval_on_a_known_example():
-    # p1 = 450/1000 = 0.45, p2 = 30/100 = 0.30, d = 0.15
-    # se = sqrt(0.45·0.55/1000 + 0.30·0.70/100) = sqrt(0.0002475 + 0.0021) = 0.0484510
-    # half-width = 1.959964 · 0.0484510 = 0.0949622 → (0.0550, 0.2450)
+def test_wilson_interval_by_hand():
+    # 1 of 14: p = 0.0714286, z² = 3.841459, denominator 1 + z²/n = 1.2743899
+    # centre = (0.0714286 + 3.841459/28) / 1.2743899 = 0.1637046
+    # half = 1.959964 · sqrt(0.0714286·0.9285714/14 + 3.841459/784) / 1.2743899 = 0.1509824
+    low, high = selectors.wilson_interval(1, 14)
+
+    assert (round(low, 4), round(high, 4)) == (0.0127, 0.3147)
+
+
+@pytest.mark.parametrize(
+    "treated, treated_recovered, held_out, held_out_recovered, low, high",
+    [
+        # Newcombe (1998), "Interval estimation for the difference between independent proportions",
+        # Statistics in Medicine 17:873–890, Table II, method 10 (hybrid score), examples (a)–(f).
+        (70, 56, 80, 48, 0.0524, 0.3339),
+        (10, 9, 10, 3, 0.1705, 0.8090),
+        (7, 6, 7, 2, 0.0582, 0.8062),
+        (56, 5, 29, 0, -0.0381, 0.1926),
+        (10, 0, 20, 0, -0.1611, 0.2775),
+        (10, 10, 20, 0, 0.6791, 1.0),
+    ],
+)
+def test_newcombe_interval_matches_the_published_values(treated, treated_recovered, held_out, held_out_recovered,
+                                                         low, high):
+    result = selectors.holdout_interval(treated=treated, treated_recovered=treated_recovered, held_out=held_out,
+                                        held_out_recovered=held_out_recovered)
+
+    assert (result["ci_low"], result["ci_high"]) == (low, high)
+
+
+def test_interval_on_a_large_experiment():
+    # 450/1000 vs 30/100: Wilson (0.41942, 0.48097) and (0.21895, 0.39585);
+    # d = 0.15, low = 0.15 − sqrt(0.03058² + 0.09585²) = 0.0494, high = 0.15 + sqrt(0.03097² + 0.08105²) = 0.2368
     result = selectors.holdout_interval(treated=1000, treated_recovered=450, held_out=100, held_out_recovered=30)
 
     assert result == {
-        "treatment_rate": 0.45, "holdout_rate": 0.3, "difference": 0.15, "ci_low": 0.055, "ci_high": 0.245,
-        "significant": True,
+        "treatment_rate": 0.45, "holdout_rate": 0.3, "difference": 0.15, "ci_low": 0.0494, "ci_high": 0.2368,
+        "enough_data": True, "min_payments": 30, "significant": True,
     }
 
 
+def test_below_the_minimum_there_is_not_enough_data_and_nothing_is_significant():
+    # The demo: 14 held-out payments, 1 recovered, against a clearly better treatment group.
+    small = selectors.holdout_interval(treated=200, treated_recovered=70, held_out=14, held_out_recovered=1)
+    at_minimum = selectors.holdout_interval(treated=200, treated_recovered=70, held_out=30, held_out_recovered=2)
+
+    assert selectors.HOLDOUT_MIN_PAYMENTS == 30
+    assert small["enough_data"] is False and small["significant"] is False
+    assert at_minimum["enough_data"] is True and at_minimum["significant"] is True
+
+
 def test_an_interval_that_includes_zero_is_not_significant():
-    result = selectors.holdout_interval(treated=20, treated_recovered=10, held_out=10, held_out_recovered=4)
+    result = selectors.holdout_interval(treated=40, treated_recovered=20, held_out=30, held_out_recovered=12)
 
     assert result["ci_low"] < 0 < result["ci_high"]
     assert result["significant"] is False

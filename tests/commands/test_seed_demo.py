@@ -186,3 +186,16 @@ def test_gives_the_demo_dashboard_a_sample_history_once(db, local_mode):
     summary = selectors.summary(org, period)
     assert summary and summary[0]["recovered_count"] > 0
     assert selectors.holdout(org, period)["comparison"] is not None
+
+
+def test_the_demo_has_done_get_started_and_the_console_says_so(db, local_mode):
+    from onboarding.models import STEPS, OnboardingProgress
+
+    password = printed_password(seed())
+    client = Client()
+    client.post("/accounts/login/", {"login": "demo@example.com", "password": password})
+    progress = OnboardingProgress.objects.get(organization__slug="demo")
+
+    assert progress.completed_at is not None
+    assert all(progress.state(step) == "done" for step in STEPS) and progress.provider_choice == "sandbox"
+    assert "Set up recovery" not in client.get("/console/").content.decode()

@@ -45,14 +45,15 @@ def test_home_shows_recent_audit_events(owner_client, acme_key):
     assert "organization.created" in content
 
 
-def test_home_lists_at_most_ten_recent_events(owner_client, org, owner):
+def test_home_lists_at_most_five_recent_events(owner_client, org, owner):
+    # Five keep the home page within two screens; the audit log has the rest.
     for n in range(12):
         services.record_audit(organization=org, action=f"test.event{n:02d}", actor=owner)
 
     content = owner_client.get("/console/").content.decode()
 
-    assert "test.event11" in content and "test.event02" in content
-    assert "test.event01" not in content
+    assert "test.event11" in content and "test.event07" in content
+    assert "test.event06" not in content
     assert "organization.created" not in content
 
 
@@ -164,3 +165,31 @@ def test_every_navigation_link_opens_a_page_titled_as_the_link(owner_client):
         if href != "/console/":  # Overview is headed by the organization's name
             heading = unescape(re.sub(r"<[^>]+>", "", re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S).group(1))).strip()
             assert heading == label, (href, heading)
+
+
+def test_every_navigation_entry_opens_a_page_titled_as_the_entry(owner_client):
+    """'Senders and language' must not open 'Messaging settings': the tab title says what the menu said."""
+    import html
+
+    home = owner_client.get("/console/").content.decode()
+    nav = home[home.index('id="console-nav"'):home.index("</nav>", home.index('id="console-nav"'))]
+    entries = re.findall(r'<a href="(/console/[^"]*)"[^>]*>([^<]+)</a>', nav)
+    assert len(entries) >= 10
+    for url, label in entries:
+        page = owner_client.get(url)
+        assert page.status_code == 200, url
+        title = html.unescape(re.search(r"<title>([^<]*)</title>", page.content.decode()).group(1))
+        label = html.unescape(label.strip())
+        assert title.startswith(label) or label == "Overview" and title.startswith("Overview"), (url, label, title)
+
+
+def test_favicon_is_served_and_linked(client):
+    response = client.get("/favicon.ico")
+
+    from django.contrib.staticfiles import finders
+    from django.templatetags.static import static
+
+    assert response.status_code == 302 and response["Location"] == static("tinko/favicon.svg")
+    with open(finders.find("tinko/favicon.svg")) as icon:
+        assert icon.read().startswith("<svg")
+    assert f'<link rel="icon" href="{response["Location"]}"' in client.get("/accounts/login/").content.decode()

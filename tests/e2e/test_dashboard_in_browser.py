@@ -29,7 +29,7 @@ def test_dashboard_shows_figures_chart_and_tables(page, merchant):
     assert page.locator('[data-holdout="difference"]').inner_text().endswith("pp")
     screenshot(page, "dashboard")
 
-    page.get_by_label("Last 7 days").check()
+    page.get_by_label("Period").select_option("7d")
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**/console/?period=7d*")
     assert page.get_by_role("heading", name="Key figures").is_visible()

@@ -117,6 +117,10 @@ def test_customer_pays_on_a_phone_and_the_console_shows_it_recovered_through_the
                      failure={"code": "expired_card", "decline_code": "expired_card"})
 
     sign_in(page, "owner@pay.test", PASSWORD)
+    page.goto("/console/?period=7d")
+    inr = page.locator('[data-currency="INR"]')
+    assert inr.locator('[data-kpi="failed"]').inner_text() == "₹499.00"
+    assert inr.locator('[data-kpi="recovered"]').inner_text() == "₹0.00"
     page.goto(f"/console/payments/{payment.pk}/")
     page.get_by_role("button", name="Send a new link").click()
     pay_url = page.get_by_role("textbox", name="Pay link").input_value()
@@ -154,6 +158,11 @@ def test_customer_pays_on_a_phone_and_the_console_shows_it_recovered_through_the
     assert "Paid through pay link" in page.locator(".timeline").inner_text()
     payment.refresh_from_db()
     assert payment.status == "recovered" and payment.recovered_channel == "link"
+
+    # The dashboard shows the recovery on the first view after it, not a minute later.
+    page.goto("/console/?period=7d")
+    assert inr.locator('[data-kpi="recovered"]').inner_text() == "₹499.00"
+    assert page.locator('[data-freshness="live"]').count() == 1
 
     # The link now says it is paid; a second payment is impossible.
     phone.goto(pay_url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 
 import pytest
@@ -136,6 +138,27 @@ def _sandbox_form(client, token):
     assert page.status_code == 200
     key = page.context["form"]["key"].value()
     return location, key
+
+
+def test_the_sandbox_form_lists_test_cards_that_do_what_it_says(payment, link_and_token, site):
+    from payments.sandbox.provider import TEST_CARDS
+
+    by_number = {card.number: card for card in TEST_CARDS.values()}
+
+    _, token = link_and_token
+    client = Client()
+    location, _ = _sandbox_form(client, token)
+    body = client.get(location).content.decode()
+    hint = body[body.index('class="test-cards"'):body.index("</details>", body.index('class="test-cards"'))]
+
+    cards = re.findall(r"<code>([\d ]+)</code> ([^<]+)</li>", hint)
+    assert [number for number, _ in cards] == [
+        "4242 4242 4242 4242", "4000 0000 0000 9995", "4000 0000 0000 0069", "4000 0025 0000 3155",
+    ]
+    outcomes = [by_number[number.replace(" ", "")] for number, _ in cards]
+    assert [("pays" if c.succeeds else c.decline_code) for c in outcomes] == [
+        "pays", "insufficient_funds", "expired_card", "authentication_required",
+    ]
 
 
 def test_paying_with_the_success_card_recovers_the_payment_attributed_to_the_link(payment, link_and_token, site):

@@ -119,7 +119,7 @@ def overview(organization: Organization) -> Overview:
     member_count = Membership.objects.filter(organization=organization).count()
     active_key_count = ApiKey.objects.active().filter(organization=organization).count()
     pending_count = Invitation.objects.pending().filter(organization=organization).count()
-    recent = list(audit_events(organization)[:10])
+    recent = list(audit_events(organization)[:5])
     for event in recent:
         event.summary = summarize_audit_data(event.data)
     has_branding = bool(

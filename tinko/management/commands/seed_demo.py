@@ -61,6 +61,7 @@ class Command(BaseCommand):
 
         recorded = _seed_failures(org)
         sample = _seed_sample_history(org)
+        _complete_onboarding(org, owner)
 
         out = self.stdout
         out.write(f'Organization "{org.name}" (slug {org.slug}): {"created" if org_created else "already there"}')
@@ -137,6 +138,26 @@ def _seed_sample_history(org: Organization) -> int:
     if Payment.objects.filter(organization=org, reference__startswith=synthetic.PREFIX).exists():
         return 0
     return synthetic.generate(organization=org, payments=SAMPLE_PAYMENTS, days=90, seed=7, holdout_percent=10)["payments"]
+
+
+def _complete_onboarding(org: Organization, owner: User) -> None:
+    """The demo has what Get started sets up (sandbox, a policy, branding, failures): say so, as for a real merchant.
+
+    Only steps not yet recorded are marked, so a re-run changes nothing.
+    """
+    from onboarding.models import STEPS, Step, StepState
+    from onboarding.services import mark_step, progress_for
+    from recovery.ingestion import default_policy
+
+    default_policy(org)  # what the policy step chooses; ingestion made it already
+    if not (org.display_name or org.support_email):
+        services.update_organization(organization=org, actor=owner, display_name=DEMO_ORG_NAME,
+                                     support_email="support@example.com")
+    progress = progress_for(org)
+    for step in STEPS:
+        if not progress.state(step):
+            fields = {"provider_choice": "sandbox"} if step == Step.PROVIDER else {}
+            progress = mark_step(organization=org, step=step, state=StepState.DONE, actor=owner, **fields)
 
 
 def _ensure_user(email: str, password: str, *, superuser: bool = False) -> tuple[User, bool]:
