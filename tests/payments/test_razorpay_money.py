@@ -291,3 +291,18 @@ def test_reconciliation_ends_recovered_a_recharge_whose_answers_were_lost(razorp
     assert payment.status == "recovered" and payment.recovered_amount == 4999
     assert payment.recovered_attempt_id == attempt.pk and payment.recovered_channel == "psp"
     assert len(razorpay.debits()) == 1
+
+
+@pytest.mark.django_db
+def test_a_due_debit_without_the_customers_phone_asks_the_customer_instead(razorpay, razorpay_account):
+    payment = rzp_payment(razorpay_account)
+    attempt = due(payment)
+    payment.customer.phone = ""
+    payment.customer.save(update_fields=["phone"])
+
+    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert razorpay.requests == []
+    attempt.refresh_from_db()
+    assert attempt.outcome == "Razorpay needs the customer's phone number for a recurring debit, and Tinko has none"
+    following = payment.attempts.exclude(pk=attempt.pk).get()
+    assert (following.kind, following.channel) == ("notification", "email")
