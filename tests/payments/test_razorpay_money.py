@@ -306,3 +306,20 @@ def test_a_due_debit_without_the_customers_phone_asks_the_customer_instead(razor
     assert attempt.outcome == "Razorpay needs the customer's phone number for a recurring debit, and Tinko has none"
     following = payment.attempts.exclude(pk=attempt.pk).get()
     assert (following.kind, following.channel) == ("notification", "email")
+
+
+@pytest.mark.django_db
+def test_razorpay_down_while_a_debit_is_pending_keeps_polling_and_never_debits_again(razorpay, razorpay_account):
+    razorpay.recurring_status = "created"
+    payment = rzp_payment(razorpay_account)
+    attempt = due(payment)
+    assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    order_id = next(iter(razorpay.orders))
+
+    razorpay.fail("GET", f"/v1/orders/{order_id}", 503, SERVER_ERROR, times=runner.MAX_PSP_CALLS + 1)
+    for _ in range(runner.MAX_PSP_CALLS + 1):
+        again(attempt)
+        assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    attempt.refresh_from_db()
+    assert "could not be asked about the pending debit" in attempt.outcome
+    assert len(razorpay.calls("POST", "/v1/payments/create/recurring")) == 1 and declines(payment) == 0
