@@ -14,6 +14,7 @@ from payments.models import (
     Payment,
     ProviderAccount,
     ProviderSuccess,
+    RazorpayOrderClaim,
     ReconciliationCheck,
     SandboxCharge,
     WebhookMessage,
@@ -77,7 +78,8 @@ class ProviderAccountAdmin(ReadOnlyAdmin):
     list_select_related = ("organization",)
     # "credentials" is deliberately absent.
     fields = ("organization", "provider", "name", "mode", "public_id", "key_id", "key_hint", "is_active",
-              "last_checked_at", "last_check_ok", "last_check_detail", "created_at", "updated_at")
+              "last_checked_at", "last_check_ok", "last_check_detail", "recharges_paused_at", "recharges_paused_reason",
+              "created_at", "updated_at")
     readonly_fields = fields
 
 
@@ -123,6 +125,20 @@ class ProviderSuccessAdmin(ReadOnlyAdmin):
     list_select_related = ("organization", "account", "payment")
     show_full_result_count = False
     fields = ("organization", "account", "references", "charge_id", "amount", "currency", "occurred_at", "payment", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(RazorpayOrderClaim)
+class RazorpayOrderClaimAdmin(ReadOnlyAdmin):
+    """Each Razorpay re-charge attempt's order and debit, claimed before Razorpay was asked (read only: it guards money)."""
+
+    list_display = ("receipt", "organization", "payment", "order_id", "debit_id", "debit_status", "updated_at")
+    list_filter = ("debit_status",)
+    search_fields = ("receipt", "order_id", "debit_id", "payment__reference", "organization__slug")
+    list_select_related = ("organization", "payment")
+    show_full_result_count = False
+    fields = ("organization", "account", "payment", "receipt", "order_id", "debit_id", "debit_status",
+              "debit_created_at", "created_at", "updated_at")
     readonly_fields = fields
 
 

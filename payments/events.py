@@ -151,6 +151,12 @@ def record_success(*, account, success: SuccessFacts, touched: list | None = Non
             payment = payments.filter(pk=link.payment_id).first()
     if payment is None and success.payment_id:
         payment = payments.filter(pk=success.payment_id).first()
+    if payment is None and success.attempt_key:
+        # Tinko's own re-charge, whose PSP object may carry nothing but the attempt's key.
+        from recovery.models import RecoveryAttempt
+
+        payment = payments.filter(pk__in=RecoveryAttempt.objects.filter(
+            organization_id=account.organization_id, idempotency_key=success.attempt_key).values("payment_id")).first()
     if payment is None:
         payment = payments.filter(_payment_q(success.references)).order_by("pk").first()
     if payment is None:

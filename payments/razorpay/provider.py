@@ -217,7 +217,10 @@ class RazorpayProvider(PaymentProvider):
             request = {
                 "amount": amount, "currency": currency, "order_id": order["id"],
                 "customer_id": payment.provider_customer_id, "token": payment.provider_payment_method_id,
-                "recurring": "1", "notes": {"tinko_attempt": idempotency_key},
+                "recurring": "1",
+                # The payment's own events (payment.captured, payment.failed) carry only its notes.
+                "notes": {"tinko_payment_id": str(payment.pk), "tinko_reference": payment.reference[:200],
+                          "tinko_attempt": idempotency_key},
             }
             # Only what Tinko knows: cannot_recharge() keeps a customer without them from getting here.
             request.update({k: v for k, v in (("email", customer.email if customer else ""),

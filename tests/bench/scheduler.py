@@ -49,11 +49,11 @@ def load(organization) -> float:
             """
             INSERT INTO recovery_recoveryattempt (
                 organization_id, payment_id, sequence, kind, channel, message_kind, status, scheduled_for, reason,
-                idempotency_key, card_key, amount, currency, claims, outcome, result, created_at)
+                idempotency_key, card_key, amount, currency, claims, psp_calls, outcome, result, created_at)
             SELECT p.organization_id, p.id, s, 'auto_retry', 'psp', '', 'scheduled',
                    now() + interval '1 day' + (random() * interval '29 days'), 'bench',
                    'tinko_att_' || md5(p.id::text || '-' || s), 'fp:' || p.card_fingerprint, p.amount, p.currency,
-                   0, '', '{}'::jsonb, now()
+                   0, 0, '', '{}'::jsonb, now()
             FROM payments_payment p CROSS JOIN generate_series(1, %s) AS s
             WHERE p.organization_id = %s AND p.reference LIKE 'sched-%%'
             """,

@@ -124,3 +124,24 @@ def test_viewer_and_outsider_cannot_replace_keys(viewer_client, outsider_client,
     assert outsider_client.post(url, data).status_code == 404
     stripe_account.refresh_from_db()
     assert stripe_account.secret("webhook_secret") != "whsec_Evil"
+
+
+def test_providers_page_shows_paused_recharges_and_why(owner_client, razorpay_account):
+    from payments.accounts import pause_recharges
+
+    pause_recharges(account=razorpay_account, reason="provider rejected the request: Razorpay refused the key id and secret")
+    page = owner_client.get("/console/providers/").content.decode()
+    assert "Re-charges paused" in page
+    assert "Razorpay refused the key id and secret" in page
+    assert "Test the connection or replace the keys to resume." in page
+
+
+def test_new_keys_resume_paused_recharges(razorpay_account):
+    from payments import accounts
+
+    accounts.pause_recharges(account=razorpay_account, reason="Razorpay refused the key id and secret")
+    # Told once, however many re-charges are refused meanwhile.
+    assert accounts.pause_recharges(account=razorpay_account, reason="again") is False
+    accounts.replace_secrets(account=razorpay_account, secrets={"key_secret": "rzpNewKeySecret0123456789"})
+    razorpay_account.refresh_from_db()
+    assert razorpay_account.recharges_paused_at is None and razorpay_account.recharges_paused_reason == ""

@@ -291,3 +291,35 @@ def test_reconciliation_ends_recovered_a_recharge_whose_answers_were_lost(razorp
     assert payment.status == "recovered" and payment.recovered_amount == 4999
     assert payment.recovered_attempt_id == attempt.pk and payment.recovered_channel == "psp"
     assert len(razorpay.debits()) == 1
+
+
+@pytest.mark.django_db
+def test_a_due_debit_without_the_customers_phone_asks_the_customer_instead(razorpay, razorpay_account):
+    payment = rzp_payment(razorpay_account)
+    attempt = due(payment)
+    payment.customer.phone = ""
+    payment.customer.save(update_fields=["phone"])
+
+    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert razorpay.requests == []
+    attempt.refresh_from_db()
+    assert attempt.outcome == "Razorpay needs the customer's phone number for a recurring debit, and Tinko has none"
+    following = payment.attempts.exclude(pk=attempt.pk).get()
+    assert (following.kind, following.channel) == ("notification", "email")
+
+
+@pytest.mark.django_db
+def test_razorpay_down_while_a_debit_is_pending_keeps_polling_and_never_debits_again(razorpay, razorpay_account):
+    razorpay.recurring_status = "created"
+    payment = rzp_payment(razorpay_account)
+    attempt = due(payment)
+    assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    order_id = next(iter(razorpay.orders))
+
+    razorpay.fail("GET", f"/v1/orders/{order_id}", 503, SERVER_ERROR, times=runner.MAX_PSP_CALLS + 1)
+    for _ in range(runner.MAX_PSP_CALLS + 1):
+        again(attempt)
+        assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    attempt.refresh_from_db()
+    assert "could not be asked about the pending debit" in attempt.outcome
+    assert len(razorpay.calls("POST", "/v1/payments/create/recurring")) == 1 and declines(payment) == 0

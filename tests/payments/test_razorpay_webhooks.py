@@ -115,3 +115,17 @@ def test_own_recharge_key_of_another_organization_links_nothing(client, razorpay
     event["payload"]["payment"]["entity"].update(id="pay_Nretryfail02", notes={"tinko_attempt": foreign_key})
     assert post_razorpay(client, razorpay_account, event, event_id="evt_foreign").status_code == 200
     assert WebhookMessage.objects.get(event_id="evt_foreign").payment_id is None
+
+
+def test_capture_of_tinkos_own_recharge_named_only_by_its_attempt_ends_the_recovery(client, fake_psp, razorpay_account):
+    payment = _failed(client, razorpay_account)
+    attempt = payment.attempts.get(kind="auto_retry")
+    captured = load("razorpay", "payment.fetched_captured")
+    captured.update(id="pay_Nretryok0001", order_id="order_Ntinko000001", notes={"tinko_attempt": attempt.idempotency_key})
+    fake_psp.add("GET", "/v1/payments/pay_Nretryok0001", captured)
+    event = load("razorpay", "payment.captured")
+    event["payload"]["payment"]["entity"].update(id="pay_Nretryok0001", order_id="order_Ntinko000001",
+                                                 notes={"tinko_attempt": attempt.idempotency_key})
+    assert post_razorpay(client, razorpay_account, event, event_id="evt_own_capture").status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.RECOVERED and payment.recovered_attempt_id == attempt.pk
