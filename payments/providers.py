@@ -34,8 +34,12 @@ class ChargeResult:
       which could charge twice). ``code="idempotency_error"`` is the exception: the key
       was first used for a different charge, and retrying with it will never succeed.
 
+    - ``"settled"``: nothing was charged because the debt is closed at the PSP (a Stripe
+      invoice already paid, void or uncollectible); ``code`` says which (``invoice_paid``, …).
+
     ``requires_action`` means the customer must authenticate (3-D Secure): bring them
-    back on-session, do not retry blindly.
+    back on-session, do not retry blindly. ``card`` says which card was charged and why
+    (e.g. "Visa •••• 4242 (the customer's default payment method)"), for the timeline.
     """
 
     status: str
@@ -50,10 +54,12 @@ class ChargeResult:
     message: str = ""
     requires_action: bool = False
     raw: dict = field(default_factory=dict)
+    card: str = ""
 
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
     ERROR = "error"
+    SETTLED = "settled"
 
     @property
     def succeeded(self) -> bool:

@@ -232,6 +232,8 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
         if key:
             merged = wanted.setdefault(key, {})
             merged.update({CUSTOMER_FIELDS[k]: v for k, v in report.customer.items() if v})
+            if report.customer_fetched:
+                merged["provider_fetched_at"] = now
     if not wanted:
         return {}
     # Locked, in key order: two requests updating one customer take turns.
@@ -267,7 +269,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
             existing[customer.key] = customer
     elif new:
         writes.reserve(Customer, new)
-    sql.update_rows(Customer, changed, [*CUSTOMER_FIELDS.values(), "updated_at"])
+    sql.update_rows(Customer, changed, [*CUSTOMER_FIELDS.values(), "provider_fetched_at", "updated_at"])
     return existing
 
 
@@ -358,7 +360,7 @@ PAYMENT_UPDATE_FIELDS = [
     "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
     "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
-    "provider_account", "provider_customer_id", "provider_payment_method_id",
+    "provider_account", "provider_customer_id", "provider_payment_method_id", "provider_retry_at",
 ]
 
 
@@ -435,6 +437,9 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.provider_customer_id = report.provider_customer_id
     if report.provider_payment_method_id:
         payment.provider_payment_method_id = report.provider_payment_method_id
+    if report.provider == "stripe" and report.provider_account_id:
+        # Each report of the PSP says whether it will retry by itself (None: it will not).
+        payment.provider_retry_at = report.provider_retry_at
     method = report.payment_method
     if method:
         for name, attr in (

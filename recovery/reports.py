@@ -66,6 +66,10 @@ class FailureReport:
     provider_account: object = field(default=None, repr=False, compare=False)
     provider_customer_id: str = ""
     provider_payment_method_id: str = ""
+    # The PSP's customer object was read for this report's contact (kept on Tinko's customer: read once).
+    customer_fetched: bool = False
+    # The PSP's own next automatic attempt (a Stripe invoice's next_payment_attempt).
+    provider_retry_at: datetime | None = None
 
 
 def failure_codes(source) -> dict:
@@ -249,6 +253,15 @@ def _customer(errors, value) -> dict:
             sub["timezone"] = ["Enter an IANA time zone such as Asia/Kolkata."]
     if sub:
         errors["customer"] = sub
+    return customer
+
+
+def parse_customer(value: dict) -> dict:
+    """The fields of a customer description that pass the report's validation; the rest are dropped (blank)."""
+    errors: dict = {}
+    customer = _customer(errors, value)
+    for name in errors.get("customer", {}):
+        customer[name] = ""
     return customer
 
 

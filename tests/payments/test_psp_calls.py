@@ -39,6 +39,7 @@ def payment_for(account, *, customer="cus_RenewAlice01", method="pm_1QaliceCard0
 
 
 def test_stripe_recharge_sends_the_attempts_idempotency_key(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", load("stripe", "payment_intent.retrieved_succeeded"))
     payment = payment_for(stripe_account)
     provider, why = recharge_provider(payment)
@@ -52,6 +53,7 @@ def test_stripe_recharge_sends_the_attempts_idempotency_key(fake_psp, stripe_acc
 
 
 def test_stripe_decline_returns_every_code_to_the_classifier(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", DECLINE_402, status=402)
     payment = payment_for(stripe_account)
     result = provider_for_account(stripe_account).charge_off_session(payment=payment, amount=4999, currency="EUR", idempotency_key="k1")
@@ -60,6 +62,7 @@ def test_stripe_decline_returns_every_code_to_the_classifier(fake_psp, stripe_ac
 
 
 def test_stripe_authentication_required_asks_the_customer(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", {"error": {
         "type": "card_error", "code": "authentication_required", "decline_code": "authentication_required",
         "message": "Your card was declined. This transaction requires authentication."}}, status=402)
