@@ -294,7 +294,7 @@ class StripeProvider(PaymentProvider):
         client = self.client()
         subscription_id = _subscription_of(invoice or {})
         if subscription_id:
-            subscription = _as_dict(client.v1.subscriptions.retrieve(subscription_id, {"expand": ["default_payment_method"]}))
+            subscription = _as_dict(client.v1.subscriptions.retrieve(subscription_id))
             method = subscription.get("default_payment_method")
             if method:
                 return self._method(method), "the subscription's default payment method"
