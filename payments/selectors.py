@@ -16,7 +16,8 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils.dateparse import parse_datetime
 
-from payments.models import Customer, Payment
+from payments.models import Customer, Payment, PaymentStatus
+from tinko.models import AuditEvent
 
 PAGE_SIZE = 50
 _LAST4 = re.compile(r"\d{4}")
@@ -90,3 +91,21 @@ def payment_page(payments: QuerySet[Payment], *, cursor: str = "", size: int = P
     rows = list(payments.select_related("customer").order_by("-created_at", "-pk")[: size + 1])
     next_cursor = encode_cursor(rows[size - 1]) if len(rows) > size else ""
     return Page(payments=rows[:size], next_cursor=next_cursor)
+
+
+def double_payments(payment) -> list[dict]:
+    """The "possible double payment" alerts of ``payment``: {first_charge, second_charge, amount, currency, at}."""
+    events = AuditEvent.objects.filter(
+        organization_id=payment.organization_id, action="payment.possible_double_payment",
+        target_type="payments.payment", target_id=str(payment.pk),
+    ).order_by("created_at")
+    return [{**(event.data or {}), "at": event.created_at} for event in events]
+
+
+def stripe_retrying(organization, *, limit: int = 5) -> tuple[int, list[Payment]]:
+    """Payments under recovery whose Stripe invoice Stripe will also retry by itself: (how many, the first few)."""
+    payments = Payment.objects.filter(
+        organization=organization, provider="stripe", status__in=[*Payment.OPEN, PaymentStatus.EXHAUSTED],
+        provider_retry_at__isnull=False,
+    )
+    return payments.count(), list(payments.order_by("provider_retry_at")[:limit])

@@ -264,7 +264,8 @@ class StripeProvider(PaymentProvider):
                                 message=f"Stripe invoice {invoice_id} is {INVOICE_CLOSED[status]}; nothing was charged.")
         params = {"off_session": True}
         if method:
-            params["payment_method"] = method["id"]
+            # A legacy card or source (card_…, src_…) is paid with as ``source``.
+            params["payment_method" if method["id"].startswith("pm_") else "source"] = method["id"]
         try:
             paid = _as_dict(self.client().v1.invoices.pay(invoice_id, params, {"idempotency_key": idempotency_key}))
         except stripe.StripeError as exc:
@@ -287,9 +288,11 @@ class StripeProvider(PaymentProvider):
     def resolve_payment_method(self, *, payment, invoice: dict | None = None) -> tuple[dict, str]:
         """The card the customer wants charged now, and why: (payment method, reason). Read only.
 
-        The subscription's default payment method, then the customer's
+        Stripe's own order for invoice payments: the subscription's default
+        payment method (or source), then the customer's
         ``invoice_settings.default_payment_method``, then the customer's default
-        source, then the card that failed. ({}, "") when none is known.
+        source; then the card that failed (or the card the customer last added).
+        ({}, "") when none is known.
         """
         client = self.client()
         subscription_id = _subscription_of(invoice or {})
@@ -298,6 +301,8 @@ class StripeProvider(PaymentProvider):
             method = subscription.get("default_payment_method")
             if method:
                 return self._method(method), "the subscription's default payment method"
+            if subscription.get("default_source"):
+                return self._method(subscription["default_source"]), "the subscription's default card"
         if payment.provider_customer_id:
             customer = _as_dict(client.v1.customers.retrieve(
                 payment.provider_customer_id, {"expand": ["invoice_settings.default_payment_method", "default_source"]}

@@ -14,6 +14,7 @@ import itertools
 import time
 
 import pytest
+from django.urls import reverse
 
 from payments.models import Payment, PaymentStatus, ProviderSuccess
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAttempt
@@ -109,3 +110,36 @@ def test_a_second_payment_of_a_recovered_invoice_raises_a_double_payment_alert(c
     assert (alert.data["first_charge"], alert.data["second_charge"]) == ("pi_3QoldPaidOnce1", "pi_3QoldPaidTwice")
     sent = MerchantMessage.objects.get(organization=payment.organization, event_type="payment.possible_double_payment")
     assert sent.payload["data"]["double_payment"]["second_charge"] == "pi_3QoldPaidTwice"
+
+
+def test_the_double_payment_alert_shows_on_the_payment_page_and_its_timeline(client, owner_client, fake_psp, stripe_account):
+    serve_2024(fake_psp)
+    post_stripe(client, stripe_account, load("stripe", "renewal_2024/invoice.payment_failed"))
+    for name in ("pi_3QoldPaidOnce1", "pi_3QoldPaidTwice"):
+        intent = dict(load("stripe", "payment_intent.retrieved_succeeded"), id=name, amount=1900, amount_received=1900,
+                      currency="eur", invoice="in_1QoldRenewal01", metadata={})
+        fake_psp.add("GET", f"/v1/payment_intents/{name}", intent)
+        post_stripe(client, stripe_account, {"id": f"evt_{name}", "object": "event", "type": "payment_intent.succeeded",
+                                             "created": int(time.time()), "data": {"object": intent}})
+    payment = Payment.objects.get(reference="in_1QoldRenewal01")
+    page = owner_client.get(reverse("console:payment_detail", args=[payment.pk])).content.decode()
+    assert "data-double-payment" in page and page.count("Possible double payment") >= 2  # the alert and the timeline
+    assert "pi_3QoldPaidOnce1" in page and "pi_3QoldPaidTwice" in page
+
+
+def test_providers_page_says_when_stripe_retries_an_invoice_tinko_recovers(client, owner_client, outsider_client, fake_psp,
+                                                                           stripe_account):
+    next_attempt = int(time.time()) + 3 * 86400
+    serve_current(fake_psp, next_attempt)
+    post_stripe(client, stripe_account, load("stripe", "renewal_current/invoice.payment_failed", NEXT_ATTEMPT=next_attempt))
+    page = owner_client.get(reverse("console:providers")).content.decode()
+    assert 'id="stripe-retries"' in page and "in_1QnewRenewal01" in page
+    assert "Revenue recovery → Retries" in page and "turn off Smart Retries" in page
+    assert "in_1QnewRenewal01" not in outsider_client.get(reverse("console:providers")).content.decode()
+
+
+def test_providers_page_is_quiet_when_stripe_does_not_retry(client, owner_client, fake_psp, stripe_account):
+    serve_current(fake_psp, 0)
+    post_stripe(client, stripe_account, load("stripe", "renewal_current/invoice.payment_failed", NEXT_ATTEMPT="null"))
+    assert Payment.objects.get(reference="in_1QnewRenewal01").provider_retry_at is None
+    assert 'id="stripe-retries"' not in owner_client.get(reverse("console:providers")).content.decode()
