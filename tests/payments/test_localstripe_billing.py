@@ -190,3 +190,19 @@ def test_customer_with_an_email_only_on_the_stripe_customer_gets_the_message(cli
     assert Payment.objects.filter(provider_customer_id=customer).count() == 2
     payment.customer.refresh_from_db()
     assert payment.customer.provider_fetched_at == fetched_at
+
+
+def test_the_webhook_of_tinkos_own_declined_invoice_payment_is_not_a_second_failure(client, stripe_api, stripe_account):
+    _, _, invoice_id = failed_renewal(stripe_api)
+    payment = report_renewal_failure(client, stripe_account, stripe_api, invoice_id)
+
+    attempt = run(RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED, kind=AttemptKind.AUTO_RETRY))
+    assert attempt.status == AttemptStatus.FAILED
+    assert "Visa •••• 0341 (the customer's default payment method)" in attempt.outcome
+    # Stripe reports the declined payment of the invoice; nothing on it says it was Tinko's.
+    intent = stripe_api.v1.payment_intents.retrieve(stripe_api.v1.invoices.retrieve(invoice_id).payment_intent)
+    assert intent.latest_charge.id == attempt.result["charge_id"]
+    response = post_stripe(client, stripe_account, event("payment_intent.payment_failed", intent))
+    assert response.status_code == 200 and b"Tinko's own re-charge" in response.content
+    payment.refresh_from_db()
+    assert payment.failure_count == 2 and FailureEvent.objects.filter(payment=payment).count() == 2

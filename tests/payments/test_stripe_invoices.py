@@ -143,3 +143,33 @@ def test_providers_page_is_quiet_when_stripe_does_not_retry(client, owner_client
     post_stripe(client, stripe_account, load("stripe", "renewal_current/invoice.payment_failed", NEXT_ATTEMPT="null"))
     assert Payment.objects.get(reference="in_1QnewRenewal01").provider_retry_at is None
     assert 'id="stripe-retries"' not in owner_client.get(reverse("console:providers")).content.decode()
+
+
+def test_a_card_the_customer_adds_is_charged_at_once(client, fake_psp, stripe_account):
+    from tinko.models import AuditEvent
+
+    serve_2024(fake_psp)
+    post_stripe(client, stripe_account, load("stripe", "renewal_2024/invoice.payment_failed"))
+    payment = Payment.objects.get(reference="in_1QoldRenewal01")
+    planned = RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED)
+
+    assert post_stripe(client, stripe_account, load("stripe", "payment_method.attached")).status_code == 200
+
+    payment.refresh_from_db()
+    assert (payment.provider_payment_method_id, payment.card_last4, payment.card_exp_year) == ("pm_1QoldDanielNew", "4242", 2032)
+    planned.refresh_from_db()
+    assert planned.status == AttemptStatus.CANCELLED
+    now_attempt = RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED)
+    assert now_attempt.kind == AttemptKind.AUTO_RETRY and now_attempt.scheduled_for.timestamp() <= time.time() + 1
+    assert AuditEvent.objects.get(action="payment.card_changed").data["why"] == "the customer added a card"
+
+
+def test_customer_updated_without_a_new_default_changes_nothing(client, fake_psp, stripe_account):
+    serve_2024(fake_psp)
+    post_stripe(client, stripe_account, load("stripe", "renewal_2024/invoice.payment_failed"))
+    planned = RecoveryAttempt.objects.get(status=AttemptStatus.SCHEDULED)
+    updated = {"id": "evt_1QcustUpdated1", "object": "event", "type": "customer.updated", "created": int(time.time()),
+               "data": {"object": load("stripe", "customer.retrieved"), "previous_attributes": {"email": "old@example.com"}}}
+    assert post_stripe(client, stripe_account, updated).status_code == 200
+    planned.refresh_from_db()
+    assert planned.status == AttemptStatus.SCHEDULED
