@@ -50,6 +50,8 @@ class Customer(models.Model):
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
     # Channels the customer asked not to be contacted on ("email", "sms", "whatsapp").
     opted_out_channels = models.JSONField(default=list, blank=True)
+    # The PSP's id for the customer (Stripe's cus_…): the PSP's reports under it belong to this customer.
+    provider_customer_id = models.CharField(max_length=200, blank=True)
     # When Tinko last read the customer's contact details from the PSP's customer object (read once, then kept here).
     provider_fetched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
@@ -58,6 +60,8 @@ class Customer(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "key"], name="customer_unique_key_per_org")]
         indexes = [
+            models.Index(fields=["organization", "provider_customer_id"], name="customer_org_psp_id",
+                         condition=~Q(provider_customer_id="")),
             # The console's search by e-mail address, case-insensitive (payments/selectors.py).
             models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
         ]

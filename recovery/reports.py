@@ -31,7 +31,7 @@ TOP_FIELDS = {
     "event_id", "reference", "amount", "currency", "provider", "provider_payment_id", "occurred_at",
     "description", "failure", "customer", "payment_method", "metadata",
 }
-CUSTOMER_FIELDS = {"id", "email", "phone", "name", "locale", "timezone"}
+CUSTOMER_FIELDS = {"id", "email", "phone", "name", "locale", "timezone", "provider_customer_id"}
 PAYMENT_METHOD_FIELDS = {"brand", "last4", "exp_month", "exp_year", "fingerprint"}
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -235,6 +235,7 @@ def _customer(errors, value) -> dict:
         "name": _text(sub, value, "name", max_length=200),
         "locale": _text(sub, value, "locale", max_length=35),
         "timezone": _text(sub, value, "timezone", max_length=64),
+        "provider_customer_id": _text(sub, value, "provider_customer_id", max_length=200),
     }
     if customer["email"] and "email" not in sub:
         try:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone as dt_timezone
 
 import stripe
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from payments.events import CardChange, CardUpdate, EventOutcome, SuccessFacts
@@ -643,7 +644,8 @@ class StripeProvider(PaymentProvider):
         from payments.models import Customer
 
         if Customer.objects.filter(
-            organization_id=self.account.organization_id, key=f"id:{customer_id}", provider_fetched_at__isnull=False
+            Q(key=f"id:{customer_id}") | Q(provider_customer_id=customer_id),
+            organization_id=self.account.organization_id, provider_fetched_at__isnull=False,
         ).exists():
             return {}, False
         try:

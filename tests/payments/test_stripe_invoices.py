@@ -173,3 +173,46 @@ def test_customer_updated_without_a_new_default_changes_nothing(client, fake_psp
     assert post_stripe(client, stripe_account, updated).status_code == 200
     planned.refresh_from_db()
     assert planned.status == AttemptStatus.SCHEDULED
+
+
+def merchant_report(org, *, reference: str, customer: dict):
+    from recovery.ingestion import record_failures
+    from recovery.reports import parse_report
+
+    report = parse_report({"reference": reference, "amount": 4999, "currency": "EUR", "provider": "stripe",
+                           "failure": {"code": "card_declined"}, "customer": customer})
+    return record_failures(organization=org, reports=[report], source="api")[0].payment
+
+
+def test_the_psp_reports_the_customer_the_merchant_named_as_the_same_customer(client, fake_psp, stripe_account):
+    from payments.models import Customer
+
+    org = stripe_account.organization
+    mine = merchant_report(org, reference="order-77", customer={
+        "id": "user-42", "email": "alice@example.com", "provider_customer_id": "cus_RenewAlice01"})
+    assert post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed")).status_code == 200
+    theirs = Payment.objects.get(reference="pi_3QfailPI0001")
+    assert theirs.customer_id == mine.customer_id
+    customer = Customer.objects.get(organization=org)
+    assert (customer.external_id, customer.key, customer.phone) == ("user-42", "id:user-42", "+4915112345678")
+
+
+def test_the_merchant_naming_a_customer_known_from_the_psp_gives_it_the_merchants_id(client, fake_psp, stripe_account):
+    from payments.models import Customer
+
+    org = stripe_account.organization
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+    assert Customer.objects.get(organization=org).key == "id:cus_RenewAlice01"
+    mine = merchant_report(org, reference="order-78", customer={"id": "user-42", "provider_customer_id": "cus_RenewAlice01"})
+    customer = Customer.objects.get(organization=org)
+    assert mine.customer_id == customer.pk == Payment.objects.get(reference="pi_3QfailPI0001").customer_id
+    assert (customer.key, customer.external_id, customer.email) == ("id:user-42", "user-42", "alice@example.com")
+
+
+def test_another_organizations_customer_with_the_same_psp_id_stays_apart(client, fake_psp, stripe_account, other_org):
+    from payments.models import Customer
+
+    merchant_report(other_org, reference="order-79", customer={"id": "user-42", "provider_customer_id": "cus_RenewAlice01"})
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+    assert Customer.objects.get(organization=stripe_account.organization).key == "id:cus_RenewAlice01"
+    assert Customer.objects.get(organization=other_org).key == "id:user-42"
