@@ -175,6 +175,8 @@ class StripeProvider(PaymentProvider):
         invoice_id = _invoice_id(payment)
         try:
             invoice = _as_dict(self.client().v1.invoices.retrieve(invoice_id)) if invoice_id else {}
+            if invoice.get("status") in ("void", "uncollectible"):
+                return self._pay_invoice(invoice, method={}, card="", currency=currency, idempotency_key=idempotency_key)
             method, why = self.resolve_payment_method(payment=payment, invoice=invoice)
         except stripe.StripeError as exc:
             if isinstance(exc, stripe.InvalidRequestError):
@@ -242,6 +244,9 @@ class StripeProvider(PaymentProvider):
     def _decline(self, error: dict, message: str, raw: dict | None = None) -> ChargeResult:
         code = error.get("code") or "card_declined"
         decline_code = error.get("decline_code") or ""
+        if code == "invoice_payment_intent_requires_action":
+            # Paying an invoice whose card needs 3-D Secure: the same as a PaymentIntent's authentication_required.
+            code = decline_code = "authentication_required"
         requires_action = code == "authentication_required" or decline_code == "authentication_required"
         return ChargeResult(
             status=ChargeResult.DECLINED,
@@ -292,7 +297,7 @@ class StripeProvider(PaymentProvider):
         Stripe's own order for invoice payments: the subscription's default
         payment method (or source), then the customer's
         ``invoice_settings.default_payment_method``, then the customer's default
-        source; then the card that failed (or the card the customer last added).
+        source; then the payment's saved card (the one that failed, or the one the customer added since).
         ({}, "") when none is known.
         """
         client = self.client()
@@ -316,7 +321,7 @@ class StripeProvider(PaymentProvider):
                 return self._method(source), "the customer's default card"
         if payment.provider_payment_method_id:
             return ({"id": payment.provider_payment_method_id, "card": {
-                "brand": payment.card_brand, "last4": payment.card_last4}}, "the card that failed")
+                "brand": payment.card_brand, "last4": payment.card_last4}}, "the payment's saved card")
         return {}, ""
 
     def _method(self, method) -> dict:
