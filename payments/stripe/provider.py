@@ -20,7 +20,6 @@ from datetime import datetime, timezone as dt_timezone
 
 import stripe
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from payments.events import CardChange, CardUpdate, EventOutcome, SuccessFacts
@@ -608,7 +607,7 @@ class StripeProvider(PaymentProvider):
             customer["phone"] = phone
         fetched = False
         if customer["id"] and (not (customer.get("email") or customer.get("phone")) or not customer.get("name")):
-            contact, fetched = self._contact_once(customer["id"])
+            contact, fetched = self.contact_once(customer["id"])
             for key, value in contact.items():
                 customer[key] = customer.get(key) or value
         data = {
@@ -643,22 +642,6 @@ class StripeProvider(PaymentProvider):
             # Stripe's own automatic retry of the invoice (Smart Retries or a custom schedule).
             report.provider_retry_at = _when(invoice["next_payment_attempt"])
         return EventOutcome(failures=[report])
-
-    def _contact_once(self, customer_id: str) -> tuple[dict, bool]:
-        """The Stripe Customer's contact, unless Tinko read it before (it is kept on Tinko's customer). (contact, fetched)."""
-        from payments.models import Customer
-
-        if Customer.objects.filter(
-            Q(key=f"id:{customer_id}") | Q(provider_customer_id=customer_id),
-            organization_id=self.account.organization_id, provider_fetched_at__isnull=False,
-        ).exists():
-            return {}, False
-        try:
-            return self.fetch_customer_contact(customer_id), True
-        except stripe.StripeError as exc:
-            # The failure matters more than the contact: record it now, read the customer next time.
-            logger.warning("Stripe customer %s could not be read: %s", customer_id, exc.user_message or type(exc).__name__)
-            return {}, False
 
     def _intent_success(self, intent: dict) -> EventOutcome:
         if intent.get("status") != "succeeded":

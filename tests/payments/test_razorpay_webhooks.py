@@ -90,3 +90,17 @@ def test_duplicate_event_id_is_absorbed(client, razorpay_account):
     post_razorpay(client, razorpay_account, event, event_id="evt_same")
     assert Payment.objects.get().failure_count == 1
     assert WebhookMessage.objects.filter(status=WebhookStatus.DUPLICATE).count() == 1
+
+
+def test_a_failure_without_contact_reads_the_razorpay_customer_once(client, fake_psp, razorpay_account):
+    fake_psp.add("GET", "/v1/customers/cust_Nravi000000001", load("razorpay", "customer.fetched"))
+    event = load("razorpay", "payment.failed")
+    event["payload"]["payment"]["entity"].update(email="", contact="")
+    assert post_razorpay(client, razorpay_account, event).status_code == 200
+    payment = Payment.objects.get(reference="order_Nrenew0000001")
+    assert (payment.customer.email, payment.customer.phone, payment.customer.name) == (
+        "ravi@example.in", "+919876543210", "Ravi Kumar")
+    assert payment.customer.provider_fetched_at is not None
+    event["payload"]["payment"]["entity"].update(id="pay_Nfail00000002")
+    assert post_razorpay(client, razorpay_account, event, event_id="evt_rzp_2").status_code == 200
+    assert len(fake_psp.calls("GET", "/v1/customers/cust_Nravi000000001")) == 1
