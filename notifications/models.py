@@ -184,6 +184,7 @@ class WebhookEventType(models.TextChoices):
     ATTEMPT_FAILED = "attempt.failed", _("An automatic re-charge was declined")
     RECOVERED = "payment.recovered", _("A payment was recovered")
     EXHAUSTED = "payment.exhausted", _("A recovery ended without payment")
+    DOUBLE_PAYMENT = "payment.possible_double_payment", _("A recovered payment was paid again (possible double payment)")
     NOTIFICATION_DELIVERED = "notification.delivered", _("A message was delivered")
     NOTIFICATION_FAILED = "notification.failed", _("A message failed or bounced")
     TEST = "webhook.test", _("Test event (sent from the console)")

@@ -127,6 +127,7 @@ def _detail(request, payment, *, new_link_url: str = "", status: int = 200):
         "can_operate": request.membership.has_role(Role.MEMBER),
         "new_link_url": new_link_url,
         "open": payment.status in Payment.OPEN or payment.status == "exhausted",
+        "double_payments": selectors.double_payments(payment),
     }
     response = render(request, "payments/console/detail.html", context, status=status)
     if new_link_url:

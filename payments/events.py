@@ -11,8 +11,11 @@ transaction:
   the payment's row lock, and are kept as :class:`ProviderSuccess` rows so
   that a success delivered before its failure still ends the recovery when the
   failure arrives;
-- card updates (a card updater gave the customer's card new details) re-plan
-  an automatic re-charge with the new card.
+- card updates (a card updater gave the customer's card new details) and card
+  changes (the customer chose another default card, or added one) re-plan an
+  automatic re-charge with the new card, through :func:`recharge_with_new_card`;
+- a success for a payment another charge already recovered raises a
+  "possible double payment" alert (audit, timeline, merchant webhook).
 """
 
 from __future__ import annotations
@@ -55,11 +58,26 @@ class CardUpdate:
     fingerprint: str = ""
 
 
+@dataclass(frozen=True)
+class CardChange:
+    """The customer changed which card pays: a new default, or a card added (``payment_method_id`` then names it)."""
+
+    customer_id: str
+    why: str
+    payment_method_id: str = ""
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    fingerprint: str = ""
+
+
 @dataclass
 class EventOutcome:
     failures: list[FailureReport] = field(default_factory=list)
     successes: list[SuccessFacts] = field(default_factory=list)
     card_updates: list[CardUpdate] = field(default_factory=list)
+    card_changes: list[CardChange] = field(default_factory=list)
     note: str = ""
     # The idempotency key of Tinko's own re-charge that the event reports (its decline, which the
     # attempt recorded itself): nothing to write, but the event concerns that attempt's payment.
@@ -86,6 +104,8 @@ def apply_outcome(*, account, outcome: EventOutcome) -> str:
         notes.append(record_success(account=account, success=success, touched=outcome.payment_ids))
     for update in outcome.card_updates:
         notes.append(update_card(account=account, update=update, touched=outcome.payment_ids))
+    for change in outcome.card_changes:
+        notes.append(change_card(account=account, change=change, touched=outcome.payment_ids))
     return " ".join(n for n in notes if n) or "Nothing to do."
 
 
@@ -102,6 +122,12 @@ def record_failure(*, account, report: FailureReport, touched: list | None = Non
     report.provider_account_id = account.pk
     report.provider_account = account
     touched = touched if touched is not None else []
+    own = _own_decline(account=account, report=report)
+    if own is not None:
+        touched.append(own.payment_id)
+        # Tinko paid an invoice and it was declined: the PSP cannot tag that charge as Tinko's, but the
+        # attempt already recorded this decline.
+        return f"A decline of Tinko's own re-charge {own.sequence}; the attempt recorded it."
     try:
         result = record_failures(
             organization=organization, reports=[report], source=account.provider, skip_recovered=True
@@ -127,6 +153,21 @@ def record_failure(*, account, report: FailureReport, touched: list | None = Non
     if success is not None:
         return _recover(account=account, payment=payment, success=success, facts=None)
     return f"Failure of payment {payment.reference} recorded ({result.event.category})."
+
+
+def _own_decline(*, account, report: FailureReport):
+    """The attempt whose re-charge ``report`` reports (same payment, same declined charge), or None."""
+    from recovery.models import RecoveryAttempt
+
+    if not report.event_id or not report.reference.startswith("in_"):
+        # Only an invoice's payment cannot carry Tinko's metadata (the others are skipped by the provider).
+        return None
+    return (
+        RecoveryAttempt.objects.filter(
+            organization_id=account.organization_id, payment__reference=report.reference,
+            result__charge_id=report.event_id,
+        ).only("pk", "payment_id", "sequence").first()
+    )
 
 
 def record_success(*, account, success: SuccessFacts, touched: list | None = None) -> str:
@@ -192,21 +233,124 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
         payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, detail=detail,
     )
     if not changed:
+        first = _recovering_charge(payment=payment, success=success, attempt=attempt)
+        if first:
+            return _double_payment(payment=payment, first=first, second=success)
         return f"Payment {payment.reference} was already recovered."
     return f"Payment {payment.reference} recovered ({success.amount} {success.currency}, {success.charge_id})."
 
 
-def update_card(*, account, update: CardUpdate, touched: list | None = None) -> str:
-    """New card details for open payments paying with ``update.payment_method_id``; re-plan a re-charge with them."""
-    from recovery.services import RecoveryError, retry_now
+def _recovering_charge(*, payment, success: ProviderSuccess, attempt) -> str:
+    """The charge id that recovered ``payment`` when it is not ``success``'s money, else "".
+
+    The same money reported twice (an attempt's own payment, a PaymentIntent's
+    and its invoice's success, both keyed by the PaymentIntent) is not a second payment.
+    """
+    from recovery.models import RecoveryAttempt
+
+    if payment.status != PaymentStatus.RECOVERED:
+        return ""
+    if attempt is not None and attempt.pk == payment.recovered_attempt_id:
+        return ""
+    known = set(
+        ProviderSuccess.objects.filter(payment=payment, created_at__lt=success.created_at)
+        .exclude(pk=success.pk).values_list("charge_id", flat=True)
+    )
+    if payment.recovered_attempt_id:
+        recovered = RecoveryAttempt.objects.filter(pk=payment.recovered_attempt_id).values_list("result", flat=True).first()
+        if recovered and recovered.get("charge_id"):
+            known.add(recovered["charge_id"])
+    if not known or success.charge_id in known:
+        return ""
+    return sorted(known)[0]
+
+
+def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
+    """Record the alert once per second charge: audit (timeline, console) and a merchant webhook event."""
+    from notifications.webhooks import payment_event
+    from tinko.models import AuditEvent
     from tinko.services import record_audit
 
-    payments = list(
-        Payment.objects.select_for_update(of=("self",)).select_related("organization").filter(
-            provider_account=account, provider_payment_method_id=update.payment_method_id,
-            status__in=[*Payment.OPEN, PaymentStatus.EXHAUSTED],
-        )
+    action = "payment.possible_double_payment"
+    if AuditEvent.objects.filter(
+        organization_id=payment.organization_id, action=action, target_type="payments.payment",
+        target_id=str(payment.pk), data__second_charge=second.charge_id,
+    ).exists():
+        return f"Payment {payment.reference}: possible double payment already reported ({second.charge_id})."
+    data = {"reference": payment.reference, "first_charge": first, "second_charge": second.charge_id,
+            "amount": second.amount, "currency": second.currency}
+    record_audit(organization=payment.organization, action=action, target=payment, data=data)
+    payment_event(payment, action, double_payment={
+        "first_charge": first, "second_charge": second.charge_id, "amount": second.amount, "currency": second.currency,
+    })
+    return (
+        f"Payment {payment.reference} was already recovered by {first}, and {second.charge_id} paid it again: "
+        "possible double payment."
     )
+
+
+def recharge_with_new_card(payment, *, why: str) -> str:
+    """Re-plan ``payment`` (locked) at once because its card changed: one immediate re-charge within the rules.
+
+    The one place a card change asks the engine for a re-charge (card updater,
+    new default card, card added), so the scheduling rules live in the engine alone.
+    """
+    from recovery.services import RecoveryError, retry_now
+
+    try:
+        attempt = retry_now(payment=payment)
+    except RecoveryError as exc:
+        return f"Card of payment {payment.reference} changed ({why}); no re-charge planned: {exc.message}"
+    return f"Card of payment {payment.reference} changed ({why}); re-charge {attempt.sequence} planned."
+
+
+def _open_payments(account, **match) -> list:
+    """The account's payments still under recovery (or exhausted) that ``match``, locked in reference order."""
+    return list(
+        Payment.objects.select_for_update(of=("self",)).select_related("organization").filter(
+            provider_account=account, status__in=[*Payment.OPEN, PaymentStatus.EXHAUSTED], **match,
+        ).order_by("reference")
+    )
+
+
+def change_card(*, account, change: CardChange, touched: list | None = None) -> str:
+    """The customer's card changed at the PSP: re-plan their open payments at once (the card is resolved at charge time)."""
+    from tinko.services import record_audit
+
+    payments = _open_payments(account, provider_customer_id=change.customer_id)
+    if not payments:
+        return f"No payment under recovery belongs to customer {change.customer_id}."
+    notes = []
+    for payment in payments:
+        if touched is not None:
+            touched.append(payment.pk)
+        if change.payment_method_id:
+            # The newest card is the fallback when the customer has no default.
+            payment.provider_payment_method_id = change.payment_method_id
+            for attr, value in (
+                ("card_brand", change.brand), ("card_last4", change.last4), ("card_exp_month", change.exp_month),
+                ("card_exp_year", change.exp_year), ("card_fingerprint", change.fingerprint),
+            ):
+                setattr(payment, attr, value or None if attr.startswith("card_exp") else value or "")
+            payment.updated_at = timezone.now()
+            payment.save(update_fields=[
+                "provider_payment_method_id", "card_brand", "card_last4", "card_exp_month", "card_exp_year",
+                "card_fingerprint", "updated_at",
+            ])
+        record_audit(
+            organization=payment.organization, action="payment.card_changed", target=payment,
+            data={"reference": payment.reference, "why": change.why,
+                  "last4": change.last4 if change.payment_method_id else ""},
+        )
+        notes.append(recharge_with_new_card(payment, why=change.why))
+    return " ".join(notes)
+
+
+def update_card(*, account, update: CardUpdate, touched: list | None = None) -> str:
+    """New card details for open payments paying with ``update.payment_method_id``; re-plan a re-charge with them."""
+    from tinko.services import record_audit
+
+    payments = _open_payments(account, provider_payment_method_id=update.payment_method_id)
     if not payments:
         return f"No payment under recovery uses payment method {update.payment_method_id}."
     notes = []
@@ -226,10 +370,5 @@ def update_card(*, account, update: CardUpdate, touched: list | None = None) -> 
             data={"reference": payment.reference, "last4": payment.card_last4,
                   "exp": f"{payment.card_exp_month or ''}/{payment.card_exp_year or ''}"},
         )
-        try:
-            attempt = retry_now(payment=payment)
-        except RecoveryError as exc:
-            notes.append(f"Card of payment {payment.reference} updated; no re-charge planned: {exc.message}")
-        else:
-            notes.append(f"Card of payment {payment.reference} updated; re-charge {attempt.sequence} planned.")
+        notes.append(recharge_with_new_card(payment, why="the card updater gave it new details"))
     return " ".join(notes)

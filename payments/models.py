@@ -50,12 +50,18 @@ class Customer(models.Model):
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
     # Channels the customer asked not to be contacted on ("email", "sms", "whatsapp").
     opted_out_channels = models.JSONField(default=list, blank=True)
+    # The PSP's id for the customer (Stripe's cus_…): the PSP's reports under it belong to this customer.
+    provider_customer_id = models.CharField(max_length=200, blank=True)
+    # When Tinko last read the customer's contact details from the PSP's customer object (read once, then kept here).
+    provider_fetched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(default=now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "key"], name="customer_unique_key_per_org")]
         indexes = [
+            models.Index(fields=["organization", "provider_customer_id"], name="customer_org_psp_id",
+                         condition=~Q(provider_customer_id="")),
             # The console's search by e-mail address, case-insensitive (payments/selectors.py).
             models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
             # The Customers list: newest first, keyset pagination on (created_at, id); search by a name's beginning.
@@ -109,6 +115,9 @@ class Payment(models.Model):
     )
     provider_customer_id = models.CharField(max_length=200, blank=True)
     provider_payment_method_id = models.CharField(max_length=200, blank=True)
+    # The PSP's own next automatic attempt (Stripe's invoice.next_payment_attempt): it counts against the
+    # card-network limits, and Tinko plans no re-charge of its own within 24 hours of it.
+    provider_retry_at = models.DateTimeField(null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.FAILED)
     # The latest failure's category: what the recovery is currently working around.

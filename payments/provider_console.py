@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from payments import accounts
+from payments import accounts, selectors
 from payments.provider_forms import RazorpayAccountForm, ReplaceRazorpayKeysForm, ReplaceStripeKeysForm, StripeAccountForm
 from payments.models import ProviderAccount, WebhookMessage
 from tinko.models import Role
@@ -55,8 +55,11 @@ def providers(request):
     if can_manage:
         for account in account_list:
             account.replace_form = REPLACE_FORMS[account.provider](prefix=f"keys-{account.pk}")
+    retrying, retrying_examples = selectors.stripe_retrying(organization)
     context = {
         "accounts": account_list,
+        "stripe_retrying": retrying,
+        "stripe_retrying_examples": retrying_examples,
         "messages_in": WebhookMessage.objects.filter(organization=organization).select_related("account")
         .order_by("-received_at")[:25],
         "forms": forms,

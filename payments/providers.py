@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import abc
 import importlib
+import logging
 from dataclasses import dataclass, field
 
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
+logger = logging.getLogger(__name__)
+
 PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox", "payments.stripe", "payments.razorpay")
 
 
@@ -39,8 +42,12 @@ class ChargeResult:
       mandate can take days). Ask again later with the SAME key; never charge anew
       meanwhile.
 
+    - ``"settled"``: nothing was charged because the debt is closed at the PSP (a Stripe
+      invoice already paid, void or uncollectible); ``code`` says which (``invoice_paid``, …).
+
     ``requires_action`` means the customer must authenticate (3-D Secure): bring them
-    back on-session, do not retry blindly.
+    back on-session, do not retry blindly. ``card`` says which card was charged and why
+    (e.g. "Visa •••• 4242 (the customer's default payment method)"), for the timeline.
     """
 
     status: str
@@ -55,6 +62,7 @@ class ChargeResult:
     message: str = ""
     requires_action: bool = False
     raw: dict = field(default_factory=dict)
+    card: str = ""
 
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
@@ -62,6 +70,7 @@ class ChargeResult:
     PENDING = "pending"
     # The code of an error whose PSP refused the account's credentials (HTTP 401).
     AUTHENTICATION_ERROR = "authentication_error"
+    SETTLED = "settled"
 
     @property
     def succeeded(self) -> bool:
@@ -146,6 +155,33 @@ class PaymentProvider(abc.ABC):
     @abc.abstractmethod
     def fetch_payment_state(self, *, payment) -> PaymentState:
         """Ask the PSP whether ``payment`` is paid now. Read only: must not move money or write anything."""
+
+    # The customer's contact from the PSP. Not abstract: a provider without customers keeps these.
+
+    def fetch_customer_contact(self, customer_id: str) -> dict:
+        """The PSP customer's e-mail, phone, name and locale, only values a failure report accepts. Read only."""
+        return {}
+
+    def contact_once(self, customer_id: str) -> tuple[dict, bool]:
+        """The PSP customer's contact unless Tinko read it before (it is kept on Tinko's customer): (contact, fetched).
+
+        A PSP that cannot be asked right now gives nothing: the failure matters
+        more than the contact, which is read with the customer's next failure.
+        """
+        from django.db.models import Q
+
+        from payments.models import Customer
+
+        if not customer_id or Customer.objects.filter(
+            Q(key=f"id:{customer_id}") | Q(provider_customer_id=customer_id),
+            organization_id=self.account.organization_id, provider_fetched_at__isnull=False,
+        ).exists():
+            return {}, False
+        try:
+            return self.fetch_customer_contact(customer_id), True
+        except Exception as exc:  # any SDK's error: the outcome is only a missing contact
+            logger.warning("%s customer %s could not be read: %s", self.name, customer_id, type(exc).__name__)
+            return {}, False
 
     # Hosted checkout for the pay page. Not abstract: a provider without one keeps these.
 

@@ -15,8 +15,9 @@ from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Collate, Lower
 
-from payments.models import Customer, Payment
+from payments.models import Customer, Payment, PaymentStatus
 from recovery.models import RecoveryAttempt
+from tinko.models import AuditEvent
 from tinko.pagination import keyset_page
 
 PAGE_SIZE = 50
@@ -208,3 +209,21 @@ def customer_payments(customer: Customer, *, limit: int = 100) -> list[Payment]:
         Payment.objects.filter(customer=customer, organization_id=customer.organization_id)
         .order_by("-created_at", "-pk")[:limit]
     )
+
+
+def double_payments(payment) -> list[dict]:
+    """The "possible double payment" alerts of ``payment``: {first_charge, second_charge, amount, currency, at}."""
+    events = AuditEvent.objects.filter(
+        organization_id=payment.organization_id, action="payment.possible_double_payment",
+        target_type="payments.payment", target_id=str(payment.pk),
+    ).order_by("created_at")
+    return [{**(event.data or {}), "at": event.created_at} for event in events]
+
+
+def stripe_retrying(organization, *, limit: int = 5) -> tuple[int, list[Payment]]:
+    """Payments under recovery whose Stripe invoice Stripe will also retry by itself: (how many, the first few)."""
+    payments = Payment.objects.filter(
+        organization=organization, provider="stripe", status__in=[*Payment.OPEN, PaymentStatus.EXHAUSTED],
+        provider_retry_at__isnull=False,
+    )
+    return payments.count(), list(payments.order_by("provider_retry_at")[:limit])

@@ -13,6 +13,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from analytics.holdout import draw_holdout_group
@@ -162,7 +163,10 @@ def _attach_next_attempts(results: list[IngestResult]) -> None:
         result.next_attempt = upcoming.get(result.payment.pk)
 
 
-CUSTOMER_FIELDS = {"id": "external_id", "email": "email", "phone": "phone", "name": "name", "locale": "locale", "timezone": "timezone"}
+CUSTOMER_FIELDS = {
+    "id": "external_id", "email": "email", "phone": "phone", "name": "name", "locale": "locale", "timezone": "timezone",
+    "provider_customer_id": "provider_customer_id",
+}
 
 
 class _Writes:
@@ -225,26 +229,55 @@ class _Writes:
 
 def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]:
     """The reports' customers by key, found or created. A report fills in what
-    it knows; it never blanks what an earlier one said."""
+    it knows; it never blanks what an earlier one said.
+
+    One person, two ids: a customer the merchant reported under its own id and
+    named the PSP's customer id for is the customer of the PSP's reports under
+    that id too; a customer known only from the PSP takes the merchant's id
+    when the merchant's report names it.
+    """
     wanted: dict[str, dict] = {}
+    psp_of: dict[str, str] = {}
     for _, report in fresh:
         key = _customer_key(report.customer)
         if key:
             merged = wanted.setdefault(key, {})
             merged.update({CUSTOMER_FIELDS[k]: v for k, v in report.customer.items() if v})
+            psp = report.customer.get("provider_customer_id") or report.provider_customer_id
+            if psp:
+                merged["provider_customer_id"] = psp_of[key] = psp
+            if report.customer_fetched:
+                merged["provider_fetched_at"] = now
     if not wanted:
         return {}
     # Locked, in key order: two requests updating one customer take turns.
+    psps = sorted(set(psp_of.values()))
     if writes.fast:
         found = sql.fetch(
-            Customer, "organization_id = %s AND key = ANY(%s) ORDER BY key", [organization.pk, list(wanted)], lock=True
+            Customer,
+            "organization_id = %s AND (key = ANY(%s) OR (provider_customer_id = ANY(%s) AND provider_customer_id <> '')) "
+            "ORDER BY key",
+            [organization.pk, list(wanted), psps], lock=True,
         )
     else:
-        found = Customer.objects.select_for_update().filter(organization=organization, key__in=wanted).order_by("key")
+        found = Customer.objects.select_for_update().filter(
+            Q(key__in=wanted) | Q(provider_customer_id__in=psps), organization=organization
+        ).order_by("key")
     existing = {c.key: c for c in found}
+    by_psp = {c.provider_customer_id: c for c in existing.values() if c.provider_customer_id}
     changed, new = [], []
     for key, data in wanted.items():
         customer = existing.get(key)
+        psp = psp_of.get(key, "")
+        if customer is None and psp in by_psp:
+            customer = existing[key] = by_psp[psp]
+            if key == f"id:{psp}":
+                # The PSP reports, under its id, the customer the merchant reported under its own.
+                data = {name: value for name, value in data.items() if name != "external_id"}
+            elif customer.key == f"id:{psp}":
+                # The merchant names the PSP's customer that Tinko knew only from the PSP: its id becomes the key.
+                customer.key = key
+                changed.append(customer)
         if customer is None:
             customer = sql.build(
                 Customer, organization_id=organization.pk, key=key, created_at=now, updated_at=now, **data
@@ -259,7 +292,8 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
                 dirty = True
         if dirty:
             customer.updated_at = now
-            changed.append(customer)
+            if customer not in changed:
+                changed.append(customer)
     if new and not writes.fast:
         Customer.objects.bulk_create(new, ignore_conflicts=True)
         # Re-read: a concurrent request may have created some of them.
@@ -267,7 +301,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
             existing[customer.key] = customer
     elif new:
         writes.reserve(Customer, new)
-    sql.update_rows(Customer, changed, [*CUSTOMER_FIELDS.values(), "updated_at"])
+    sql.update_rows(Customer, changed, ["key", *CUSTOMER_FIELDS.values(), "provider_fetched_at", "updated_at"])
     return existing
 
 
@@ -358,7 +392,7 @@ PAYMENT_UPDATE_FIELDS = [
     "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
     "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
-    "provider_account", "provider_customer_id", "provider_payment_method_id",
+    "provider_account", "provider_customer_id", "provider_payment_method_id", "provider_retry_at",
 ]
 
 
@@ -435,6 +469,9 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.provider_customer_id = report.provider_customer_id
     if report.provider_payment_method_id:
         payment.provider_payment_method_id = report.provider_payment_method_id
+    if report.provider == "stripe" and report.provider_account_id:
+        # Each report of the PSP says whether it will retry by itself (None: it will not).
+        payment.provider_retry_at = report.provider_retry_at
     method = report.payment_method
     if method:
         for name, attr in (

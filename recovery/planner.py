@@ -30,6 +30,8 @@ VISA_WINDOW = timedelta(days=30)
 VISA_LIMIT = 15
 MASTERCARD_WINDOW = timedelta(hours=24)
 MASTERCARD_LIMIT = 10
+# Tinko plans no re-charge of its own this close to the PSP's own automatic retry of the same debt.
+PSP_RETRY_GAP = timedelta(hours=24)
 # Salaries land overnight; a payday retry goes out mid-morning local time.
 PAYDAY_TIME = time(10, 0)
 
@@ -289,6 +291,15 @@ def _plan_retry(*, payment, policy, classification, history, card, can_recharge,
             if payday.date() != when.astimezone(tz).date():
                 parts.append(f"aligned to payday {ordinal(payday.day)}")
             when = payday
+    psp_retry = getattr(payment, "provider_retry_at", None)
+    if psp_retry is not None and psp_retry > now - PSP_RETRY_GAP:
+        # The PSP's own retry is an automatic attempt on the same card: it counts against the network limits.
+        card = CardHistory(attempts=[*card.attempts, (payment.amount, payment.currency, psp_retry)])
+        if psp_retry - PSP_RETRY_GAP < when < psp_retry + PSP_RETRY_GAP:
+            when = psp_retry + PSP_RETRY_GAP
+            parts.append(
+                f"{humanize(PSP_RETRY_GAP)} after the payment provider's own retry ({psp_retry:%Y-%m-%d %H:%M} UTC)"
+            )
     when, moved = outside_quiet_hours(when, policy, tz)
     if moved:
         parts.append(f"outside quiet hours in {tz.key}")

@@ -31,7 +31,7 @@ TOP_FIELDS = {
     "event_id", "reference", "amount", "currency", "provider", "provider_payment_id", "occurred_at",
     "description", "failure", "customer", "payment_method", "metadata",
 }
-CUSTOMER_FIELDS = {"id", "email", "phone", "name", "locale", "timezone"}
+CUSTOMER_FIELDS = {"id", "email", "phone", "name", "locale", "timezone", "provider_customer_id"}
 PAYMENT_METHOD_FIELDS = {"brand", "last4", "exp_month", "exp_year", "fingerprint"}
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -66,6 +66,10 @@ class FailureReport:
     provider_account: object = field(default=None, repr=False, compare=False)
     provider_customer_id: str = ""
     provider_payment_method_id: str = ""
+    # The PSP's customer object was read for this report's contact (kept on Tinko's customer: read once).
+    customer_fetched: bool = False
+    # The PSP's own next automatic attempt (a Stripe invoice's next_payment_attempt).
+    provider_retry_at: datetime | None = None
 
 
 def failure_codes(source) -> dict:
@@ -231,6 +235,7 @@ def _customer(errors, value) -> dict:
         "name": _text(sub, value, "name", max_length=200),
         "locale": _text(sub, value, "locale", max_length=35),
         "timezone": _text(sub, value, "timezone", max_length=64),
+        "provider_customer_id": _text(sub, value, "provider_customer_id", max_length=200),
     }
     if customer["email"] and "email" not in sub:
         try:
@@ -249,6 +254,15 @@ def _customer(errors, value) -> dict:
             sub["timezone"] = ["Enter an IANA time zone such as Asia/Kolkata."]
     if sub:
         errors["customer"] = sub
+    return customer
+
+
+def parse_customer(value: dict) -> dict:
+    """The fields of a customer description that pass the report's validation; the rest are dropped (blank)."""
+    errors: dict = {}
+    customer = _customer(errors, value)
+    for name in errors.get("customer", {}):
+        customer[name] = ""
     return customer
 
 

@@ -149,8 +149,11 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         fields["result"] = _result_data(result)
         if result.status == "succeeded":
             fields.update(
-                status=AttemptStatus.SUCCEEDED, outcome=f"Charged {result.amount} {result.currency} ({result.charge_id})."
+                status=AttemptStatus.SUCCEEDED,
+                outcome=f"Charged {result.amount} {result.currency} ({result.charge_id})" + _card_words(result) + ".",
             )
+        elif result.status == ChargeResult.SETTLED:
+            fields.update(status=AttemptStatus.SKIPPED, outcome=result.message)
         elif result.status == ChargeResult.PENDING:
             wait = min(PENDING_FIRST_POLL * 2 ** (max(attempt.psp_calls, 1) - 1), PENDING_MAX_POLL)
             fields.update(
@@ -174,7 +177,7 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
             )
         else:
             decline = _classify_decline(attempt.payment, result)
-            fields.update(status=AttemptStatus.FAILED, outcome=f"Declined: {decline.reason}")
+            fields.update(status=AttemptStatus.FAILED, outcome=f"Declined: {decline.reason}" + _card_words(result, "; "))
     with transaction.atomic():
         payment = _lock_payment(attempt.pk, attempt.payment_id)
         # Only the run that holds the current claim records its answer; after a
@@ -189,6 +192,8 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         if result is None:
             _replan(payment, now)
             return "skipped"
+        if result.status == ChargeResult.SETTLED:
+            return _settled(payment, result, now)
         from notifications.webhooks import payment_event
 
         if result is not None and attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
@@ -207,6 +212,27 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
         return "declined"
+
+
+def _card_words(result: ChargeResult, joiner: str = " ") -> str:
+    """Which card the PSP charged and why, for the attempt's outcome on the timeline."""
+    if not result.card:
+        return ""
+    return f"{joiner}with {result.card}" if joiner == " " else f"{joiner}card: {result.card}"
+
+
+def _settled(payment, result: ChargeResult, now) -> str:
+    """The debt closed at the PSP before the re-charge (nothing was charged): end or stop the recovery with why."""
+    from recovery.services import cancel_recovery
+
+    if result.code == "invoice_paid":
+        mark_recovered(payment=payment, amount=result.amount or payment.amount, now=now,
+                       detail=f"Paid at the payment provider, not by Tinko: {result.message}")
+        return "settled (paid)"
+    if payment.status not in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
+        cancel_recovery(payment=payment)
+        Payment.objects.filter(pk=payment.pk).update(status_reason=f"Recovery stopped: {result.message}")
+    return "settled (closed)"
 
 
 def _finish(attempt, status, outcome, now):

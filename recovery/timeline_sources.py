@@ -124,6 +124,8 @@ AUDIT_TITLES = {
     "payment.retry_requested": gettext_lazy("Re-charge requested"),
     "payment.reported_paid": gettext_lazy("Reported paid outside Tinko"),
     "payment.card_updated": gettext_lazy("Card details updated"),
+    "payment.card_changed": gettext_lazy("The customer changed their card"),
+    "payment.possible_double_payment": gettext_lazy("Possible double payment"),
     "link.created": gettext_lazy("Pay link created"),
     "link.sent": gettext_lazy("Pay link sent to the customer"),
     "link.not_sent": gettext_lazy("Pay link created, not sent"),
@@ -148,6 +150,10 @@ def _audit_value(key: str, value, data: dict, payment):
         return _("Outcome"), str(value)
     if key == "last4":
         return _("Card"), f"···· {value}"
+    if key == "why":
+        return _("Why"), str(value)
+    if key in ("first_charge", "second_charge"):
+        return (_("First charge") if key == "first_charge" else _("Second charge")), str(value)
     if key.endswith("_at") and isinstance(value, str):
         try:
             return key[:-3].replace("_", " ").capitalize(), format_when(datetime.fromisoformat(value))

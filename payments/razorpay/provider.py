@@ -39,7 +39,7 @@ from payments.providers import (
     WebhookRejected,
     register_provider,
 )
-from recovery.reports import ReportInvalid, parse_report
+from recovery.reports import ReportInvalid, parse_customer, parse_report
 from tinko import textsafety
 
 logger = logging.getLogger(__name__)
@@ -527,6 +527,10 @@ class RazorpayProvider(PaymentProvider):
         customer = {"email": item.get("email") or "", "id": item.get("customer_id") or ""}
         if contact.startswith("+") and contact[1:].isdigit():
             customer["phone"] = contact
+        fetched = False
+        if customer["id"] and not (customer["email"] or customer.get("phone")):
+            found, fetched = self.contact_once(customer["id"])
+            customer.update({k: v for k, v in found.items() if v})
         data = {
             "event_id": item.get("id") or event.id,
             "reference": notes.get("tinko_reference") or item.get("order_id") or item.get("id"),
@@ -550,4 +554,12 @@ class RazorpayProvider(PaymentProvider):
         report.raw = item
         report.provider_customer_id = item.get("customer_id") or ""
         report.provider_payment_method_id = item.get("token_id") or ""
+        report.customer_fetched = fetched
         return EventOutcome(failures=[report])
+
+    def fetch_customer_contact(self, customer_id: str) -> dict:
+        """The Razorpay customer's e-mail, phone and name (``GET /v1/customers/{id}``). Read only."""
+        found = self.client().customer.fetch(customer_id)
+        checked = parse_customer({"email": found.get("email") or "", "name": (found.get("name") or "")[:200],
+                                  "phone": (found.get("contact") or "").replace(" ", "")})
+        return {k: v for k, v in checked.items() if v}

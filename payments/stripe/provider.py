@@ -13,6 +13,7 @@ the card updater's news.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import datetime, timezone as dt_timezone
@@ -21,7 +22,7 @@ import stripe
 from django.conf import settings
 from django.utils import timezone
 
-from payments.events import CardUpdate, EventOutcome, SuccessFacts
+from payments.events import CardChange, CardUpdate, EventOutcome, SuccessFacts
 from payments.providers import (
     ChargeResult,
     CheckoutResult,
@@ -33,7 +34,7 @@ from payments.providers import (
     WebhookRejected,
     register_provider,
 )
-from recovery.reports import FailureReport, ReportInvalid, parse_report
+from recovery.reports import FailureReport, ReportInvalid, parse_customer, parse_report
 from tinko import textsafety
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,16 @@ HANDLED_EVENTS = (
     "invoice.payment_failed",
     "payment_intent.succeeded",
     "invoice.paid",
+    "invoice.payment_succeeded",
     "checkout.session.completed",
     "payment_method.automatically_updated",
+    "payment_method.attached",
+    "customer.updated",
 )
+
+FAILURE_EVENTS = ("payment_intent.payment_failed", "charge.failed", "invoice.payment_failed")
+# Invoice states in which nothing more can be collected.
+INVOICE_CLOSED = {"paid": "paid", "void": "voided", "uncollectible": "marked uncollectible"}
 
 
 def _get(obj, *path, default=None):
@@ -75,6 +83,30 @@ def _when(ts) -> datetime:
 
 def _as_dict(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
+
+
+def _subscription_of(invoice: dict) -> str:
+    """The invoice's subscription: ``subscription`` before API version 2025-03-31, ``parent.subscription_details`` since."""
+    return _id(invoice.get("subscription")) or _id(_get(invoice, "parent", "subscription_details", "subscription"))
+
+
+def _card_words(method: dict) -> str:
+    card = method.get("card") or {}
+    if card.get("last4"):
+        return f"{(card.get('brand') or 'card').capitalize()} •••• {card['last4']}"
+    return method.get("id") or "the card"
+
+
+def _invoice_id(payment) -> str:
+    """The Stripe invoice a payment is the debt of (a subscription renewal), or ""."""
+    for object_id in (payment.reference, payment.provider_payment_id):
+        if object_id.startswith("in_"):
+            return object_id
+    return ""
+
+
+def _with_card(result: ChargeResult, card: str) -> ChargeResult:
+    return dataclasses.replace(result, card=card) if card else result
 
 
 def _append_query(url: str, query: str) -> str:
@@ -117,25 +149,51 @@ class StripeProvider(PaymentProvider):
         return True, f"Connected to Stripe ({mode} mode)."
 
     def cannot_recharge(self, payment) -> str:
-        if not payment.provider_customer_id or not payment.provider_payment_method_id:
+        if not payment.provider_customer_id:
+            return "Stripe has no saved card of this customer that Tinko can charge off-session"
+        if not payment.provider_payment_method_id and not _invoice_id(payment):
             return "Stripe has no saved card of this customer that Tinko can charge off-session"
         return ""
 
     # --- off-session re-charge -----------------------------------------------------
 
     def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
-        """A PaymentIntent confirmed off-session with the saved card. MOVES MONEY, once per idempotency key.
+        """Re-charge off-session with the card the customer wants now. MOVES MONEY, once per idempotency key.
+
+        A failed invoice (a subscription renewal) is re-charged by paying the
+        invoice itself (``POST /v1/invoices/{id}/pay``), after re-fetching it: an
+        invoice that is paid, void or uncollectible is not charged (``status="settled"``).
+        Anything else is a PaymentIntent confirmed off-session. The card is
+        resolved from Stripe at this moment (:meth:`resolve_payment_method`).
 
         Declines come back with Stripe's ``code``, ``decline_code``, ``advice_code``
         and network codes; ``authentication_required`` (or a PaymentIntent that
         needs action) sets ``requires_action``. An unreachable Stripe is
         ``status="error"`` (retry with the same key).
         """
+        invoice_id = _invoice_id(payment)
+        try:
+            invoice = _as_dict(self.client().v1.invoices.retrieve(invoice_id)) if invoice_id else {}
+            if invoice.get("status") in ("void", "uncollectible"):
+                return self._pay_invoice(invoice, method={}, card="", currency=currency, idempotency_key=idempotency_key)
+            method, why = self.resolve_payment_method(payment=payment, invoice=invoice)
+        except stripe.StripeError as exc:
+            if isinstance(exc, stripe.InvalidRequestError):
+                error = _get(exc.json_body or {}, "error", default={})
+                return ChargeResult(status=ChargeResult.DECLINED, code=error.get("code") or "invalid_request_error",
+                                    message=(exc.user_message or "")[:300], raw={"error": error})
+            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error", message=exc.user_message or type(exc).__name__)
+        card = f"{_card_words(method)} ({why})" if method else ""
+        if invoice_id:
+            return self._pay_invoice(invoice, method=method, card=card, currency=currency, idempotency_key=idempotency_key)
+        if not method:
+            return ChargeResult(status=ChargeResult.DECLINED, code="payment_method_missing",
+                                message="Stripe has no card of this customer to charge.")
         params = {
             "amount": amount,
             "currency": currency.lower(),
             "customer": payment.provider_customer_id,
-            "payment_method": payment.provider_payment_method_id,
+            "payment_method": method["id"],
             "off_session": True,
             "confirm": True,
             "metadata": {
@@ -146,25 +204,31 @@ class StripeProvider(PaymentProvider):
         }
         try:
             intent = _as_dict(self.client().v1.payment_intents.create(params, {"idempotency_key": idempotency_key}))
-        except stripe.CardError as exc:
-            return self._decline(_get(exc.json_body or {}, "error", default={}), exc.user_message or "")
-        except stripe.IdempotencyError as exc:
-            return ChargeResult(status=ChargeResult.ERROR, code="idempotency_error", message=exc.user_message or "")
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error", message=exc.user_message or str(type(exc).__name__))
         except stripe.StripeError as exc:
-            error = _get(exc.json_body or {}, "error", default={})
-            return ChargeResult(
-                status=ChargeResult.DECLINED, code=error.get("code") or "invalid_request_error",
-                message=(exc.user_message or "")[:300], raw={"error": error},
-            )
+            return _with_card(self._stripe_error(exc), card)
         status = intent.get("status")
         if status == "succeeded":
             return ChargeResult(
                 status=ChargeResult.SUCCEEDED, charge_id=_id(intent.get("latest_charge")) or intent["id"],
                 amount=intent.get("amount_received") or intent.get("amount") or amount,
-                currency=(intent.get("currency") or currency).upper(), raw=intent,
+                currency=(intent.get("currency") or currency).upper(), raw=intent, card=card,
             )
+        return _with_card(self._intent_result(intent, status, currency), card)
+
+    def _stripe_error(self, exc: stripe.StripeError) -> ChargeResult:
+        if isinstance(exc, stripe.CardError):
+            return self._decline(_get(exc.json_body or {}, "error", default={}), exc.user_message or "")
+        if isinstance(exc, stripe.IdempotencyError):
+            return ChargeResult(status=ChargeResult.ERROR, code="idempotency_error", message=exc.user_message or "")
+        if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)):
+            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error", message=exc.user_message or str(type(exc).__name__))
+        error = _get(exc.json_body or {}, "error", default={})
+        return ChargeResult(
+            status=ChargeResult.DECLINED, code=error.get("code") or "invalid_request_error",
+            message=(exc.user_message or "")[:300], raw={"error": error},
+        )
+
+    def _intent_result(self, intent: dict, status, currency: str) -> ChargeResult:
         if status == "requires_action":
             return ChargeResult(
                 status=ChargeResult.DECLINED, code="authentication_required", decline_code="authentication_required",
@@ -179,6 +243,9 @@ class StripeProvider(PaymentProvider):
     def _decline(self, error: dict, message: str, raw: dict | None = None) -> ChargeResult:
         code = error.get("code") or "card_declined"
         decline_code = error.get("decline_code") or ""
+        if code == "invoice_payment_intent_requires_action":
+            # Paying an invoice whose card needs 3-D Secure: the same as a PaymentIntent's authentication_required.
+            code = decline_code = "authentication_required"
         requires_action = code == "authentication_required" or decline_code == "authentication_required"
         return ChargeResult(
             status=ChargeResult.DECLINED,
@@ -193,11 +260,141 @@ class StripeProvider(PaymentProvider):
             raw=raw or {"error": error},
         )
 
+    def _pay_invoice(self, invoice: dict, *, method: dict, card: str, currency: str, idempotency_key: str) -> ChargeResult:
+        """Pay the (just re-fetched) invoice off-session with ``method``; nothing is charged for a closed invoice."""
+        invoice_id = invoice["id"]
+        status = invoice.get("status")
+        if status in ("void", "uncollectible"):
+            return ChargeResult(status=ChargeResult.SETTLED, code=f"invoice_{status}",
+                                message=f"Stripe invoice {invoice_id} is {INVOICE_CLOSED[status]}; nothing was charged.")
+        params = {"off_session": True}
+        if method:
+            # A legacy card or source (card_…, src_…) is paid with as ``source``.
+            params["payment_method" if method["id"].startswith("pm_") else "source"] = method["id"]
+        try:
+            paid = _as_dict(self.client().v1.invoices.pay(invoice_id, params, {"idempotency_key": idempotency_key}))
+        except stripe.StripeError as exc:
+            if status == "paid":
+                # Not this attempt's payment (Stripe would have replayed that one under the same key).
+                return ChargeResult(status=ChargeResult.SETTLED, code="invoice_paid",
+                                    amount=invoice.get("amount_paid") or 0, currency=(invoice.get("currency") or "").upper(),
+                                    message=f"Stripe invoice {invoice_id} was already paid; nothing was charged.")
+            return _with_card(self._stripe_error(exc), card)
+        if paid.get("status") == "paid":
+            intent_id = self._invoice_intent_id(paid)
+            return ChargeResult(
+                status=ChargeResult.SUCCEEDED, charge_id=intent_id or invoice_id,
+                amount=paid.get("amount_paid") or paid.get("amount_due") or 0,
+                currency=(paid.get("currency") or currency).upper(), raw=paid, card=card,
+            )
+        intent = self._invoice_intent(paid)
+        return _with_card(self._intent_result(intent, intent.get("status") or paid.get("status"), currency), card)
+
+    def resolve_payment_method(self, *, payment, invoice: dict | None = None) -> tuple[dict, str]:
+        """The card the customer wants charged now, and why: (payment method, reason). Read only.
+
+        Stripe's own order for invoice payments: the subscription's default
+        payment method (or source), then the customer's
+        ``invoice_settings.default_payment_method``, then the customer's default
+        source; then the payment's saved card (the one that failed, or the one the customer added since).
+        ({}, "") when none is known.
+        """
+        client = self.client()
+        subscription_id = _subscription_of(invoice or {})
+        if subscription_id:
+            subscription = _as_dict(client.v1.subscriptions.retrieve(subscription_id))
+            method = subscription.get("default_payment_method")
+            if method:
+                return self._method(method), "the subscription's default payment method"
+            if subscription.get("default_source"):
+                return self._method(subscription["default_source"]), "the subscription's default card"
+        if payment.provider_customer_id:
+            customer = _as_dict(client.v1.customers.retrieve(
+                payment.provider_customer_id, {"expand": ["invoice_settings.default_payment_method", "default_source"]}
+            ))
+            method = _get(customer, "invoice_settings", "default_payment_method")
+            if method:
+                return self._method(method), "the customer's default payment method"
+            source = customer.get("default_source")
+            if source:
+                return self._method(source), "the customer's default card"
+        if payment.provider_payment_method_id:
+            return ({"id": payment.provider_payment_method_id, "card": {
+                "brand": payment.card_brand, "last4": payment.card_last4}}, "the payment's saved card")
+        return {}, ""
+
+    def _method(self, method) -> dict:
+        if isinstance(method, dict):
+            if method.get("object") == "card":  # a legacy source: its card details are the object itself
+                return {"id": method["id"], "card": {"brand": method.get("brand") or "", "last4": method.get("last4") or ""}}
+            return method
+        return _as_dict(self.client().v1.payment_methods.retrieve(method)) if method.startswith("pm_") else {"id": method}
+
+    def _invoice_intent_id(self, invoice: dict) -> str:
+        if "payment_intent" in invoice:  # before API version 2025-03-31
+            return _id(invoice.get("payment_intent"))
+        return self._invoice_intent(invoice).get("id") or ""
+
+    def _invoice_intent(self, invoice: dict) -> dict:
+        """The invoice's latest PaymentIntent, expanded. Read only.
+
+        Before API version 2025-03-31 the invoice names it (``payment_intent``);
+        since, it is found through the invoice's payments
+        (``GET /v1/invoice_payments?invoice=…``).
+        """
+        client = self.client()
+        if "payment_intent" in invoice:
+            intent_id = _id(invoice.get("payment_intent"))
+            if not intent_id:
+                return {}
+            return _as_dict(client.v1.payment_intents.retrieve(intent_id, {"expand": ["payment_method"]}))
+        page = _as_dict(client.v1.invoice_payments.list({
+            "invoice": invoice["id"], "expand": ["data.payment.payment_intent"], "limit": 20,
+        }))
+        payments = [p for p in page.get("data") or [] if _get(p, "payment", "type") == "payment_intent"]
+        if not payments:
+            return {}
+        intent = _get(max(payments, key=lambda p: p.get("created") or 0), "payment", "payment_intent")
+        if isinstance(intent, str):
+            intent = _as_dict(client.v1.payment_intents.retrieve(intent, {"expand": ["payment_method"]}))
+        return intent or {}
+
+    def _invoice_of(self, obj: dict) -> str:
+        """The invoice a PaymentIntent or Charge paid for, or "". Read only.
+
+        Before API version 2025-03-31 the object says (``invoice``, null for none);
+        since, the field is gone and the invoice's payments are asked.
+        """
+        if "invoice" in obj:
+            return _id(obj.get("invoice"))
+        intent_id = obj["id"] if obj.get("object") == "payment_intent" else _id(obj.get("payment_intent"))
+        if not intent_id:
+            return ""
+        page = _as_dict(self.client().v1.invoice_payments.list({
+            "payment": {"type": "payment_intent", "payment_intent": intent_id}, "limit": 1,
+        }))
+        found = page.get("data") or []
+        return _id(found[0].get("invoice")) if found else ""
+
+    def fetch_customer_contact(self, customer_id: str) -> dict:
+        """The Stripe Customer's e-mail, phone, name and first preferred locale. Read only."""
+        customer = _as_dict(self.client().v1.customers.retrieve(customer_id))
+        if customer.get("deleted"):
+            return {}
+        # Only what Tinko's own report validation takes: a bad value must not cost the failure.
+        checked = parse_customer({
+            "email": customer.get("email") or "", "name": (customer.get("name") or "")[:200],
+            "phone": (customer.get("phone") or "").replace(" ", ""),
+            "locale": ((customer.get("preferred_locales") or [""])[0] or "")[:35],
+        })
+        return {k: v for k, v in checked.items() if v}
+
     # --- reading state ---------------------------------------------------------------
 
     def fetch_payment_state(self, *, payment) -> PaymentState:
         """Whether Stripe has the payment paid now (its PaymentIntent or Invoice). Read only."""
-        ids = [payment.provider_payment_id, payment.reference]
+        # An invoice decides over its PaymentIntent: a re-charge pays the invoice with a new one.
+        ids = sorted([payment.provider_payment_id, payment.reference], key=lambda i: not i.startswith("in_"))
         client = self.client()
         for object_id in ids:
             if object_id.startswith("pi_"):
@@ -216,7 +413,7 @@ class StripeProvider(PaymentProvider):
                     return PaymentState(
                         paid=True, amount_paid=invoice.get("amount_paid") or 0,
                         currency=(invoice.get("currency") or "").upper(),
-                        charge_id=_id(invoice.get("charge")) or _id(invoice.get("payment_intent")) or invoice["id"],
+                        charge_id=self._invoice_intent_id(invoice) or invoice["id"],
                         detail=f"Stripe invoice {object_id} is paid.",
                     )
                 return PaymentState(paid=False, detail=f"Stripe invoice {object_id} is {invoice.get('status')}.")
@@ -309,20 +506,11 @@ class StripeProvider(PaymentProvider):
         """What ``event`` means for Tinko; None for an event type Tinko does not use. May re-fetch from Stripe."""
         obj = event.payload["data"]["object"]
         kind = event.type
-        if kind == "payment_intent.payment_failed":
-            return self._failure(event, intent=obj)
-        if kind == "charge.failed":
-            return self._failure(event, charge=obj)
-        if kind == "invoice.payment_failed":
-            intent = {}
-            if _id(obj.get("payment_intent")):
-                intent = _as_dict(self.client().v1.payment_intents.retrieve(
-                    _id(obj.get("payment_intent")), {"expand": ["payment_method"]}
-                ))
-            return self._failure(event, intent=intent, invoice=obj)
+        if kind in FAILURE_EVENTS:
+            return self._failure_event(event, kind, obj)
         if kind == "payment_intent.succeeded":
             return self._intent_success(_as_dict(self.client().v1.payment_intents.retrieve(obj["id"])))
-        if kind == "invoice.paid":
+        if kind in ("invoice.paid", "invoice.payment_succeeded"):
             return self._invoice_success(_as_dict(self.client().v1.invoices.retrieve(obj["id"])))
         if kind == "checkout.session.completed":
             return self._checkout_success(_as_dict(self.client().v1.checkout.sessions.retrieve(obj["id"])))
@@ -332,7 +520,43 @@ class StripeProvider(PaymentProvider):
                 payment_method_id=obj.get("id") or "", brand=(card.get("brand") or "").lower(), last4=card.get("last4") or "",
                 exp_month=card.get("exp_month"), exp_year=card.get("exp_year"), fingerprint=card.get("fingerprint") or "",
             )])
+        if kind == "payment_method.attached":
+            card = obj.get("card") or {}
+            if not _id(obj.get("customer")):
+                return EventOutcome(note="A payment method attached to no customer.")
+            return EventOutcome(card_changes=[CardChange(
+                customer_id=_id(obj.get("customer")), payment_method_id=obj.get("id") or "",
+                brand=(card.get("brand") or "").lower(), last4=card.get("last4") or "",
+                exp_month=card.get("exp_month"), exp_year=card.get("exp_year"), fingerprint=card.get("fingerprint") or "",
+                why="the customer added a card",
+            )])
+        if kind == "customer.updated":
+            previous = _get(event.payload, "data", "previous_attributes", default={})
+            changed = "default_source" in previous or "default_payment_method" in (previous.get("invoice_settings") or {})
+            new_default = _id(_get(obj, "invoice_settings", "default_payment_method")) or _id(obj.get("default_source"))
+            if not changed or not new_default:
+                return EventOutcome(note="The customer's default payment method did not change.")
+            return EventOutcome(card_changes=[CardChange(
+                customer_id=obj.get("id") or "", payment_method_id="", why="the customer chose a new default payment method",
+            )])
         return None
+
+    def _failure_event(self, event, kind: str, obj: dict) -> EventOutcome:
+        """A failure reported by any of the three events, tied to its invoice when there is one.
+
+        Whatever event reports a subscription invoice's failure (and in either API
+        shape), the payment's reference is the invoice id and the failure's id is
+        the declined charge, so the twins of one decline record one failure of one payment.
+        """
+        if kind == "invoice.payment_failed":
+            return self._failure(event, intent=self._invoice_intent(obj), invoice=obj)
+        metadata = obj.get("metadata") or {}
+        found = {"intent": obj} if kind == "payment_intent.payment_failed" else {"charge": obj}
+        if metadata.get("tinko_attempt") or metadata.get("tinko_link_id"):
+            return self._failure(event, **found)
+        invoice_id = self._invoice_of(obj)
+        invoice = _as_dict(self.client().v1.invoices.retrieve(invoice_id)) if invoice_id else {}
+        return self._failure(event, invoice=invoice, **found)
 
     def _failure(self, event, *, intent=None, charge=None, invoice=None) -> EventOutcome:
         intent = intent or {}
@@ -357,7 +581,8 @@ class StripeProvider(PaymentProvider):
         billing = method.get("billing_details") or charge.get("billing_details") or {}
         intent_id = intent.get("id") or _id(charge.get("payment_intent")) or _id(invoice.get("payment_intent"))
         invoice_id = invoice.get("id") or _id(intent.get("invoice")) or _id(charge.get("invoice"))
-        charge_id = _id(error.get("charge")) or charge.get("id") or _id(intent.get("latest_charge"))
+        charge_id = (_id(error.get("charge")) or charge.get("id") or _id(intent.get("latest_charge"))
+                     or _id(invoice.get("charge")))
         reference = metadata.get("tinko_reference") or invoice_id or intent_id or charge_id
         code = error.get("code") or charge.get("failure_code") or ""
         decline_code = error.get("decline_code") or ""
@@ -381,10 +606,15 @@ class StripeProvider(PaymentProvider):
         phone = billing.get("phone") or ""
         if phone.startswith("+") and phone[1:].isdigit():
             customer["phone"] = phone
+        fetched = False
+        if customer["id"] and (not (customer.get("email") or customer.get("phone")) or not customer.get("name")):
+            contact, fetched = self.contact_once(customer["id"])
+            for key, value in contact.items():
+                customer[key] = customer.get(key) or value
         data = {
             "event_id": charge_id or event.id,
             "reference": reference,
-            "amount": invoice.get("amount_due") or intent.get("amount") or charge.get("amount"),
+            "amount": invoice.get("amount_remaining") or invoice.get("amount_due") or intent.get("amount") or charge.get("amount"),
             "currency": (invoice.get("currency") or intent.get("currency") or charge.get("currency") or "").upper(),
             "provider": "stripe",
             "provider_payment_id": intent_id or charge_id,
@@ -408,14 +638,19 @@ class StripeProvider(PaymentProvider):
         report.raw = event.payload["data"]["object"]
         report.provider_customer_id = customer["id"]
         report.provider_payment_method_id = method.get("id") or _id(intent.get("payment_method")) or _id(charge.get("payment_method"))
+        report.customer_fetched = fetched
+        if invoice.get("next_payment_attempt") and invoice.get("status") == "open":
+            # Stripe's own automatic retry of the invoice (Smart Retries or a custom schedule).
+            report.provider_retry_at = _when(invoice["next_payment_attempt"])
         return EventOutcome(failures=[report])
 
     def _intent_success(self, intent: dict) -> EventOutcome:
         if intent.get("status") != "succeeded":
             return EventOutcome(note=f"Stripe says PaymentIntent {intent.get('id')} is {intent.get('status')}, not succeeded.")
         metadata = intent.get("metadata") or {}
+        invoice_id = "" if metadata.get("tinko_attempt") or metadata.get("tinko_link_id") else self._invoice_of(intent)
         return EventOutcome(successes=[SuccessFacts(
-            references=tuple(r for r in (metadata.get("tinko_reference"), _id(intent.get("invoice")), intent["id"]) if r),
+            references=tuple(r for r in (metadata.get("tinko_reference"), invoice_id, intent["id"]) if r),
             # Keyed by the PaymentIntent: its checkout and invoice successes name the same one.
             charge_id=intent["id"],
             amount=intent.get("amount_received") or intent.get("amount") or 0,
@@ -429,7 +664,7 @@ class StripeProvider(PaymentProvider):
     def _invoice_success(self, invoice: dict) -> EventOutcome:
         if invoice.get("status") != "paid":
             return EventOutcome(note=f"Stripe says invoice {invoice.get('id')} is {invoice.get('status')}, not paid.")
-        intent_id = _id(invoice.get("payment_intent"))
+        intent_id = self._invoice_intent_id(invoice)
         return EventOutcome(successes=[SuccessFacts(
             references=tuple(r for r in (invoice["id"], intent_id) if r),
             charge_id=intent_id or invoice["id"],

@@ -38,6 +38,11 @@ class CustomerInSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
     locale = serializers.CharField(required=False, max_length=35, help_text="e.g. `en`, `hi-IN`, `es-MX`.")
     timezone = serializers.CharField(required=False, max_length=64, help_text="IANA zone, e.g. `Asia/Kolkata`.")
+    provider_customer_id = serializers.CharField(
+        required=False, max_length=200,
+        help_text="The PSP's id for this customer (e.g. Stripe's `cus_…`): the PSP's own reports of this customer "
+        "then belong to the same Tinko customer.",
+    )
 
 
 class PaymentMethodSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -20,7 +21,8 @@ class LocalStripe:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"],
+            # localstripe with invoice payment by a given card (see localstripe_billing.py).
+            [sys.executable, str(Path(__file__).with_name("localstripe_billing.py")), "--port", str(self.port), "--from-scratch"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30

@@ -39,6 +39,7 @@ def payment_for(account, *, customer="cus_RenewAlice01", method="pm_1QaliceCard0
 
 
 def test_stripe_recharge_sends_the_attempts_idempotency_key(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", load("stripe", "payment_intent.retrieved_succeeded"))
     payment = payment_for(stripe_account)
     provider, why = recharge_provider(payment)
@@ -52,6 +53,7 @@ def test_stripe_recharge_sends_the_attempts_idempotency_key(fake_psp, stripe_acc
 
 
 def test_stripe_decline_returns_every_code_to_the_classifier(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", DECLINE_402, status=402)
     payment = payment_for(stripe_account)
     result = provider_for_account(stripe_account).charge_off_session(payment=payment, amount=4999, currency="EUR", idempotency_key="k1")
@@ -60,6 +62,7 @@ def test_stripe_decline_returns_every_code_to_the_classifier(fake_psp, stripe_ac
 
 
 def test_stripe_authentication_required_asks_the_customer(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
     fake_psp.add("POST", "/v1/payment_intents", {"error": {
         "type": "card_error", "code": "authentication_required", "decline_code": "authentication_required",
         "message": "Your card was declined. This transaction requires authentication."}}, status=402)
@@ -192,3 +195,18 @@ def test_payment_timeline_shows_the_psp_webhooks(client, stripe_account):
     entries = [e for e in payment_timeline(payment) if e.kind == "webhook"]
     assert [e.title for e in entries] == ["Stripe webhook payment_intent.payment_failed"]
     assert entries[0].status == "processed"
+
+
+def test_paying_an_invoice_that_needs_authentication_asks_the_customer(fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/customers/cus_RenewAlice01", load("stripe", "customer.retrieved"))
+    fake_psp.add("GET", "/v1/invoices/in_1QrenewalInv01", dict(load("stripe", "invoice.retrieved_paid"), status="open"))
+    fake_psp.add("POST", "/v1/invoices/in_1QrenewalInv01/pay", {"error": {
+        "type": "card_error", "code": "invoice_payment_intent_requires_action",
+        "message": "This payment requires additional user action before it can be completed successfully."}}, status=402)
+    payment = payment_for(stripe_account, reference="in_1QrenewalInv01")
+    result = provider_for_account(stripe_account).charge_off_session(payment=payment, amount=4999, currency="EUR", idempotency_key="k3")
+    assert result.requires_action and result.decline_code == "authentication_required"
+    sent = fake_psp.calls("POST", "/v1/invoices/in_1QrenewalInv01/pay")[0]
+    assert sent.headers["Idempotency-Key"] == "k3" and sent.form["off_session"] == "true"
+    assert sent.form["payment_method"] == "pm_1QaliceCard01"
+    assert "the payment's saved card" in result.card

@@ -129,3 +129,15 @@ def test_capture_of_tinkos_own_recharge_named_only_by_its_attempt_ends_the_recov
     assert post_razorpay(client, razorpay_account, event, event_id="evt_own_capture").status_code == 200
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.RECOVERED and payment.recovered_attempt_id == attempt.pk
+def test_a_failure_without_contact_reads_the_razorpay_customer_once(client, fake_psp, razorpay_account):
+    fake_psp.add("GET", "/v1/customers/cust_Nravi000000001", load("razorpay", "customer.fetched"))
+    event = load("razorpay", "payment.failed")
+    event["payload"]["payment"]["entity"].update(email="", contact="")
+    assert post_razorpay(client, razorpay_account, event).status_code == 200
+    payment = Payment.objects.get(reference="order_Nrenew0000001")
+    assert (payment.customer.email, payment.customer.phone, payment.customer.name) == (
+        "ravi@example.in", "+919876543210", "Ravi Kumar")
+    assert payment.customer.provider_fetched_at is not None
+    event["payload"]["payment"]["entity"].update(id="pay_Nfail00000002")
+    assert post_razorpay(client, razorpay_account, event, event_id="evt_rzp_2").status_code == 200
+    assert len(fake_psp.calls("GET", "/v1/customers/cust_Nravi000000001")) == 1

@@ -245,3 +245,23 @@ def test_finished_payments_get_no_plan(status):
     result = plan(pay=payment(status=status))
     assert result.attempt is None
     assert result.status == status
+
+
+def test_the_psps_own_retry_keeps_tinko_24_hours_away():
+    psp_retry = NOW + timedelta(hours=10)
+    result = plan(pay=payment(provider_retry_at=psp_retry))
+    assert result.attempt.scheduled_for == psp_retry + timedelta(hours=24)
+    assert "after the payment provider's own retry" in result.attempt.reason
+
+
+def test_the_psps_own_retry_far_from_tinkos_changes_nothing():
+    result = plan(pay=payment(provider_retry_at=NOW + timedelta(days=5)))
+    assert result.attempt.scheduled_for == NOW + timedelta(days=1)
+
+
+def test_the_psps_own_retry_counts_against_the_visa_limit():
+    old = [(1000, "USD", NOW - timedelta(days=d)) for d in range(1, 15)]  # 14 in 30 days
+    result = plan(pay=payment(provider_retry_at=NOW + timedelta(days=5)), card=CardHistory(attempts=old))
+    assert result.attempt is None or result.attempt.kind != "auto_retry"
+    assert "at most 15 automatic reattempts" in result.reason
+    assert plan(card=CardHistory(attempts=old)).attempt.kind == "auto_retry"  # without it, one more fits
