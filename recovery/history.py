@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recovery.models import AttemptKind, AttemptStatus
+from payments.models import Payment, PaymentStatus
+from recovery.models import AttemptKind, AttemptStatus, RecoveryLink
+from recovery.payday import CustomerTiming, infer_timing
 from recovery.planner import VISA_WINDOW, CardHistory, PaymentHistory
 
 # Attempts that happened or will happen: cancelled and skipped ones never reached the card.
@@ -89,3 +92,40 @@ def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[st
             when = when.replace(tzinfo=dt_timezone.utc)
         cards[key].attempts.append((amount, currency, when))
     return cards
+
+
+# A customer's habits change; a year of history is enough to see a monthly payday.
+TIMING_HISTORY = timedelta(days=365)
+
+
+def customer_timings(*, customers, now: datetime, default_tz) -> dict[int, CustomerTiming]:
+    """What each customer's own history says about their payday and the hour they read messages (two queries).
+
+    ``customers`` are Customer rows (their time zone decides local days and
+    hours; ``default_tz`` when they have none). Payments that went through are
+    the customer's recovered payments; opens are their pay links' first and
+    last opening. Customers without a pattern get :data:`NO_TIMING`.
+    """
+    customers = {c.pk: c for c in customers if c is not None}
+    if not customers:
+        return {}
+    since = now - TIMING_HISTORY
+    paid: dict[int, list[datetime]] = defaultdict(list)
+    opened: dict[int, list[datetime]] = defaultdict(list)
+    for customer_id, when in Payment.objects.filter(
+        customer_id__in=customers, status=PaymentStatus.RECOVERED, recovered_at__gt=since
+    ).values_list("customer_id", "recovered_at"):
+        paid[customer_id].append(when)
+    for customer_id, first, last in RecoveryLink.objects.filter(
+        payment__customer_id__in=customers, first_opened_at__gt=since
+    ).values_list("payment__customer_id", "first_opened_at", "last_opened_at"):
+        opened[customer_id].append(first)
+        if last is not None and last != first:
+            opened[customer_id].append(last)
+    timings = {}
+    for pk, customer in customers.items():
+        if pk not in paid and pk not in opened:
+            continue
+        tz = ZoneInfo(customer.timezone) if customer.timezone else default_tz
+        timings[pk] = infer_timing(paid=paid[pk], opened=opened[pk], tz=tz)
+    return timings

@@ -23,6 +23,7 @@ from recovery import sql
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
+from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes
 from tinko import metrics
@@ -463,6 +464,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
     )
     org_tz = ZoneInfo(organization.timezone)
+    timings = history_loader.customer_timings(customers=[p.customer for p in payments], now=now, default_tz=org_tz)
     accounts = connected_accounts(payments)
     if ids:
         RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
@@ -490,6 +492,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
             can_recharge=_can_recharge(payment, accounts),
             tz=tz,
             now=now,
+            timing=timings.get(payment.customer_id, NO_TIMING),
         )
         payment.status = plan.status
         payment.status_reason = plan.reason

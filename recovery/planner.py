@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from payments.models import Channel, PaymentStatus
 from recovery.models import Action, AttemptKind, Category, MessageKind
+from recovery.payday import NO_TIMING, CustomerTiming, message_time, payday_for
 from tinko.formatting import english
 
 VISA_WINDOW = timedelta(days=30)
@@ -107,11 +108,6 @@ def humanize(delta: timedelta) -> str:
     return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
-def ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 def outside_quiet_hours(when: datetime, policy, tz: ZoneInfo) -> tuple[datetime, bool]:
     """Move ``when`` to the end of the policy's quiet hours if it falls inside them."""
     start, end = policy.quiet_hours_start, policy.quiet_hours_end
@@ -184,12 +180,15 @@ def plan_next(
     can_recharge: tuple[bool, str],
     tz: ZoneInfo,
     now: datetime,
+    timing: CustomerTiming = NO_TIMING,
 ) -> Plan:
     """Decide the next attempt for ``payment``.
 
     ``channels`` are the message channels that can reach this customer now, in
     the policy's order (contact known, not opted out, a sender configured);
-    ``can_recharge`` is (whether a provider can re-charge off-session, why not).
+    ``can_recharge`` is (whether a provider can re-charge off-session, why not);
+    ``timing`` is what the customer's own history says about their payday and
+    the hour they read messages (:mod:`recovery.payday`).
     Must not touch the database.
     """
     if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
@@ -207,7 +206,7 @@ def plan_next(
     if classification.action == Action.AUTO_RETRY and not classification.network_stop:
         plan = _plan_retry(
             payment=payment, policy=policy, classification=classification, history=history, card=card,
-            can_recharge=can_recharge, tz=tz, now=now, category_label=category_label, notes=notes,
+            can_recharge=can_recharge, tz=tz, now=now, category_label=category_label, notes=notes, timing=timing,
         )
         if plan is not None:
             return plan
@@ -240,6 +239,7 @@ def plan_next(
     when = now
     if history.last_notification_at is not None:
         when = max(now, history.last_notification_at + timedelta(seconds=policy.notification_interval_seconds))
+    when, held = message_time(when, timing=timing, tz=tz)
     when, moved = outside_quiet_hours(when, policy, tz)
     if window_end is not None and when >= window_end:
         return Plan(None, PaymentStatus.RECOVERING, _sentence("No further message fits in the recovery window", notes))
@@ -256,6 +256,8 @@ def plan_next(
     parts.extend(notes)
     if n:
         parts.append(f"{humanize(timedelta(seconds=policy.notification_interval_seconds))} after the last message")
+    if held:
+        parts.append(held)
     if moved:
         parts.append(f"outside quiet hours in {tz.key}")
     reason = "; ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
@@ -264,7 +266,7 @@ def plan_next(
     )
 
 
-def _plan_retry(*, payment, policy, classification, history, card, can_recharge, tz, now, category_label, notes):
+def _plan_retry(*, payment, policy, classification, history, card, can_recharge, tz, now, category_label, notes, timing):
     possible, why_not = can_recharge
     if not possible:
         notes.append(why_not[0].lower() + why_not[1:].rstrip("."))
@@ -284,10 +286,12 @@ def _plan_retry(*, payment, policy, classification, history, card, can_recharge,
         parts.append(f"after {humanize(delay)}")
     when = now + delay
     if policy.payday_alignment and classification.category == Category.INSUFFICIENT_FUNDS:
-        payday = next_payday(when, policy.payday_days, tz)
+        payday, basis = payday_for(
+            when, timing=timing, policy_days=policy.payday_days, at=PAYDAY_TIME, tz=tz, next_payday=next_payday
+        )
         if payday is not None and (payment.recovery_ends_at is None or payday < payment.recovery_ends_at):
             if payday.date() != when.astimezone(tz).date():
-                parts.append(f"aligned to payday {ordinal(payday.day)}")
+                parts.append(f"aligned to {basis}")
             when = payday
     when, moved = outside_quiet_hours(when, policy, tz)
     if moved:

@@ -55,10 +55,10 @@ def payment(**overrides) -> Payment:
 
 
 def plan(*, pay=None, pol=None, c=INSUFFICIENT, history=None, card=None, channels=("email",), recharge=(True, ""),
-         tz=UTC, now=NOW):
+         tz=UTC, now=NOW, **extra):
     return plan_next(
         payment=pay or payment(), policy=pol or policy(), classification=c, history=history or PaymentHistory(),
-        card=card or CardHistory(), channels=list(channels), can_recharge=recharge, tz=tz, now=now,
+        card=card or CardHistory(), channels=list(channels), can_recharge=recharge, tz=tz, now=now, **extra,
     )
 
 
