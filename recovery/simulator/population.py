@@ -297,3 +297,66 @@ def pays_after_message(model: PopulationModel, failure: Failure, *, when: dateti
             return None
         paid = max(paid, arrives)
     return paid
+
+
+# --- The organization's own failures ------------------------------------------------------------------------
+
+# What the population model needs to know about a real failure it cannot ask: the classifier's category decides
+# how the issuer and the customer behave (lost and stolen cards apart from suspected fraud).
+CATEGORY_FAMILY = {
+    "insufficient_funds": "insufficient_funds", "card_declined": "card_declined", "processing_error": "processing_error",
+    "network_error": "network_error", "expired_card": "expired_card", "invalid_card": "invalid_card",
+    "authentication_required": "authentication_required", "do_not_retry": "do_not_retry", "unknown": "do_not_retry",
+}
+FRAUD_CODES = {"fraudulent", "merchant_blacklist", "security_violation", "59", "63", "83"}
+KIND_OF_FAMILY = {
+    "insufficient_funds": "insufficient_funds", "card_declined": "generic", "processing_error": "processing",
+    "network_error": "issuer_unavailable", "expired_card": "expired", "invalid_card": "invalid",
+    "authentication_required": "authentication", "lost_or_stolen": "lost_stolen", "fraud": "fraud",
+    "do_not_retry": "not_allowed", "revoked": "revoked",
+}
+
+
+def family_of(category: str, codes: dict) -> str:
+    if category == "fraud_or_stolen":
+        signals = {codes.get("decline_code", ""), codes.get("network_decline_code", "")}
+        return "fraud" if signals & FRAUD_CODES else "lost_or_stolen"
+    if category == "do_not_retry" and (
+        codes.get("network_decline_code") in ("R0", "R1", "R3") or codes.get("network_advice_code") == "21"
+    ):
+        return "revoked"
+    return CATEGORY_FAMILY.get(category, "do_not_retry")
+
+
+def from_records(model: PopulationModel, records: list[dict], *, seed: int) -> list[Failure]:
+    """Failures from real records (the organization's recent failures), the unknowns drawn from the model.
+
+    Each record has ``category``, ``codes``, ``amount``, ``currency``, ``brand``,
+    ``failed_at``, ``timezone`` (or ""), ``email``, ``phone`` (booleans) and
+    ``paid_history`` (the customer's earlier recoveries). What a record cannot
+    say (when the money arrives, how the customer answers) is drawn as for a
+    synthetic failure of the same family, moved to the record's time.
+    """
+    out = []
+    for index, record in enumerate(records):
+        family = family_of(record["category"], record["codes"])
+        drawn = None
+        for attempt in range(50):
+            candidate = _one(model, seed, index * 50 + attempt)
+            if candidate.family == family:
+                drawn = candidate
+                break
+        if drawn is None:  # a family the mix (almost) never draws: only the customer can fix it
+            drawn = _one(model, seed, index)
+            drawn.family, drawn.kind, drawn.blocked, drawn.funded = family, KIND_OF_FAMILY[family], True, []
+        shift = record["failed_at"] - drawn.failed_at
+        tz = ZoneInfo(record["timezone"]) if record.get("timezone") else drawn.tz
+        out.append(Failure(
+            index=index, kind=drawn.kind, family=family, codes=dict(record["codes"]), amount=record["amount"],
+            currency=record["currency"], brand=record["brand"] or drawn.brand, failed_at=record["failed_at"], tz=tz,
+            email=record["email"], phone=record["phone"], active_hour=drawn.active_hour, schedule=drawn.schedule,
+            funded=[(s + shift, e + shift) for s, e in drawn.funded], blocked=drawn.blocked,
+            retry_draws=drawn.retry_draws, message_draws=drawn.message_draws, delay_draws=drawn.delay_draws,
+            paid_history=list(record.get("paid_history") or []),
+        ))
+    return out
