@@ -123,7 +123,9 @@ class TinkoStrategy:
         contact = {Channel.EMAIL: failure.email, Channel.SMS: failure.phone, Channel.WHATSAPP: failure.phone}
         return [c for c in self.policy.channels if c in self.enabled and contact.get(c)]
 
-    def run(self, model: PopulationModel, failure: Failure) -> Outcome:
+    def run(self, model: PopulationModel, failure: Failure, *, issuer=charge_succeeds, customer=pays_after_message) -> Outcome:
+        """Replay one failure. ``issuer`` and ``customer`` answer re-charges and messages (the population model's
+        by default; the equivalence test passes the sandbox PSP's test-card table)."""
         policy = self.policy
         out = Outcome(failure.index, failure.family, failure.amount)
         start = failure.failed_at
@@ -164,7 +166,7 @@ class TinkoStrategy:
                 out.violations += rules.violates(when)
                 out.charges += 1
                 history.auto_attempts += 1
-                if charge_succeeds(model, failure, when=when, retry=history.auto_attempts - 1, last_attempt=last_attempt):
+                if issuer(model, failure, when=when, retry=history.auto_attempts - 1, last_attempt=last_attempt):
                     out.steps.append(Step(attempt.kind, attempt.channel, when, "succeeded"))
                     out.recovered_at, out.via = when, "retry"
                     return out
@@ -199,7 +201,7 @@ class TinkoStrategy:
             if failure.family == "fraud":
                 out.messages_to_fraud += 1
             link_until = when + LINK_TTL
-            paid = pays_after_message(model, failure, when=when, nth=history.notifications - 1)
+            paid = customer(model, failure, when=when, nth=history.notifications - 1)
             if paid is not None:
                 if paid > link_until or paid >= payment.recovery_ends_at:
                     out.expired_links += 1
