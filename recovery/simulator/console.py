@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from recovery.simulator import service
-from recovery.simulator.forms import CompareForm
+from recovery.simulator.forms import FAMILY_LABELS, CompareForm
 from tinko.tenancy import role_required
 
 
@@ -34,9 +34,9 @@ def compare(request):
     run_id = request.GET.get("run") or None
     if run_id is not None and service.get_run(request.organization.pk, run_id) is None:
         raise Http404
+    run = service.get_run(request.organization.pk, run_id) if run_id else None
     return render(request, "recovery/console/compare.html", {
-        "form": CompareForm(organization=request.organization), "run_id": run_id,
-        "run": service.get_run(request.organization.pk, run_id) if run_id else None,
+        "form": CompareForm(organization=request.organization), **_run_context(run, run_id),
     })
 
 
@@ -47,4 +47,18 @@ def compare_progress(request, run_id):
     run = service.get_run(request.organization.pk, run_id)
     if run is None:  # another organization's run, or expired
         raise Http404
-    return render(request, "recovery/console/_compare_run.html", {"run": run, "run_id": run_id})
+    return render(request, "recovery/console/_compare_run.html", _run_context(run, run_id))
+
+
+def _run_context(run, run_id) -> dict:
+    """The run, and its per-category figures as rows of (category label, [% of value per strategy])."""
+    context = {"run": run, "run_id": run_id, "categories": []}
+    result = (run or {}).get("result")
+    if result:
+        families = sorted({family for row in result["results"] for family in row["per_category"]})
+        context["categories"] = [
+            (FAMILY_LABELS.get(family, family),
+             [row["per_category"].get(family, {}).get("value_recovered_pct") for row in result["results"]])
+            for family in families
+        ]
+    return context

@@ -14,6 +14,16 @@ from recovery.simulator.service import MAX_SIZE
 MIX_LABELS = {"subscriptions": _("Subscriptions (mostly insufficient funds)"), "hard_declines": _("Hard declines (expired, lost, stolen cards)")}
 
 
+# The population's families (recovery/simulator/population.py FAMILY), as the results table names them.
+FAMILY_LABELS = {
+    "insufficient_funds": _("Insufficient funds"), "card_declined": _("Generic decline"),
+    "processing_error": _("Processing error"), "network_error": _("Issuer unavailable"),
+    "expired_card": _("Expired card"), "invalid_card": _("Invalid card"),
+    "authentication_required": _("Authentication required"), "lost_or_stolen": _("Lost or stolen card"),
+    "fraud": _("Suspected fraud"), "revoked": _("Cancelled by the cardholder"), "do_not_retry": _("Do not retry"),
+}
+
+
 def default_parameters() -> str:
     params = PopulationModel().as_dict()
     params.pop("mix")

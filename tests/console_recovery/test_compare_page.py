@@ -38,6 +38,7 @@ def test_member_runs_a_comparison_and_reads_the_results(member_client, org, defa
                  "Daily for 14 days"):
         assert name in text
     assert "<progress" not in text
+    assert "Lost or stolen card" in text and "Insufficient funds" in text  # per-category rows, in words
 
 
 def test_another_organization_cannot_read_a_run(member_client, org, outsider_client, default_rules, run_jobs,
