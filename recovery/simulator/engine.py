@@ -101,8 +101,22 @@ class NetworkRules:
             self.not_before = when + classification.min_delay
 
 
+_classified: dict = {}
+
+
 def classify_failure(failure: Failure, organization=None):
-    return classify(organization=organization, provider="stripe", card_brand=failure.brand, **failure.codes)
+    """The real classifier's answer for the failure's codes (the same codes always get the same answer in a run)."""
+    key = (getattr(organization, "pk", organization), failure.brand, tuple(sorted(failure.codes.items())))
+    found = _classified.get(key)
+    if found is None:
+        found = classify(organization=organization, provider="stripe", card_brand=failure.brand, **failure.codes)
+        _classified[key] = found
+    return found
+
+
+def forget_classifications() -> None:
+    """Called at the start of every run: rules may have changed since the last one."""
+    _classified.clear()
 
 
 def in_quiet_hours(when: datetime, failure: Failure, policy) -> bool:

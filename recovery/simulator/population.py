@@ -12,6 +12,7 @@ answer what is done to them, whoever does it.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import asdict, dataclass, field, fields
@@ -152,8 +153,19 @@ class Failure:
     delay_draws: list[float]
     paid_history: list[datetime]  # earlier recoveries the merchant reported (for payday inference)
 
+    def _windows(self) -> list[tuple[float, float]]:
+        # Timestamps, sorted: comparing aware datetimes of different zones costs more than the rest of a run.
+        cached = self.__dict__.get("_funded_ts")
+        if cached is None or cached[0] is not self.funded:
+            cached = (self.funded, sorted((s.timestamp(), e.timestamp()) for s, e in self.funded))
+            self.__dict__["_funded_ts"] = cached
+        return cached[1]
+
     def has_funds(self, when: datetime) -> bool:
-        return any(start <= when < end for start, end in self.funded)
+        windows = self._windows()
+        ts = when.timestamp()
+        i = bisect.bisect_right(windows, (ts, float("inf"))) - 1
+        return any(start <= ts < end for start, end in windows[max(0, i - 2):i + 1])
 
     def next_funds(self, when: datetime) -> datetime | None:
         if self.has_funds(when):
@@ -213,7 +225,8 @@ def _one(model: PopulationModel, seed: int, index: int) -> Failure:
     if schedule == "biweekly":
         phase %= 2
     amount = max(100, int(round(model.amount_median * math.exp(rng.gauss(0, model.amount_sigma)), -2)))
-    horizon_start = START - timedelta(days=400)
+    # Earlier recoveries (for payday inference) go back about four months.
+    horizon_start = START - timedelta(days=130)
     horizon_end = START + timedelta(days=model.spread_days + 70)
     funded = []
     funds_like = family == "insufficient_funds" or (kind == "generic" and rng.random() < model.generic_disguised_funds)

@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from recovery.simulator.engine import BASELINES, Outcome, TinkoStrategy
+from recovery.simulator.engine import BASELINES, Outcome, TinkoStrategy, forget_classifications
 from recovery.simulator.population import Failure, PopulationModel, generate
 
 
@@ -80,6 +80,7 @@ def _pct(part: int, whole: int) -> float:
 
 def run(*, strategies, model: PopulationModel, failures: list[Failure], progress=None, every: int = 100) -> list[dict]:
     """Every strategy over every failure; ``progress(done, total)`` is called every ``every`` failures."""
+    forget_classifications()
     summaries = [Summary(s.name, not isinstance(s, TinkoStrategy)) for s in strategies]
     total = len(failures)
     for done, failure in enumerate(failures, 1):
