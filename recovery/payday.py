@@ -80,6 +80,26 @@ def _circular(a: int, b: int, size: int) -> int:
     return min(d, size - d)
 
 
+def _in_cluster(day: int, start: int) -> bool:
+    return 0 <= (day - start) % 31 <= SPREAD_DAYS
+
+
+def _best_cluster(days: list[int]) -> tuple[int | None, int]:
+    """(first day, size) of the window of SPREAD_DAYS + 1 days holding most payments; ties: the earliest day."""
+    best_day, best_count = None, 0
+    for candidate in sorted(set(days)):
+        # The payday is the first day of the cluster: money lands, the customer pays then or soon after.
+        count = sum(1 for d in days if _in_cluster(d, candidate))
+        if count > best_count:
+            best_day, best_count = candidate, count
+    return best_day, best_count
+
+
+def _span(day: int) -> str:
+    last = min(31, day + SPREAD_DAYS)
+    return f"between {_day_label(day)} and {_day_label(last)}" if last != day else f"on {_day_label(day)}"
+
+
 def infer_paydays(paid: list[datetime], tz: ZoneInfo) -> tuple[tuple[int, ...], int | None, str]:
     """(paydays of the month, payday weekday, basis) from the times the customer's payments went through."""
     if len(paid) < MIN_PAYMENTS:
@@ -87,19 +107,23 @@ def infer_paydays(paid: list[datetime], tz: ZoneInfo) -> tuple[tuple[int, ...], 
     local = [p.astimezone(tz) for p in paid]
     days = [_month_day(d) for d in local]
     n = len(days)
-    best_day, best_count = None, 0
-    for candidate in sorted(set(days)):
-        # The payday is the first day of the cluster: money lands, the customer pays then or soon after.
-        count = sum(1 for d in days if 0 <= (d - candidate) % 31 <= SPREAD_DAYS)
-        if count > best_count:
-            best_day, best_count = candidate, count
+    first, first_count = _best_cluster(days)
+    rest = [d for d in days if not _in_cluster(d, first)]
+    second, second_count = _best_cluster(rest) if len(rest) >= MIN_PAYMENTS else (None, 0)
+    clusters = [(first, first_count)]
+    # Twice-a-month pay (the 1st and the 15th): a second cluster of at least two payments.
+    if second is not None and second_count >= MIN_PAYMENTS and first_count >= MIN_PAYMENTS:
+        clusters.append((second, second_count))
+    in_clusters = sum(count for _, count in clusters)
     weekdays = Counter(d.weekday() for d in local)
     weekday, weekday_count = weekdays.most_common(1)[0]
-    day_share, weekday_share = best_count / n, weekday_count / n
+    day_share, weekday_share = in_clusters / n, weekday_count / n
+    if first_count / n < MIN_SHARE and len(clusters) == 1:
+        day_share = 0.0
     if day_share >= MIN_SHARE and day_share >= weekday_share:
-        last = min(31, best_day + SPREAD_DAYS)
-        span = f"between {_day_label(best_day)} and {_day_label(last)}" if last != best_day else f"on {_day_label(best_day)}"
-        return (best_day,), None, f"{best_count} of {n} past payments went through {span}"
+        clusters.sort()
+        spans = " or ".join(_span(day) for day, _ in clusters)
+        return tuple(day for day, _ in clusters), None, f"{in_clusters} of {n} past payments went through {spans}"
     if n >= MIN_WEEKDAY_PAYMENTS and weekday_share >= MIN_SHARE:
         return (), weekday, f"{weekday_count} of {n} past payments went through on a {WEEKDAYS[weekday]}"
     return (), None, ""

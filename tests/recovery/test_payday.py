@@ -32,6 +32,15 @@ def test_payments_around_the_same_day_of_the_month_give_that_payday():
     assert basis == "5 of 5 past payments went through between the 25th and the 27th"
 
 
+def test_twice_a_month_pay_gives_two_paydays():
+    paid = [at(6, 1), at(6, 15), at(7, 2), at(7, 16), at(8, 1), at(8, 15)]
+    days, weekday, basis = infer_paydays(paid, UTC)
+    assert days == (1, 15)
+    assert basis == (
+        "6 of 6 past payments went through between the 1st and the 3rd or between the 15th and the 17th"
+    )
+
+
 def test_one_payment_is_not_a_pattern():
     assert infer_paydays([at(6, 25)], UTC) == ((), None, "")
 
