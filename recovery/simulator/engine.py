@@ -109,7 +109,13 @@ def classify_failure(failure: Failure, organization=None):
     key = (getattr(organization, "pk", organization), failure.brand, tuple(sorted(failure.codes.items())))
     found = _classified.get(key)
     if found is None:
-        found = classify(organization=organization, provider="stripe", card_brand=failure.brand, **failure.codes)
+        c = classify(organization=organization, provider="stripe", card_brand=failure.brand, **failure.codes)
+        # What the planner reads from a FailureEvent: the classification and the codes as reported.
+        found = SimpleNamespace(
+            category=c.category, action=c.action, min_delay=c.min_delay, network_stop=c.network_stop, reason=c.reason,
+            decline_code=failure.codes.get("decline_code", ""),
+            network_decline_code=failure.codes.get("network_decline_code", ""),
+        )
         _classified[key] = found
     return found
 
@@ -180,6 +186,7 @@ class TinkoStrategy:
                 out.violations += rules.violates(when)
                 out.charges += 1
                 history.auto_attempts += 1
+                history.last_step_at = when
                 if issuer(model, failure, when=when, retry=history.auto_attempts - 1, last_attempt=last_attempt):
                     out.steps.append(Step(attempt.kind, attempt.channel, when, "succeeded"))
                     out.recovered_at, out.via = when, "retry"
@@ -207,6 +214,7 @@ class TinkoStrategy:
             now = when
             history.notifications += 1
             history.last_notification_at = when  # a deferred message's attempt is rescheduled to when it went
+            history.last_step_at = when
             last_message = when
             out.messages += 1
             out.steps.append(Step(attempt.kind, attempt.channel, when, "sent"))
