@@ -179,9 +179,12 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
 
 
 def update_card(*, account, update: CardUpdate, touched: list | None = None) -> str:
-    """New card details for open payments paying with ``update.payment_method_id``; re-plan a re-charge with them."""
-    from recovery.services import RecoveryError, retry_now
-    from tinko.services import record_audit
+    """New card details for open payments paying with ``update.payment_method_id``; the planner decides a re-charge.
+
+    Each payment goes through :func:`recovery.services.card_changed`, the one
+    path for a changed card (quiet hours, network limits, the window apply).
+    """
+    from recovery.services import card_changed
 
     payments = list(
         Payment.objects.select_for_update(of=("self",)).select_related("organization").filter(
@@ -195,23 +198,9 @@ def update_card(*, account, update: CardUpdate, touched: list | None = None) -> 
     for payment in payments:
         if touched is not None:
             touched.append(payment.pk)
-        for attr, value in (
-            ("card_brand", update.brand), ("card_last4", update.last4), ("card_exp_month", update.exp_month),
-            ("card_exp_year", update.exp_year), ("card_fingerprint", update.fingerprint),
-        ):
-            if value:
-                setattr(payment, attr, value)
-        payment.updated_at = timezone.now()
-        payment.save(update_fields=["card_brand", "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "updated_at"])
-        record_audit(
-            organization=payment.organization, action="payment.card_updated", target=payment,
-            data={"reference": payment.reference, "last4": payment.card_last4,
-                  "exp": f"{payment.card_exp_month or ''}/{payment.card_exp_year or ''}"},
+        _attempt, note = card_changed(
+            payment=payment, source=f"{english(account.get_provider_display())} card updater", brand=update.brand,
+            last4=update.last4, exp_month=update.exp_month, exp_year=update.exp_year, fingerprint=update.fingerprint,
         )
-        try:
-            attempt = retry_now(payment=payment)
-        except RecoveryError as exc:
-            notes.append(f"Card of payment {payment.reference} updated; no re-charge planned: {exc.message}")
-        else:
-            notes.append(f"Card of payment {payment.reference} updated; re-charge {attempt.sequence} planned.")
+        notes.append(note)
     return " ".join(notes)

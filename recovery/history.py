@@ -37,6 +37,7 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
             f"SUM(CASE WHEN {counted} AND kind = %s THEN 1 ELSE 0 END), "
             f"SUM(CASE WHEN {counted} AND kind = %s THEN 1 ELSE 0 END), "
             f"MAX(CASE WHEN {counted} AND kind = %s THEN scheduled_for END), "
+            f"MAX(CASE WHEN {counted} THEN scheduled_for END), "
             "MAX(sequence), "
             "SUM(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END) "
             f"FROM recovery_recoveryattempt WHERE payment_id IN ({placeholders}) GROUP BY payment_id",
@@ -44,15 +45,17 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.AUTO_RETRY,
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
+                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED,
                 AttemptStatus.QUEUED, AttemptStatus.RUNNING, *payment_ids,
             ],
         )
         rows = cursor.fetchall()
-    for payment_id, auto, notes, last_note, last_seq, busy in rows:
+    for payment_id, auto, notes, last_note, last_step, last_seq, busy in rows:
         history = histories[payment_id]
         history.auto_attempts = int(auto or 0)
         history.notifications = int(notes or 0)
         history.last_notification_at = _aware(last_note)
+        history.last_step_at = _aware(last_step)
         history.last_sequence = last_seq or 0
         history.busy = bool(busy)
     return histories

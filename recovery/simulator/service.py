@@ -15,7 +15,6 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from recovery.models import FailureEvent, FailureSource, RetryPolicy
-from recovery.services import DEFAULT_CATEGORY_OVERRIDES
 from recovery.simulator.population import PopulationModel, from_records, generate
 from recovery.simulator.results import compare
 
@@ -26,7 +25,7 @@ RUN_TTL = 3600  # seconds a console run's progress and results are kept
 
 def tinko_default_policy() -> RetryPolicy:
     """The policy a new organization starts with (recovery.services.create_default_policy), unsaved."""
-    return RetryPolicy(name="Tinko default", is_default=True, category_overrides=dict(DEFAULT_CATEGORY_OVERRIDES))
+    return RetryPolicy(name="Tinko default", is_default=True)
 
 
 def recent_failures(organization, *, days: int = RECENT_DAYS, limit: int = MAX_SIZE) -> list[dict]:

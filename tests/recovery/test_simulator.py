@@ -34,13 +34,21 @@ def failure(index, kind, family, codes, amount, *, brand="visa", funded=(), bloc
     )
 
 
+DAY = 86400
+
+
 def hand_policy():
-    # Four retries after 1, 2, 4 and 7 days; three messages two days apart; no quiet hours, no payday alignment.
+    # Re-charges 1, 2, 4 and 7 days after the last step for short funds; messages for an expired card (at once, then
+    # two days apart); one message for a do-not-retry decline; no quiet hours, no payday alignment.
+    recharge = [{"action": "recharge", "after_seconds": d * DAY} for d in (1, 2, 4, 7)]
     return RetryPolicy(
-        name="Hand", max_retries=4, initial_delay_seconds=86400, backoff_multiplier=2, max_delay_seconds=7 * 86400,
-        recovery_window_days=21, channels=["email"], quiet_hours_start=None, quiet_hours_end=None,
-        payday_alignment=False, max_notifications=3, notification_interval_seconds=2 * 86400,
-        notify_on_hard_decline=True, category_overrides={},
+        name="Hand", recovery_window_days=21, channels=["email"], quiet_hours_start=None, quiet_hours_end=None,
+        payday_alignment=False,
+        steps={
+            "insufficient_funds": recharge,
+            "expired_card": [{"action": "message", "after_seconds": d * DAY, "channel": ""} for d in (0, 2, 2)],
+            "do_not_retry": [{"action": "message", "after_seconds": 0, "channel": ""}],
+        },
     )
 
 
