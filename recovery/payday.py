@@ -134,8 +134,10 @@ def preferred_hour(events: list[datetime], tz: ZoneInfo) -> tuple[int | None, st
     if len(events) < MIN_HOUR_EVENTS:
         return None, ""
     hours = [e.astimezone(tz).hour for e in events]
-    best, count = max(
-        ((h, sum(1 for x in hours if _circular(x, h, 24) <= 1)) for h in range(24)), key=lambda item: (item[1], -item[0])
+    # The hour with most times within an hour of it; ties go to the hour with most times exactly in it.
+    best, count, _ = max(
+        ((h, sum(1 for x in hours if _circular(x, h, 24) <= 1), hours.count(h)) for h in range(24)),
+        key=lambda item: (item[1], item[2], -item[0]),
     )
     if count * 2 < len(hours) or count < MIN_HOUR_EVENTS:
         return None, ""

@@ -77,6 +77,8 @@ def test_local_day_decides_not_utc():
 def test_preferred_hour_needs_half_the_events_within_an_hour():
     assert preferred_hour([at(6, 1, 19), at(7, 3, 20), at(8, 2, 19), at(8, 9, 7)], UTC)[0] == 19
     assert preferred_hour([at(6, 1, 3), at(7, 3, 9), at(8, 2, 15), at(8, 9, 21)], UTC) == (None, "")
+    # 19, 20 and 21 are each within an hour of three of these times; 20 is the one most of them fell in.
+    assert preferred_hour([at(6, 1, 20), at(7, 3, 20), at(8, 2, 20)], UTC)[0] == 20
 
 
 def test_no_history_is_no_timing():

@@ -114,6 +114,12 @@ def test_unknown_model_parameter_is_refused():
 CARDS = ["9995", "9996", "0002", "0069", "9987", "0303", "0119", "2525", "1001", "3155", "4242", "0341"]
 ZONES = ["UTC", "Asia/Kolkata", "America/New_York"]
 DB_START = datetime(2027, 3, 1, 19, 30, tzinfo=UTC)  # in the future: rows the engine stamps with the real clock are older
+HISTORY = {
+    0: [datetime(2026, 12, 10, 12, tzinfo=UTC), datetime(2027, 1, 11, 12, 20, tzinfo=UTC),
+        datetime(2027, 2, 10, 11, 40, tzinfo=UTC)],
+    3: [datetime(2026, 12, 5, 20, tzinfo=UTC), datetime(2027, 1, 5, 20, 15, tzinfo=UTC),
+        datetime(2027, 2, 6, 20, 40, tzinfo=UTC)],
+}
 
 
 def sandbox_issuer(model, failure, *, when, retry, last_attempt):
@@ -133,9 +139,25 @@ def card_codes(last4):
 
 def test_simulator_and_database_engine_make_the_same_decisions(org, default_rules, monkeypatch,
                                                                django_capture_on_commit_callbacks):
+    # Payday alignment on, so that a customer's own payday (learnt from earlier recoveries) and the policy's list
+    # both decide re-charges somewhere in the population.
+    RetryPolicy.objects.filter(organization=org, is_default=True).update(payday_alignment=True, payday_days=[1, 15])
     policy = RetryPolicy.objects.get(organization=org, is_default=True)
     clock = [DB_START]
     monkeypatch.setattr(django.utils.timezone, "now", lambda: clock[0])
+
+    # Earlier recoveries of two customers: their payday (the 10th; the 5th) and the hour they paid (12:00; 20:00).
+    for i, paid in HISTORY.items():
+        for k, when in enumerate(paid):
+            card = card_for(CARDS[i])
+            (result,) = record_failures(organization=org, reports=[FailureReport(
+                reference=f"hist-{i}-{k}", amount=500, currency="EUR", provider="sandbox", occurred_at=when,
+                event_id=f"evt-hist-{i}-{k}", **card_codes(CARDS[i]),
+                customer={"id": f"cus-eq-{i}", "email": f"c{i}@example.com", "timezone": ZONES[i % len(ZONES)]},
+                payment_method={"brand": card.brand, "last4": CARDS[i], "exp_month": 12, "exp_year": 2030},
+            )])
+            RecoveryAttempt.objects.filter(payment=result.payment).update(status=AttemptStatus.CANCELLED)
+            Payment.objects.filter(pk=result.payment.pk).update(status="recovered", recovered_at=when)
 
     # 1. The engine through the database: ingestion, scheduler claims and the runner, on a simulated clock.
     reports = []
@@ -170,20 +192,23 @@ def test_simulator_and_database_engine_make_the_same_decisions(org, default_rule
             index=i, kind="", family="", codes=card_codes(last4), amount=1000 + i, currency="EUR",
             brand=card.brand, failed_at=DB_START, tz=ZoneInfo(ZONES[i % len(ZONES)]), email=True, phone=False,
             active_hour=3, schedule="monthly", funded=[], blocked=True, retry_draws=[1.0] * MAX_DRAWS,
-            message_draws=[1.0] * MAX_DRAWS, delay_draws=[1.0] * MAX_DRAWS, paid_history=[],
+            message_draws=[1.0] * MAX_DRAWS, delay_draws=[1.0] * MAX_DRAWS, paid_history=HISTORY.get(i, []),
         )
         outcome = strategy.run(model, _with_card(sim_failure, last4), issuer=sandbox_issuer, customer=nobody_pays)
         decided[f"eq-{i}"] = outcome
 
     # 3. Attempt by attempt, the same.
     compared = 0
-    for payment in Payment.objects.filter(organization=org, reference__startswith="eq-"):
+    for payment in Payment.objects.filter(organization=org, reference__startswith="eq-").order_by("reference"):
         db_steps = [
             (a.kind, a.channel, a.scheduled_for, _result(a))
             for a in payment.attempts.exclude(status=AttemptStatus.CANCELLED).order_by("sequence")
         ]
         sim_steps = [(s.kind, s.channel, s.when, s.result) for s in decided[payment.reference].steps]
         assert sim_steps == db_steps, payment.reference
+        if payment.reference in ("eq-0", "eq-3"):
+            reasons = " ".join(payment.attempts.values_list("reason", flat=True))
+            assert "this customer" in reasons, reasons
         assert (payment.status == "recovered") == (decided[payment.reference].recovered_at is not None)
         compared += len(db_steps)
     assert compared >= 30  # the population exercises retries, declines, recoveries, messages and quiet hours
