@@ -180,12 +180,12 @@ class RecoveryAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(RecoveryLink)
 class RecoveryLinkAdmin(ReadOnlyAdmin):
-    """Links without their token hash: the hash is all an attacker would need to match a leaked token."""
+    """Links without their token hash or (encrypted) token: either is all an attacker would need."""
 
     list_display = ("id", "payment", "status", "expires_at", "open_count", "created_at")
     list_filter = ("status",)
     search_fields = ("payment__reference", "organization__slug")
     list_select_related = ("payment",)
     show_full_result_count = False
-    readonly_fields = [f.name for f in RecoveryLink._meta.fields if f.name != "token_hash"]
+    readonly_fields = [f.name for f in RecoveryLink._meta.fields if f.name not in ("token_hash", "token_encrypted")]
     fields = readonly_fields

@@ -300,13 +300,20 @@ class LinkStatus(models.TextChoices):
 
 
 class RecoveryLink(models.Model):
-    """A link to the hosted pay page. Only the token's hash is stored."""
+    """A link to the hosted pay page: one live link per payment, reused by every message.
+
+    Lookups go by the token's hash; the token itself is kept only encrypted at
+    rest (``token_encrypted``, tinko/crypto.py), so that the next message can
+    carry the same link and extend its expiry instead of revoking it.
+    """
 
     LIVE = (LinkStatus.ACTIVE, LinkStatus.OPENED)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="links")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The token, encrypted: messages reuse the link. Blank for links made before links were reused.
+    token_encrypted = models.TextField(blank=True, editable=False)
     status = models.CharField(max_length=10, choices=LinkStatus.choices, default=LinkStatus.ACTIVE)
     expires_at = models.DateTimeField()
     open_count = models.PositiveIntegerField(default=0)

@@ -76,13 +76,45 @@ def _locked_payment(payment) -> Payment:
 
 
 def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
-    """A new pay link; returns (link, token). The token exists only in the return value."""
+    """A new pay link; returns (link, token). The token is stored only encrypted (for the next message)."""
+    from tinko import crypto
+
     now = now or timezone.now()
     token, token_hash = RecoveryLink.new_token()
     link = RecoveryLink.objects.create(
         organization_id=payment.organization_id, payment=payment, token_hash=token_hash, expires_at=now + ttl,
-        created_at=now,
+        token_encrypted=crypto.encrypt(token), created_at=now,
     )
+    return link, token
+
+
+def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
+    """The payment's live link for a message, valid at least ``ttl`` from now; returns (link, token).
+
+    One live link per payment: the newest live link is reused and its expiry
+    extended (never shortened), so a customer holding an earlier message keeps
+    a working link. A new link is made only when none is live (or the live one
+    predates stored tokens); nothing is revoked here. The caller holds the
+    payment's lock. Must not move money.
+    """
+    from tinko import crypto
+
+    link = (
+        RecoveryLink.objects.select_for_update()
+        .filter(payment=payment, status__in=RecoveryLink.LIVE, expires_at__gt=now)
+        .exclude(token_encrypted="")
+        .order_by("-expires_at", "-pk")
+        .first()
+    )
+    if link is None:
+        return create_link(payment=payment, now=now, ttl=ttl)
+    try:
+        token = crypto.decrypt(link.token_encrypted)
+    except crypto.InvalidToken:  # its key was retired: a new link, the old one still works until it expires
+        return create_link(payment=payment, now=now, ttl=ttl)
+    if link.expires_at < now + ttl:
+        link.expires_at = now + ttl
+        link.save(update_fields=["expires_at"])
     return link, token
 
 
@@ -423,7 +455,11 @@ def expire_links(*, now=None) -> int:
 
 
 def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
-    """Open recoveries whose window has ended become ``exhausted``; their scheduled attempts are cancelled."""
+    """Open recoveries whose window has ended become ``exhausted``; their scheduled attempts are cancelled.
+
+    Their live pay links keep working until they expire (the message said until
+    when); a customer who pays through one still recovers the payment.
+    """
     now = now or timezone.now()
     total = 0
     while True:
@@ -439,9 +475,7 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
             RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
                 status=AttemptStatus.CANCELLED, finished_at=now, outcome="The recovery window ended."
             )
-            RecoveryLink.objects.filter(payment_id__in=ids, status__in=RecoveryLink.LIVE).update(
-                status=LinkStatus.EXPIRED
-            )
+            # Live links are left to run to their expiry: a customer was told until when each one works.
             Payment.objects.filter(pk__in=ids, status__in=Payment.OPEN).update(
                 status=PaymentStatus.EXHAUSTED, status_reason="The recovery window ended without payment.",
                 updated_at=now,

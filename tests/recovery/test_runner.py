@@ -224,18 +224,21 @@ def test_notification_sends_an_email_with_a_fresh_pay_link(api, django_capture_o
     assert reminder.scheduled_for >= attempt.scheduled_for + timedelta(days=2)
 
 
-def test_a_second_message_revokes_the_first_link(api):
+def test_a_second_message_carries_the_same_link_with_a_later_expiry(api):
     payment = ingest(api, failure={"decline_code": "expired_card"})
     runner.run_attempt(due(payment).pk)
     first = RecoveryLink.objects.get()
+    first_expiry = first.expires_at
     # At most one message a day: the next one comes after the 24-hour cap.
     Notification.objects.update(created_at=timezone.now() - timedelta(hours=25))
     runner.run_attempt(due(payment).pk)
 
     first.refresh_from_db()
-    assert first.status == "revoked"
-    assert RecoveryLink.objects.filter(status="active").count() == 1
-    assert Notification.objects.filter(status="queued").count() == 2
+    assert first.status == "active"
+    assert first.expires_at > first_expiry
+    assert RecoveryLink.objects.count() == 1
+    queued = Notification.objects.filter(status="queued")
+    assert queued.count() == 2 and {n.link_id for n in queued} == {first.pk}
 
 
 def test_message_to_a_customer_who_opted_out_is_skipped_and_replanned(api):
