@@ -163,8 +163,15 @@ class TinkoStrategy:
         timing = infer_timing(paid=failure.paid_history, opened=[], tz=failure.tz) if failure.paid_history else NO_TIMING
         last_attempt = start
         last_message: datetime | None = None
-        pays_at: datetime | None = None  # the customer pays through a link then
-        link_until: datetime | None = None
+        # The payment's one live link: each message extends it to 48 hours after that message; it outlives the
+        # recovery window until its own expiry (recovery.services.link_for_message). A customer who decides to pay
+        # at p can if a message sent by p still covers p.
+        sent: list[datetime] = []
+        wants_to_pay: list[datetime] = []
+
+        def paid_by(limit):
+            valid = [p for p in wants_to_pay if p <= limit and any(t <= p <= t + LINK_TTL for t in sent)]
+            return min(valid) if valid else None
         now = start
         for _ in range(MAX_STEPS):
             plan = plan_next(
@@ -179,7 +186,7 @@ class TinkoStrategy:
             history.last_sequence += 1
             if attempt.kind == AttemptKind.AUTO_RETRY:
                 card.attempts.append((payment.amount, payment.currency, when))
-            if pays_at is not None and pays_at <= when:
+            if paid_by(when) is not None:
                 break  # the customer paid first; the runner cancels what was scheduled
             if attempt.kind == AttemptKind.AUTO_RETRY:
                 now = when
@@ -209,7 +216,7 @@ class TinkoStrategy:
                     when = last_message + CAP_WINDOW
                     continue
                 break
-            if pays_at is not None and pays_at <= when:
+            if paid_by(when) is not None:
                 break
             now = when
             history.notifications += 1
@@ -222,14 +229,13 @@ class TinkoStrategy:
                 out.quiet_messages += 1
             if failure.family == "fraud":
                 out.messages_to_fraud += 1
-            link_until = when + LINK_TTL
+            sent.append(when)
             paid = customer(model, failure, when=when, nth=history.notifications - 1)
             if paid is not None:
-                if paid > link_until or paid >= payment.recovery_ends_at:
-                    out.expired_links += 1
-                elif pays_at is None or paid < pays_at:
-                    pays_at = paid
-        if pays_at is not None and pays_at < payment.recovery_ends_at:
+                wants_to_pay.append(paid)
+        pays_at = paid_by(max(wants_to_pay, default=start))
+        out.expired_links = sum(1 for p in wants_to_pay if not any(t <= p <= t + LINK_TTL for t in sent))
+        if pays_at is not None:
             out.recovered_at, out.via = pays_at, "link"
         return out
 
