@@ -7,8 +7,7 @@ Moves no money, sends nothing, writes nothing.
 
 from __future__ import annotations
 
-import json
-import sys
+import json as jsonlib
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -34,8 +33,8 @@ def parse_params(pairs: list[str]) -> dict:
         if not sep:
             raise CommandError(f"--param needs name=value, not {pair!r}")
         try:
-            params[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+            params[name.strip()] = jsonlib.loads(value)
+        except jsonlib.JSONDecodeError:
             params[name.strip()] = value
     return params
 
@@ -50,6 +49,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--organization", help="An organization's slug: compare its policies (all, or --policy).")
         parser.add_argument("--policy", action="append", default=[], help="A policy name or id of the organization (repeat for more).")
+        parser.add_argument("--policy-json", action="append", default=[], metavar="JSON",
+                            help='An unsaved policy to try, as JSON fields of a retry policy, e.g. '
+                                 '\'{"name": "Paydays", "payday_alignment": true, "payday_days": []}\' (repeat for more).')
         parser.add_argument("--source", choices=["synthetic", "recent"], default="synthetic",
                             help="A synthetic population (default) or the organization's failures of the last 90 days.")
         parser.add_argument("--size", type=int, default=MAX_SIZE, help=f"Failures to simulate (1–{MAX_SIZE}, default {MAX_SIZE}).")
@@ -60,7 +62,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on standard error.")
 
-    def handle(self, *args, organization, policy, source, size, seed, mix, param, json: bool, no_progress, **options):
+    def handle(self, *args, organization, policy, policy_json, source, size, seed, mix, param, json: bool, no_progress,
+               **options):
         if not 1 <= size <= MAX_SIZE:
             raise CommandError(f"--size must be between 1 and {MAX_SIZE}.")
         try:
@@ -74,7 +77,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No organization with the slug {organization!r}.")
         elif source == "recent" or policy:
             raise CommandError("--source recent and --policy need --organization.")
-        policies = self._policies(org, policy)
+        policies = self._policies(org, policy) + [_unsaved_policy(text) for text in policy_json]
         runs = []
         for one_seed in seed or [1]:
             started = time.monotonic()
@@ -86,7 +89,7 @@ class Command(BaseCommand):
             result["seconds"] = round(time.monotonic() - started, 1)
             runs.append(result)
             if not no_progress:
-                sys.stderr.write("\n")
+                self.stderr.write("")
             if not json:
                 self._table(result)
         if json:
@@ -109,8 +112,8 @@ class Command(BaseCommand):
     def _progress(self, done: int, total: int) -> None:
         width = 30
         filled = width * done // total
-        sys.stderr.write(f"\r[{'#' * filled}{' ' * (width - filled)}] {done:>5}/{total} failures")
-        sys.stderr.flush()
+        self.stderr.write(f"\r[{'#' * filled}{' ' * (width - filled)}] {done:>5}/{total} failures", ending="")
+        self.stderr.flush()
 
     def _table(self, result) -> None:
         self.stdout.write(
@@ -132,7 +135,27 @@ class Command(BaseCommand):
         self.stdout.write("")
 
 
-def _json_dumps(data) -> str:
-    import json as json_module
+def _unsaved_policy(text: str) -> tuple[str, RetryPolicy]:
+    """(name, policy) from ``--policy-json``: Tinko's defaults with these fields changed; bad fields are an error."""
+    from recovery.steps import validate_steps
 
-    return json_module.dumps(data, indent=2, default=str)
+    try:
+        fields = jsonlib.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"--policy-json is not valid JSON: {exc}") from exc
+    if not isinstance(fields, dict):
+        raise CommandError("--policy-json needs an object of policy fields.")
+    fields.setdefault("name", "Tried policy")
+    if "steps" in fields:
+        problems = validate_steps(fields["steps"])
+        if problems:
+            raise CommandError(f"--policy-json steps: {problems}")
+        fields["steps"] = {**tinko_default_policy().steps, **fields["steps"]}
+    try:
+        return str(fields["name"]), RetryPolicy(**fields)
+    except (TypeError, ValueError) as exc:
+        raise CommandError(f"--policy-json: {exc}") from exc
+
+
+def _json_dumps(data) -> str:
+    return jsonlib.dumps(data, indent=2, default=str)
