@@ -14,6 +14,8 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
+from payments.models import Payment, PaymentStatus
+from recovery.history import TIMING_HISTORY
 from recovery.models import FailureEvent, FailureSource, RetryPolicy
 from recovery.simulator.population import PopulationModel, from_records, generate
 from recovery.simulator.results import compare
@@ -38,6 +40,14 @@ def recent_failures(organization, *, days: int = RECENT_DAYS, limit: int = MAX_S
         .order_by("payment_id", "occurred_at", "pk")
         .distinct("payment_id")[:limit]
     )
+    events = list(events)
+    # The customers' earlier recoveries, for payday and reading-hour inference (as recovery.history loads them).
+    paid: dict[int, list] = {}
+    customer_ids = {e.payment.customer_id for e in events if e.payment.customer_id}
+    for customer_id, payment_id, when in Payment.objects.filter(
+        customer_id__in=customer_ids, status=PaymentStatus.RECOVERED, recovered_at__gt=since - TIMING_HISTORY
+    ).values_list("customer_id", "pk", "recovered_at"):
+        paid.setdefault(customer_id, []).append((payment_id, when))
     records = []
     for event in events:
         payment, customer = event.payment, event.payment.customer
@@ -51,7 +61,10 @@ def recent_failures(organization, *, days: int = RECENT_DAYS, limit: int = MAX_S
             "brand": payment.card_brand, "failed_at": event.occurred_at,
             "timezone": (customer.timezone if customer else "") or organization.timezone,
             "email": bool(customer and customer.email), "phone": bool(customer and customer.phone),
-            "paid_history": [],
+            # Only what was known when the payment failed.
+            "paid_history": sorted(
+                t for pk, t in paid.get(payment.customer_id, []) if t < event.occurred_at and pk != payment.pk
+            ),
         })
     return records
 

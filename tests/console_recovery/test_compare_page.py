@@ -73,3 +73,23 @@ def test_recent_failures_replay_the_organizations_own_payments(member_client, or
     run_jobs()
     text = member_client.get(run_url).content.decode()
     assert "Results: 5 failures, seed 3" in text
+
+
+def test_recent_failures_carry_the_customers_earlier_recoveries(org, default_rules):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import Payment
+    from recovery.simulator.service import recent_failures
+
+    earlier = ingest(org, reference="paid-before")
+    paid_at = timezone.now() - timedelta(days=40)
+    Payment.objects.filter(pk=earlier.pk).update(status="recovered", recovered_at=paid_at)
+    ingest(org, reference="failed-now")
+    records = recent_failures(org)
+    assert len(records) == 2
+    # The later failure knows the earlier recovery; the recovered payment does not count its own.
+    (record,) = [r for r in records if r["paid_history"]]
+    assert record["paid_history"] == [paid_at]
+    assert record["codes"]["decline_code"] == "insufficient_funds"
