@@ -11,10 +11,24 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments.models import Channel, PaymentStatus, Provider
+from payments.models import Channel, PaymentStatus
+from payments.providers import provider_choices
 from recovery.models import Action, AttemptKind, AttemptStatus, Category, LinkStatus, RetryPolicy
 from recovery import steps as policy_steps
 from recovery.reports import MAX_AMOUNT
+
+
+class ProviderField(serializers.ChoiceField):
+    """A provider code: the registered providers and ``other`` (payments/providers.py), read when used."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[], **kwargs)
+
+    def __deepcopy__(self, memo):
+        # Serializers copy their declared fields per instance: take the registry's list at that moment.
+        field = super().__deepcopy__(memo)
+        field.choices = provider_choices()
+        return field
 
 
 class FailureSerializer(serializers.Serializer):
@@ -58,7 +72,7 @@ class FailureReportSerializer(serializers.Serializer):
     reference = serializers.CharField(max_length=200, help_text="Your payment reference; unique per organization.")
     amount = serializers.IntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="In minor units (cents, paise).")
     currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217, e.g. `USD`, `INR`.")
-    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider = ProviderField()
     provider_payment_id = serializers.CharField(required=False, max_length=200)
     occurred_at = serializers.DateTimeField(
         required=False, help_text="When it failed (default: now); at most 5 minutes in the future."
@@ -161,7 +175,7 @@ class PaymentSerializer(serializers.Serializer):
     category = serializers.CharField(help_text="The latest failure's category.")
     amount = serializers.IntegerField()
     currency = serializers.CharField()
-    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider = ProviderField()
     provider_payment_id = serializers.CharField()
     description = serializers.CharField()
     customer = CustomerOutSerializer(allow_null=True)
@@ -236,7 +250,7 @@ class NewLinkSerializer(LinkSerializer):
 class PaymentFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
     category = serializers.ChoiceField(choices=Category.choices, required=False)
-    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+    provider = ProviderField(required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
