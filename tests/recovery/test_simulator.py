@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import django.utils.timezone
 import pytest
 
+from notifications.models import Notification
 from payments.models import Payment
 from payments.sandbox.provider import card_for
 from recovery import dispatch, runner
@@ -141,8 +142,13 @@ def test_simulator_and_database_engine_make_the_same_decisions(org, default_rule
                                                                django_capture_on_commit_callbacks):
     # Payday alignment on, so that a customer's own payday (learnt from earlier recoveries) and the policy's list
     # both decide re-charges somewhere in the population.
-    RetryPolicy.objects.filter(organization=org, is_default=True).update(payday_alignment=True, payday_days=[1, 15])
+    # A second message an hour after the first for expired cards, which the 24-hour cap holds back.
     policy = RetryPolicy.objects.get(organization=org, is_default=True)
+    steps = {**policy.steps, "expired_card": [
+        {"action": "message", "after_seconds": s, "channel": ""} for s in (0, 3600, 2 * DAY)
+    ]}
+    RetryPolicy.objects.filter(pk=policy.pk).update(payday_alignment=True, payday_days=[1, 15], steps=steps)
+    policy.refresh_from_db()
     clock = [DB_START]
     monkeypatch.setattr(django.utils.timezone, "now", lambda: clock[0])
 
@@ -212,6 +218,8 @@ def test_simulator_and_database_engine_make_the_same_decisions(org, default_rule
         assert (payment.status == "recovered") == (decided[payment.reference].recovered_at is not None)
         compared += len(db_steps)
     assert compared >= 30  # the population exercises retries, declines, recoveries, messages and quiet hours
+    # The respect rules held messages back (one per customer in 24 hours) in both.
+    assert Notification.objects.filter(organization=org, status="suppressed", reason="frequency_cap").exists()
 
 
 def _with_card(sim_failure: Failure, last4: str) -> Failure:
