@@ -35,8 +35,10 @@ def compare(request):
     if run_id is not None and service.get_run(request.organization.pk, run_id) is None:
         raise Http404
     run = service.get_run(request.organization.pk, run_id) if run_id else None
+    # The form shows the run's own choices, so a second run changes one thing at a time.
+    initial = CompareForm.initial_from(run["request"]) if run else None
     return render(request, "recovery/console/compare.html", {
-        "form": CompareForm(organization=request.organization), **_run_context(run, run_id),
+        "form": CompareForm(organization=request.organization, initial=initial), **_run_context(run, run_id),
     })
 
 

@@ -77,6 +77,17 @@ class CompareForm(forms.Form):
             raise forms.ValidationError(_("Choose at least one policy to compare with the fixed schedules."))
         return data
 
+    @staticmethod
+    def initial_from(run_request: dict) -> dict:
+        """The form's values for a stored run request (:meth:`run_request` read back)."""
+        model = dict(run_request["model"])
+        mix = model.pop("mix", "subscriptions")
+        return {
+            "policies": run_request["policy_ids"], "tinko_default": run_request["tinko_default"],
+            "source": run_request["source"], "size": run_request["size"], "seed": run_request["seed"], "mix": mix,
+            "parameters": json.dumps({**json.loads(default_parameters()), **model}, indent=2),
+        }
+
     def run_request(self) -> dict:
         data = self.cleaned_data
         return {

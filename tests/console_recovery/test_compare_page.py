@@ -38,6 +38,10 @@ def test_member_runs_a_comparison_and_reads_the_results(member_client, org, defa
                  "Daily for 14 days"):
         assert name in text
     assert "<progress" not in text
+    # The form offers the same choices again.
+    form = page.context["form"]
+    assert form.initial["seed"] == 3 and form.initial["size"] == 60
+    assert '"paycheck_covers": 0.6' in form.initial["parameters"]
     assert "Lost or stolen card" in text and "Insufficient funds" in text  # per-category rows, in words
 
 

@@ -153,6 +153,7 @@ def test_simulator_and_database_engine_make_the_same_decisions(org, default_rule
     monkeypatch.setattr(django.utils.timezone, "now", lambda: clock[0])
 
     # Earlier recoveries of two customers: their payday (the 10th; the 5th) and the hour they paid (12:00; 20:00).
+    clock[0] = DB_START - timedelta(days=120)
     for i, paid in HISTORY.items():
         for k, when in enumerate(paid):
             card = card_for(CARDS[i])
@@ -166,6 +167,7 @@ def test_simulator_and_database_engine_make_the_same_decisions(org, default_rule
             Payment.objects.filter(pk=result.payment.pk).update(status="recovered", recovered_at=when)
 
     # 1. The engine through the database: ingestion, scheduler claims and the runner, on a simulated clock.
+    clock[0] = DB_START
     reports = []
     for i, last4 in enumerate(CARDS):
         card = card_for(last4)
