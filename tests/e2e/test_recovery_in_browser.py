@@ -166,7 +166,8 @@ def test_policy_preview_updates_as_the_admin_edits(page, site):
     sign_in(page, "owner@policy.test", PASSWORD)
     page.get_by_role("link", name="Retry policies").click()
     page.get_by_role("link", name="Default").first.click()
-    retries = page.locator(".schedule li").filter(has_text="Automatic re-charge")
+    # The step's label, not a message's reason ("alongside the automatic re-charges").
+    retries = page.locator(".schedule li").filter(has_text=re.compile("— Automatic re-charge"))
     before = retries.count()
     assert before == 4
     # Remove the first and third re-charges for insufficient funds (the preview's decline).
