@@ -62,13 +62,15 @@ class PolicyForm(forms.Form):
         for key in policy_steps.STEP_KEYS:
             for index in range(self._rows(key, data)):
                 prefix = f"st_{key}_{index}"
+                # Labels name the category: each one is unique on the page (screen readers, tests).
+                names = {"category": step_key_label(key), "n": index + 1}
                 self.fields[f"{prefix}_action"] = forms.ChoiceField(
-                    label=_("Step %(n)s") % {"n": index + 1}, choices=STEP_ACTIONS, required=False)
+                    label=_("%(category)s, step %(n)s") % names, choices=STEP_ACTIONS, required=False)
                 self.fields[f"{prefix}_after_hours"] = forms.DecimalField(
-                    label=_("Step %(n)s: wait (hours)") % {"n": index + 1}, required=False, min_value=0,
+                    label=_("%(category)s, step %(n)s: wait (hours)") % names, required=False, min_value=0,
                     max_value=Decimal(policy_steps.MAX_WAIT // HOUR), decimal_places=2)
                 self.fields[f"{prefix}_channel"] = forms.ChoiceField(
-                    label=_("Step %(n)s: channel") % {"n": index + 1}, choices=STEP_CHANNELS, required=False)
+                    label=_("%(category)s, step %(n)s: channel") % names, choices=STEP_CHANNELS, required=False)
         self.serializer = None
 
     def _rows(self, key: str, data) -> int:

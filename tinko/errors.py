@@ -17,7 +17,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
-from tinko.api.exceptions import error_body
+from tinko.api.exceptions import error_body, error_for_status
 
 # Seconds a client should wait before trying again.
 RETRY_AFTER_SECONDS = 5
@@ -54,3 +54,10 @@ def server_error(request, template_name="500.html"):
     if is_outage(sys.exc_info()[1]):
         return unavailable(request)
     return defaults.server_error(request, template_name=template_name)
+
+
+def not_found(request, exception=None):
+    """404: JSON for APIs and webhooks, rendered without a template (nothing there can fail); Django's page otherwise."""
+    if request.path_info.startswith(_MACHINE_PREFIXES):
+        return JsonResponse(error_for_status(404, request), status=404, json_dumps_params={"separators": (",", ":")})
+    return defaults.page_not_found(request, exception)

@@ -26,3 +26,5 @@ urlpatterns = [
 
 # A database outage answers 503 with Retry-After instead of 500 (tinko/errors.py).
 handler500 = "tinko.errors.server_error"
+# An unknown API path answers its JSON 404 directly: the HTML 404 page needs the static files' manifest.
+handler404 = "tinko.errors.not_found"
