@@ -270,10 +270,11 @@ def _held_back(*, payment, customer, channel: str, address: str, now, common: di
 def send_for_attempt(*, payment, attempt, now, facts: RespectFacts | None = None) -> SendResult:
     """Record the attempt's message (queued, or suppressed with the reason). The caller holds the payment's lock.
 
-    Creates the pay link only for a message that goes out. Must not move money.
+    Reuses the payment's live pay link (its expiry extended) or makes one, only for a
+    message that goes out; never revokes a link. Must not move money.
     ``facts``: the respect rules' reads, made once for a batch (:class:`RespectFacts`); read here when None.
     """
-    from recovery.services import create_link, revoke_live_links
+    from recovery.services import link_for_message
 
     organization = payment.organization
     customer = payment.customer
@@ -289,8 +290,8 @@ def send_for_attempt(*, payment, attempt, now, facts: RespectFacts | None = None
         metrics.notification(channel, "deferred" if held.retry_at else "suppressed")
         return held
 
-    link, token = create_link(payment=payment, now=now)
-    revoke_live_links(payment=payment, now=now, keep=link)
+    # The payment's one live link, its expiry extended: earlier messages' links keep working.
+    link, token = link_for_message(payment=payment, now=now)
     attempt.link = link
     n = compose(
         organization=organization, channel=channel, kind=kind, customer=customer, payment=payment,

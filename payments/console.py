@@ -146,7 +146,8 @@ def payment_detail(request, pk):
 def payment_retry(request, pk):
     payment = _payment(request, pk)
     try:
-        attempt = retry_now(payment=payment, actor=request.user, request=request)
+        attempt = retry_now(payment=payment, actor=request.user, request=request,
+                            override_quiet_hours=request.POST.get("override_quiet_hours") == "on")
     except RecoveryError as exc:
         messages.error(request, exc.message)
     else:

@@ -289,19 +289,22 @@ def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
     )
 
 
-def recharge_with_new_card(payment, *, why: str) -> str:
-    """Re-plan ``payment`` (locked) at once because its card changed: one immediate re-charge within the rules.
+def recharge_with_new_card(payment, *, why: str, change: CardChange | None = None) -> str:
+    """``payment``'s card changed at the PSP (new default, card added): store it and let the planner re-plan.
 
-    The one place a card change asks the engine for a re-charge (card updater,
-    new default card, card added), so the scheduling rules live in the engine alone.
+    Goes through :func:`recovery.services.card_changed`, the one path for a
+    changed card: one re-charge with the new card as soon as quiet hours, the
+    card networks' limits and the recovery window allow.
     """
-    from recovery.services import RecoveryError, retry_now
+    from recovery.services import card_changed
 
-    try:
-        attempt = retry_now(payment=payment)
-    except RecoveryError as exc:
-        return f"Card of payment {payment.reference} changed ({why}); no re-charge planned: {exc.message}"
-    return f"Card of payment {payment.reference} changed ({why}); re-charge {attempt.sequence} planned."
+    card = {}
+    if change is not None and change.payment_method_id:
+        card = {"brand": change.brand, "last4": change.last4, "exp_month": change.exp_month,
+                "exp_year": change.exp_year, "fingerprint": change.fingerprint,
+                "payment_method_id": change.payment_method_id}
+    _attempt, note = card_changed(payment=payment, source=why, **card)
+    return note
 
 
 def _open_payments(account, **match) -> list:
@@ -315,8 +318,6 @@ def _open_payments(account, **match) -> list:
 
 def change_card(*, account, change: CardChange, touched: list | None = None) -> str:
     """The customer's card changed at the PSP: re-plan their open payments at once (the card is resolved at charge time)."""
-    from tinko.services import record_audit
-
     payments = _open_payments(account, provider_customer_id=change.customer_id)
     if not payments:
         return f"No payment under recovery belongs to customer {change.customer_id}."
@@ -324,31 +325,17 @@ def change_card(*, account, change: CardChange, touched: list | None = None) -> 
     for payment in payments:
         if touched is not None:
             touched.append(payment.pk)
-        if change.payment_method_id:
-            # The newest card is the fallback when the customer has no default.
-            payment.provider_payment_method_id = change.payment_method_id
-            for attr, value in (
-                ("card_brand", change.brand), ("card_last4", change.last4), ("card_exp_month", change.exp_month),
-                ("card_exp_year", change.exp_year), ("card_fingerprint", change.fingerprint),
-            ):
-                setattr(payment, attr, value or None if attr.startswith("card_exp") else value or "")
-            payment.updated_at = timezone.now()
-            payment.save(update_fields=[
-                "provider_payment_method_id", "card_brand", "card_last4", "card_exp_month", "card_exp_year",
-                "card_fingerprint", "updated_at",
-            ])
-        record_audit(
-            organization=payment.organization, action="payment.card_changed", target=payment,
-            data={"reference": payment.reference, "why": change.why,
-                  "last4": change.last4 if change.payment_method_id else ""},
-        )
-        notes.append(recharge_with_new_card(payment, why=change.why))
+        notes.append(recharge_with_new_card(payment, why=change.why, change=change))
     return " ".join(notes)
 
 
 def update_card(*, account, update: CardUpdate, touched: list | None = None) -> str:
-    """New card details for open payments paying with ``update.payment_method_id``; re-plan a re-charge with them."""
-    from tinko.services import record_audit
+    """New card details for open payments paying with ``update.payment_method_id``; the planner decides a re-charge.
+
+    Each payment goes through :func:`recovery.services.card_changed`, the one
+    path for a changed card (quiet hours, network limits, the window apply).
+    """
+    from recovery.services import card_changed
 
     payments = _open_payments(account, provider_payment_method_id=update.payment_method_id)
     if not payments:
@@ -357,18 +344,9 @@ def update_card(*, account, update: CardUpdate, touched: list | None = None) -> 
     for payment in payments:
         if touched is not None:
             touched.append(payment.pk)
-        for attr, value in (
-            ("card_brand", update.brand), ("card_last4", update.last4), ("card_exp_month", update.exp_month),
-            ("card_exp_year", update.exp_year), ("card_fingerprint", update.fingerprint),
-        ):
-            if value:
-                setattr(payment, attr, value)
-        payment.updated_at = timezone.now()
-        payment.save(update_fields=["card_brand", "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "updated_at"])
-        record_audit(
-            organization=payment.organization, action="payment.card_updated", target=payment,
-            data={"reference": payment.reference, "last4": payment.card_last4,
-                  "exp": f"{payment.card_exp_month or ''}/{payment.card_exp_year or ''}"},
+        _attempt, note = card_changed(
+            payment=payment, source=f"{english(account.get_provider_display())} card updater", brand=update.brand,
+            last4=update.last4, exp_month=update.exp_month, exp_year=update.exp_year, fingerprint=update.fingerprint,
         )
-        notes.append(recharge_with_new_card(payment, why="the card updater gave it new details"))
+        notes.append(note)
     return " ".join(notes)

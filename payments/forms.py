@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from payments.models import Channel, PaymentStatus, Provider, WebhookStatus
+from payments.providers import provider_choices
 from recovery.models import Category
 
 
@@ -24,7 +25,7 @@ class PaymentFilterForm(forms.Form):
     )
     status = forms.ChoiceField(label=_("Status"), required=False, choices=_any(PaymentStatus.choices))
     category = forms.ChoiceField(label=_("Decline category"), required=False, choices=_any(Category.choices))
-    provider = forms.ChoiceField(label=_("Provider"), required=False, choices=_any(Provider.choices))
+    provider = forms.ChoiceField(label=_("Provider"), required=False, choices=lambda: _any(provider_choices()))
     channel = forms.ChoiceField(
         label=_("Recovered through"), required=False,
         choices=_any([*Channel.choices, ("link", _("Pay link"))]),

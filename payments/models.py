@@ -96,7 +96,8 @@ class Payment(models.Model):
     # Indexed by the (organization, reference) constraint and the list indexes.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments", db_index=False)
     reference = models.CharField(max_length=200)
-    provider = models.CharField(max_length=10, choices=Provider.choices)
+    # A registered provider's name or "other" (payments/providers.py provider_names; checked at ingestion).
+    provider = models.CharField(max_length=10)
     provider_payment_id = models.CharField(max_length=200, blank=True)
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
     amount = models.BigIntegerField(validators=[MinValueValidator(1)])
@@ -179,6 +180,16 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.reference} ({self.amount} {self.currency})"
+
+    @property
+    def provider_label(self) -> str:
+        """The provider's name for people: the built-ins translated, others as their package registered them."""
+        try:
+            return Provider(self.provider).label
+        except ValueError:
+            from payments.providers import provider_label
+
+            return provider_label(self.provider)
 
     @property
     def card_key(self) -> str:

@@ -8,6 +8,13 @@ recovery engine speaks only to this module.
 A provider package registers its class with :func:`register_provider` when it
 is imported; :data:`PROVIDER_MODULES` lists the packages this module imports
 before it first answers, so callers never need to import a provider themselves.
+
+Adding a PSP is one package and one line: write ``payments/<name>/`` with a
+:class:`PaymentProvider` subclass (``name``, ``label``, ``connected``), call
+``register_provider`` in its ``__init__``, and add the package to
+:data:`PROVIDER_MODULES`. Ingestion's provider list (the API, its schema and
+the console's filter), :func:`recharge_provider` and :func:`checkout_provider`
+all read the registry (:func:`provider_choices`).
 """
 
 from __future__ import annotations
@@ -130,9 +137,17 @@ class ProviderUnavailable(Exception):
 
 
 class PaymentProvider(abc.ABC):
-    """One PSP. Instances are cheap and hold no per-request state."""
+    """One PSP. Instances are cheap and hold no per-request state.
+
+    ``name``: the code failure reports use (at most 10 characters); ``label``: what
+    people read; ``connected``: the provider speaks to a merchant's connected
+    account (a ``ProviderAccount``, passed to ``__init__``), rather than needing none
+    (the sandbox).
+    """
 
     name: str
+    label: str = ""
+    connected: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -182,6 +197,10 @@ class PaymentProvider(abc.ABC):
         except Exception as exc:  # any SDK's error: the outcome is only a missing contact
             logger.warning("%s customer %s could not be read: %s", self.name, customer_id, type(exc).__name__)
             return {}, False
+
+    def cannot_recharge(self, payment) -> str:
+        """Why ``payment`` cannot be re-charged off-session with this provider ("" when it can). Reads only."""
+        return ""
 
     # Hosted checkout for the pay page. Not abstract: a provider without one keeps these.
 
@@ -240,6 +259,27 @@ def registered_providers() -> dict[str, type[PaymentProvider]]:
     return dict(_registry)
 
 
+OTHER = "other"
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """(name, label) of every registered provider, then ``other`` (a PSP Tinko cannot speak to)."""
+    _load_provider_modules()
+    return [(name, cls.label or name) for name, cls in sorted(_registry.items())] + [(OTHER, "Other")]
+
+
+def provider_names() -> set[str]:
+    """The provider codes a failure report may carry: the registered providers and ``other``."""
+    _load_provider_modules()
+    return {*_registry, OTHER}
+
+
+def provider_label(name: str) -> str:
+    _load_provider_modules()
+    cls = _registry.get(name)
+    return (cls.label or name) if cls is not None else ("Other" if name == OTHER else name)
+
+
 def get_provider(name: str) -> PaymentProvider:
     """The provider registered as ``name``; raises ProviderUnavailable for a name nobody registered."""
     _load_provider_modules()
@@ -296,9 +336,10 @@ def connected_accounts(payments) -> list | None:
     """The active accounts ``payments`` may belong to, in one query; None when none needs looking up."""
     from payments.models import ProviderAccount
 
+    _load_provider_modules()
     wanted = {
         (p.organization_id, p.provider) for p in payments
-        if p.provider in ("stripe", "razorpay") and _cached_account(p) is None
+        if _connected_provider(p.provider) and _cached_account(p) is None
     }
     if not wanted:
         return None
@@ -315,12 +356,28 @@ def provider_for_account(account) -> PaymentProvider:
     return _registry[account.provider](account)
 
 
+def _connected_provider(name: str) -> bool:
+    provider_class = _registry.get(name)
+    return provider_class is not None and provider_class.connected
+
+
 def _connected(payment, what: str, accounts=None) -> tuple[PaymentProvider | None, str]:
-    name = {"stripe": "Stripe", "razorpay": "Razorpay"}[payment.provider]
+    name = provider_label(payment.provider)
     account = provider_account_for(payment, accounts)
     if account is None:
         return None, f"{what} through {name} need a connected {name} account (Console → Payment providers)"
     return provider_for_account(account), ""
+
+
+def _provider_for(payment, what: str, accounts=None) -> tuple[PaymentProvider | None, str]:
+    """The registered provider for ``payment``: the provider itself, or the one of its connected account."""
+    _load_provider_modules()
+    provider_class = _registry.get(payment.provider)
+    if provider_class is None:
+        return None, _OUTSIDE_A_PSP
+    if not provider_class.connected:
+        return provider_class(), ""
+    return _connected(payment, what, accounts)
 
 
 def recharge_provider(payment, accounts=None) -> tuple[PaymentProvider | None, str]:
@@ -328,33 +385,26 @@ def recharge_provider(payment, accounts=None) -> tuple[PaymentProvider | None, s
 
     The reason is plain language for the merchant and the attempt's log.
     Reads the payment and the organization's provider accounts (``accounts``
-    when already loaded); never calls a PSP.
+    when already loaded); never calls a PSP. Any registered provider qualifies.
     """
-    if payment.provider == "sandbox":
-        return get_provider("sandbox"), ""
-    if payment.provider in ("stripe", "razorpay"):
-        provider, why = _connected(payment, "Automatic re-charges", accounts)
-        if provider is not None and provider.account.recharges_paused_at is not None:
-            return None, (
-                f"Automatic re-charges through the {provider.account.name} account are paused: "
-                f"{provider.account.recharges_paused_reason.rstrip('.')}. Test the connection or enter new keys "
-                "(Console → Payment providers) to resume them"
-            )
-        if provider is not None:
-            why = provider.cannot_recharge(payment)
-            if why:
-                return None, why
-        return provider, why
-    return None, _OUTSIDE_A_PSP
+    provider, why = _provider_for(payment, "Automatic re-charges", accounts)
+    account = getattr(provider, "account", None)
+    if account is not None and account.recharges_paused_at is not None:
+        return None, (
+            f"Automatic re-charges through the {account.name} account are paused: "
+            f"{account.recharges_paused_reason.rstrip('.')}. Test the connection or enter new keys "
+            "(Console → Payment providers) to resume them"
+        )
+    if provider is not None:
+        why = provider.cannot_recharge(payment)
+        if why:
+            return None, why
+    return provider, why
 
 
 def checkout_provider(payment) -> tuple[PaymentProvider | None, str]:
     """Which provider takes ``payment`` on the pay page: ``(provider, "")`` or ``(None, reason)``."""
-    if payment.provider == "sandbox":
-        return get_provider("sandbox"), ""
-    if payment.provider in ("stripe", "razorpay"):
-        return _connected(payment, "Payments")
-    return None, _OUTSIDE_A_PSP
+    return _provider_for(payment, "Payments")
 
 
 # --- Webhooks (connected PSP accounts) -------------------------------------------

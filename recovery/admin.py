@@ -8,6 +8,7 @@ classifier through recovery.classifier's signals.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
@@ -123,10 +124,36 @@ class ClassificationRuleAdmin(admin.ModelAdmin):
 class RetryPolicyAdmin(ReadOnlyAdmin):
     """Merchants edit policies in the console or the API (validated, audited); staff read them here."""
 
-    list_display = ("name", "organization", "is_default", "max_retries", "recovery_window_days", "updated_at")
+    list_display = ("name", "organization", "is_default", "steps_count", "recovery_window_days", "updated_at")
     list_filter = ("is_default",)
     search_fields = ("name", "organization__slug", "organization__name")
     list_select_related = ("organization",)
+    readonly_fields = ["steps_table"]
+
+    @admin.display(description=_("steps"))
+    def steps_count(self, policy):
+        from recovery.templatetags.recovery_labels import steps_summary
+
+        return steps_summary(policy.steps)
+
+    @admin.display(description=_("steps per decline"))
+    def steps_table(self, policy):
+        """The steps as people read them: one line per category."""
+        from django.utils.html import format_html_join
+
+        from recovery.labels import step_key_label
+        from recovery.planner import humanize
+        from recovery.steps import RECHARGE, STEP_KEYS
+
+        def line(step):
+            wait = humanize(timedelta(seconds=step["after_seconds"])) if step["after_seconds"] else "0"
+            if step["action"] == RECHARGE:
+                return f"re-charge after {wait}"
+            return f"message ({step.get('channel') or 'next channel'}) after {wait}"
+
+        rows = [(step_key_label(key), "; ".join(line(s) for s in (policy.steps or {}).get(key) or []) or "—")
+                for key in STEP_KEYS]
+        return format_html_join("", "<p><strong>{}</strong>: {}</p>", rows)
 
 
 @admin.register(FailureEvent)
@@ -153,12 +180,12 @@ class RecoveryAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(RecoveryLink)
 class RecoveryLinkAdmin(ReadOnlyAdmin):
-    """Links without their token hash: the hash is all an attacker would need to match a leaked token."""
+    """Links without their token hash or (encrypted) token: either is all an attacker would need."""
 
     list_display = ("id", "payment", "status", "expires_at", "open_count", "created_at")
     list_filter = ("status",)
     search_fields = ("payment__reference", "organization__slug")
     list_select_related = ("payment",)
     show_full_result_count = False
-    readonly_fields = [f.name for f in RecoveryLink._meta.fields if f.name != "token_hash"]
+    readonly_fields = [f.name for f in RecoveryLink._meta.fields if f.name not in ("token_hash", "token_encrypted")]
     fields = readonly_fields

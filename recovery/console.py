@@ -74,7 +74,7 @@ def policy_create(request):
                 return redirect("console:policy_edit", pk=policy.pk)
         return _edit_page(request, form, None, status=400)
     form = PolicyForm(organization=request.organization, instance=None,
-                      initial=PolicyForm.initial_for(RetryPolicy(name="", category_overrides=services.DEFAULT_CATEGORY_OVERRIDES)))
+                      initial=PolicyForm.initial_for(RetryPolicy(name="", channels=services.default_policy_channels())))
     return _edit_page(request, form, None)
 
 

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from recovery import console
+from recovery.simulator import console as simulator_console
 
 urlpatterns = [
     path("policies/", console.policy_list, name="policies"),
@@ -11,4 +12,6 @@ urlpatterns = [
     path("policies/<int:pk>/", console.policy_edit, name="policy_edit"),
     path("policies/<int:pk>/default/", console.policy_set_default, name="policy_set_default"),
     path("policies/<int:pk>/delete/", console.policy_delete, name="policy_delete"),
+    path("policies/compare/", simulator_console.compare, name="compare_policies"),
+    path("policies/compare/<str:run_id>/", simulator_console.compare_progress, name="compare_policies_run"),
 ]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from payments.models import PaymentStatus
 from recovery.models import AttemptKind, AttemptStatus
+from recovery.payday import CustomerTiming, infer_timing
 from recovery.planner import VISA_WINDOW, CardHistory, PaymentHistory
 
 # Attempts that happened or will happen: cancelled and skipped ones never reached the card.
@@ -34,6 +37,7 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
             f"SUM(CASE WHEN {counted} AND kind = %s THEN 1 ELSE 0 END), "
             f"SUM(CASE WHEN {counted} AND kind = %s THEN 1 ELSE 0 END), "
             f"MAX(CASE WHEN {counted} AND kind = %s THEN scheduled_for END), "
+            f"MAX(CASE WHEN {counted} THEN scheduled_for END), "
             "MAX(sequence), "
             "SUM(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END) "
             f"FROM recovery_recoveryattempt WHERE payment_id IN ({placeholders}) GROUP BY payment_id",
@@ -41,15 +45,17 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.AUTO_RETRY,
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
                 AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
+                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED,
                 AttemptStatus.QUEUED, AttemptStatus.RUNNING, *payment_ids,
             ],
         )
         rows = cursor.fetchall()
-    for payment_id, auto, notes, last_note, last_seq, busy in rows:
+    for payment_id, auto, notes, last_note, last_step, last_seq, busy in rows:
         history = histories[payment_id]
         history.auto_attempts = int(auto or 0)
         history.notifications = int(notes or 0)
         history.last_notification_at = _aware(last_note)
+        history.last_step_at = _aware(last_step)
         history.last_sequence = last_seq or 0
         history.busy = bool(busy)
     return histories
@@ -89,3 +95,51 @@ def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[st
             when = when.replace(tzinfo=dt_timezone.utc)
         cards[key].attempts.append((amount, currency, when))
     return cards
+
+
+# A customer's habits change; a year of history is enough to see a monthly payday.
+TIMING_HISTORY = timedelta(days=365)
+
+
+def customer_timings(*, customers, now: datetime, default_tz) -> dict[int, CustomerTiming]:
+    """What each customer's own history says about their payday and the hour they read messages (one query).
+
+    ``customers`` are Customer rows (their time zone decides local days and
+    hours; ``default_tz`` when they have none). Payments that went through are
+    the customer's recovered payments; opens are their pay links' first and
+    last opening. Customers without a pattern get :data:`NO_TIMING`.
+    """
+    # A customer first seen in this very batch has no history: no statement for them (ingestion's budget).
+    customers = {c.pk: c for c in customers if c is not None and c.created_at < now}
+    if not customers:
+        return {}
+    since = now - TIMING_HISTORY
+    paid: dict[int, list[datetime]] = defaultdict(list)
+    opened: dict[int, list[datetime]] = defaultdict(list)
+    # One statement (this runs for every planned payment): recoveries, then the pay links' openings.
+    placeholders = ", ".join(["%s"] * len(customers))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_id, recovered_at, NULL, 1 FROM payments_payment "
+            f"WHERE customer_id IN ({placeholders}) AND status = %s AND recovered_at > %s "
+            "UNION ALL "
+            "SELECT p.customer_id, l.first_opened_at, l.last_opened_at, 0 FROM recovery_recoverylink l "
+            "JOIN payments_payment p ON p.id = l.payment_id "
+            f"WHERE p.customer_id IN ({placeholders}) AND l.first_opened_at > %s",
+            [*customers, PaymentStatus.RECOVERED, since, *customers, since],
+        )
+        rows = cursor.fetchall()
+    for customer_id, first, last, is_payment in rows:
+        if is_payment:
+            paid[customer_id].append(_aware(first))
+            continue
+        opened[customer_id].append(_aware(first))
+        if last is not None and _aware(last) != _aware(first):
+            opened[customer_id].append(_aware(last))
+    timings = {}
+    for pk, customer in customers.items():
+        if pk not in paid and pk not in opened:
+            continue
+        tz = ZoneInfo(customer.timezone) if customer.timezone else default_tz
+        timings[pk] = infer_timing(paid=paid[pk], opened=opened[pk], tz=tz)
+    return timings

@@ -24,6 +24,7 @@ from recovery import sql
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
+from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes
 from tinko import metrics
@@ -495,16 +496,19 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
     charge the customer twice.
     """
     ids = [p.pk for p in payments if p.reference not in created]
+    # Cancel first, then read the history: a step that was only scheduled neither counts as done
+    # nor against the card networks' limits, so the new plan takes it up again.
+    if ids:
+        RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
+            status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a new plan after a new failure."
+        )
     histories = history_loader.payment_histories(ids)
     cards = history_loader.card_histories(
         organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
     )
     org_tz = ZoneInfo(organization.timezone)
+    timings = history_loader.customer_timings(customers=[p.customer for p in payments], now=now, default_tz=org_tz)
     accounts = connected_accounts(payments)
-    if ids:
-        RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
-            status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a new plan after a new failure."
-        )
     new_attempts = {}
     for payment in payments:
         event = latest[payment.reference]
@@ -513,7 +517,6 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         if history.busy:
             payment.status_reason = "An attempt is in progress; its outcome decides what happens next."
             continue
-        # Cancelled scheduled attempts no longer count.
         customer = payment.customer
         tz = ZoneInfo(customer.timezone) if customer and customer.timezone else org_tz
         card_key = payment.card_key or f"payment:{payment.pk}"
@@ -527,6 +530,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
             can_recharge=_can_recharge(payment, accounts),
             tz=tz,
             now=now,
+            timing=timings.get(payment.customer_id, NO_TIMING),
         )
         payment.status = plan.status
         payment.status_reason = plan.reason

@@ -24,6 +24,13 @@ def category_label(value: str) -> str:
         return value
 
 
+def step_key_label(key: str) -> str:
+    """A key of a policy's steps: a category's name, or "Lost, stolen or picked-up card"."""
+    if key == "lost_or_stolen":
+        return _("Lost, stolen or picked-up card")
+    return category_label(key)
+
+
 def channel_label(value: str) -> str:
     """"psp" → "Automatic re-charge", "email" → "Email", "link" → "Pay link"."""
     if not value:

@@ -12,6 +12,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
 from payments.models import Channel, Payment
+from recovery.steps import default_steps
 from tinko.models import Organization, hash_token
 
 
@@ -104,21 +105,17 @@ def default_paydays():
 
 
 class RetryPolicy(models.Model):
-    """How an organization wants its failed payments recovered. One per org is the default."""
+    """How an organization wants its failed payments recovered. One per org is the default.
+
+    ``steps`` says what happens per decline category; the other fields are shared by
+    every category (channels in order, quiet hours, paydays, the window, the holdout).
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="retry_policies")
     name = models.CharField(max_length=80)
     is_default = models.BooleanField(default=False)
-    max_retries = models.PositiveSmallIntegerField(default=4, validators=[MaxValueValidator(20)])
-    initial_delay_seconds = models.PositiveIntegerField(
-        default=24 * 3600, validators=[MinValueValidator(60), MaxValueValidator(30 * 86400)]
-    )
-    backoff_multiplier = models.DecimalField(
-        max_digits=4, decimal_places=2, default=2, validators=[MinValueValidator(1), MaxValueValidator(10)]
-    )
-    max_delay_seconds = models.PositiveIntegerField(
-        default=7 * 86400, validators=[MinValueValidator(60), MaxValueValidator(60 * 86400)]
-    )
+    # Per decline category, the ordered re-charges and messages (recovery/steps.py documents the shape).
+    steps = models.JSONField(default=default_steps, blank=True)
     recovery_window_days = models.PositiveSmallIntegerField(
         default=21, validators=[MinValueValidator(1), MaxValueValidator(60)]
     )
@@ -127,14 +124,6 @@ class RetryPolicy(models.Model):
     quiet_hours_end = models.TimeField(null=True, blank=True, default=time(8, 0))
     payday_alignment = models.BooleanField(default=False)
     payday_days = models.JSONField(default=default_paydays, blank=True)
-    max_notifications = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(10)])
-    notification_interval_seconds = models.PositiveIntegerField(
-        default=2 * 86400, validators=[MinValueValidator(3600), MaxValueValidator(30 * 86400)]
-    )
-    # Hard declines stop retries; one message asking for another payment method may still be sent.
-    notify_on_hard_decline = models.BooleanField(default=True)
-    # {category: {"max_retries": n, "initial_delay_seconds": s, "backoff_multiplier": m, "max_delay_seconds": s}}
-    category_overrides = models.JSONField(default=dict, blank=True)
     # Share of new failed payments (chosen at random) that get no recovery actions, to measure what
     # Tinko adds over doing nothing. Payments record their group (Payment.holdout_group).
     holdout_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(50)])
@@ -315,13 +304,20 @@ class LinkStatus(models.TextChoices):
 
 
 class RecoveryLink(models.Model):
-    """A link to the hosted pay page. Only the token's hash is stored."""
+    """A link to the hosted pay page: one live link per payment, reused by every message.
+
+    Lookups go by the token's hash; the token itself is kept only encrypted at
+    rest (``token_encrypted``, tinko/crypto.py), so that the next message can
+    carry the same link and extend its expiry instead of revoking it.
+    """
 
     LIVE = (LinkStatus.ACTIVE, LinkStatus.OPENED)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="links")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The token, encrypted: messages reuse the link. Blank for links made before links were reused.
+    token_encrypted = models.TextField(blank=True, editable=False)
     status = models.CharField(max_length=10, choices=LinkStatus.choices, default=LinkStatus.ACTIVE)
     expires_at = models.DateTimeField()
     open_count = models.PositiveIntegerField(default=0)

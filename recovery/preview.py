@@ -19,10 +19,11 @@ from django.utils.translation import gettext
 
 from payments.models import Channel, PaymentStatus
 from recovery.classifier import Classification
-from recovery.labels import category_label
+from recovery.labels import step_key_label
 from recovery.messaging import enabled_channels
 from recovery.models import Action, AttemptKind, Category, ClassificationRule
 from recovery.planner import CATEGORY_LABELS, CardHistory, PaymentHistory, plan_next
+from recovery.steps import LOST_OR_STOLEN
 
 MAX_STEPS = 40
 # Categories whose default rules Tinko may retry; the rest wait for the customer or stop.
@@ -62,11 +63,19 @@ class Preview:
 
     @property
     def category_label(self) -> str:
-        return category_label(self.category).lower()
+        return step_key_label(self.category).lower()
 
 
-def classification_for(category: str) -> Classification:
-    """The default rules' classification for a typical decline in ``category``."""
+def classification_for(category: str):
+    """The default rules' classification for a typical decline in ``category`` (or ``lost_or_stolen``)."""
+    if category in (LOST_OR_STOLEN, Category.FRAUD_OR_STOLEN):
+        # The planner tells a lost card from fraud by the decline code.
+        lost = category == LOST_OR_STOLEN
+        return SimpleNamespace(
+            category=Category.FRAUD_OR_STOLEN, action=Action.STOP, min_delay=timedelta(0), network_stop=False,
+            reason="Card has been reported lost." if lost else "Suspected fraud.",
+            decline_code="lost_card" if lost else "fraudulent", network_decline_code="",
+        )
     rule = (
         ClassificationRule.objects.filter(organization=None, category=category, is_active=True, network_stop=False)
         .exclude(field="message")
@@ -85,7 +94,7 @@ def preview_schedule(*, policy, category: str, timezone: str, now: datetime) -> 
     classification = classification_for(category)
     payment = SimpleNamespace(
         status=PaymentStatus.FAILED, recovery_ends_at=now + timedelta(days=policy.recovery_window_days),
-        card_brand="visa", amount=1000, currency="USD",
+        last_failed_at=now, card_brand="visa", amount=1000, currency="USD",
     )
     # The customer is assumed reachable on every channel of the policy that Tinko can send on here.
     channels = [c for c in (policy.channels or []) if c in enabled_channels()]
@@ -104,6 +113,7 @@ def preview_schedule(*, policy, category: str, timezone: str, now: datetime) -> 
         attempt = plan.attempt
         steps.append(Step(attempt.scheduled_for.astimezone(tz), attempt.kind, attempt.channel, attempt.reason))
         history.last_sequence += 1
+        history.last_step_at = attempt.scheduled_for
         if attempt.kind == AttemptKind.AUTO_RETRY:
             history.auto_attempts += 1
             card.attempts.append((payment.amount, payment.currency, attempt.scheduled_for))

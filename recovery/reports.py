@@ -18,7 +18,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from payments.models import Provider
+from payments.providers import provider_choices, provider_names
 from tinko.models import validate_currency, validate_timezone
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -153,8 +153,8 @@ def parse_report(data, *, now: datetime | None = None) -> FailureReport:
     provider = data.get("provider")
     if provider is None or provider == "":
         errors["provider"] = ["This field is required."]
-    elif provider not in Provider.values:
-        errors["provider"] = [f"Must be one of: {', '.join(Provider.values)}."]
+    elif provider not in provider_names():
+        errors["provider"] = [f"Must be one of: {', '.join(name for name, _ in provider_choices())}."]
 
     occurred_at = now
     raw_when = data.get("occurred_at")

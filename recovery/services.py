@@ -23,18 +23,11 @@ from recovery.models import (
     RecoveryLink,
     RetryPolicy,
 )
-from recovery.planner import check_network_limits
 from tinko import metrics
 from tinko.services import record_audit
 
 LINK_TTL = timedelta(hours=48)
 
-# Soft declines that clear within hours are retried sooner than insufficient funds.
-DEFAULT_CATEGORY_OVERRIDES = {
-    "processing_error": {"max_retries": 3, "initial_delay_seconds": 3600, "max_delay_seconds": 6 * 3600},
-    "network_error": {"max_retries": 3, "initial_delay_seconds": 1800, "max_delay_seconds": 6 * 3600},
-    "card_declined": {"max_retries": 3},
-}
 
 
 class RecoveryError(Exception):
@@ -46,14 +39,23 @@ class RecoveryError(Exception):
         self.code = code
 
 
+def default_policy_channels() -> list[str]:
+    """The default channels, in order, that this deployment can send on (no SMS/WhatsApp without Twilio)."""
+    from recovery.messaging import enabled_channels
+    from recovery.models import default_channels
+
+    enabled = enabled_channels()
+    return [c for c in default_channels() if c in enabled]
+
+
 def create_default_policy(organization) -> RetryPolicy:
-    """The policy every organization starts with (idempotent)."""
+    """The policy every organization starts with (idempotent): Tinko's default steps, channels that can send."""
     try:
         with transaction.atomic():
             policy, _ = RetryPolicy.objects.get_or_create(
                 organization=organization,
                 is_default=True,
-                defaults={"name": "Default", "category_overrides": DEFAULT_CATEGORY_OVERRIDES},
+                defaults={"name": "Default", "channels": default_policy_channels()},
             )
             return policy
     except IntegrityError:
@@ -65,7 +67,7 @@ def create_default_policy(organization) -> RetryPolicy:
             organization=organization,
             is_default=True,
             name=f"Default ({timezone.now():%Y-%m-%d %H:%M:%S})",
-            category_overrides=DEFAULT_CATEGORY_OVERRIDES,
+            channels=default_policy_channels(),
         )
 
 
@@ -74,13 +76,45 @@ def _locked_payment(payment) -> Payment:
 
 
 def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
-    """A new pay link; returns (link, token). The token exists only in the return value."""
+    """A new pay link; returns (link, token). The token is stored only encrypted (for the next message)."""
+    from tinko import crypto
+
     now = now or timezone.now()
     token, token_hash = RecoveryLink.new_token()
     link = RecoveryLink.objects.create(
         organization_id=payment.organization_id, payment=payment, token_hash=token_hash, expires_at=now + ttl,
-        created_at=now,
+        token_encrypted=crypto.encrypt(token), created_at=now,
     )
+    return link, token
+
+
+def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
+    """The payment's live link for a message, valid at least ``ttl`` from now; returns (link, token).
+
+    One live link per payment: the newest live link is reused and its expiry
+    extended (never shortened), so a customer holding an earlier message keeps
+    a working link. A new link is made only when none is live (or the live one
+    predates stored tokens); nothing is revoked here. The caller holds the
+    payment's lock. Must not move money.
+    """
+    from tinko import crypto
+
+    link = (
+        RecoveryLink.objects.select_for_update()
+        .filter(payment=payment, status__in=RecoveryLink.LIVE, expires_at__gt=now)
+        .exclude(token_encrypted="")
+        .order_by("-expires_at", "-pk")
+        .first()
+    )
+    if link is None:
+        return create_link(payment=payment, now=now, ttl=ttl)
+    try:
+        token = crypto.decrypt(link.token_encrypted)
+    except crypto.InvalidToken:  # its key was retired: a new link, the old one still works until it expires
+        return create_link(payment=payment, now=now, ttl=ttl)
+    if link.expires_at < now + ttl:
+        link.expires_at = now + ttl
+        link.save(update_fields=["expires_at"])
     return link, token
 
 
@@ -133,59 +167,139 @@ def cancel_recovery(*, payment, actor=None, request=None) -> Payment:
     return payment
 
 
+def _customer_zone(payment):
+    from zoneinfo import ZoneInfo
+
+    customer = payment.customer
+    return ZoneInfo(customer.timezone if customer and customer.timezone else payment.organization.timezone)
+
+
+def _planned_recharge(*, payment, attempt, history, now, outcome: str) -> RecoveryAttempt:
+    """Save a planned re-charge in place of what was scheduled (the caller holds the payment's lock)."""
+    RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).update(
+        status=AttemptStatus.CANCELLED, finished_at=now, outcome=outcome
+    )
+    saved = RecoveryAttempt.objects.create(
+        organization_id=payment.organization_id, payment=payment, sequence=history.last_sequence + 1,
+        kind=AttemptKind.AUTO_RETRY, channel=Channel.PSP, scheduled_for=attempt.scheduled_for, reason=attempt.reason,
+        card_key=payment.card_key or f"payment:{payment.pk}", amount=payment.amount, currency=payment.currency,
+    )
+    payment.status = PaymentStatus.RECOVERING
+    payment.status_reason = saved.reason
+    payment.updated_at = now
+    payment.save(update_fields=["status", "status_reason", "updated_at"])
+    return saved
+
+
+def _card_history(payment, now):
+    card_key = payment.card_key or f"payment:{payment.pk}"
+    return history_loader.card_histories(organization_id=payment.organization_id, card_keys=[card_key], now=now)[card_key]
+
+
 @transaction.atomic
-def retry_now(*, payment, actor=None, request=None) -> RecoveryAttempt:
-    """Schedule an automatic re-charge for now, within the card-network rules; replaces what was scheduled."""
+def retry_now(*, payment, actor=None, request=None, override_quiet_hours: bool = False) -> RecoveryAttempt:
+    """Schedule a re-charge now, as the planner allows it (network rules, quiet hours); replaces what was scheduled.
+
+    Quiet hours move it to their end unless ``override_quiet_hours``, which only
+    a person (a signed-in team member) may ask for; the attempt's reason then
+    says who overrode them. Must not move money itself: the runner does.
+    """
     from payments.providers import recharge_provider
+    from recovery.planner import plan_retry_now
+    from tinko.models import ApiKey
 
     payment = _locked_payment(payment)
     if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
         raise RecoveryError(f"The payment is {payment.status}; it cannot be retried.")
-    latest = FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
-    if latest is not None and latest.network_stop:
-        raise RecoveryError(f"The card network forbids another attempt: {latest.reason}")
-    provider, why = recharge_provider(payment)
-    if provider is None:
-        raise RecoveryError(why)
+    person = actor is not None and not isinstance(actor, ApiKey) and getattr(actor, "email", None)
+    if override_quiet_hours and not person:
+        raise RecoveryError("Only a person may override the customer's quiet hours.", code="invalid")
     now = timezone.now()
     history = history_loader.payment_histories([payment.pk])[payment.pk]
     if history.busy:
         raise RecoveryError("An attempt is already in progress for this payment.")
-    card_key = payment.card_key or f"payment:{payment.pk}"
-    cards = history_loader.card_histories(organization_id=payment.organization_id, card_keys=[card_key], now=now)
-    allowed, note = check_network_limits(
-        card_brand=payment.card_brand, card=cards[card_key], amount=payment.amount, currency=payment.currency, when=now
+    latest = FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
+    provider, why = recharge_provider(payment)
+    who = person or (f"API key {actor.display_prefix}" if actor is not None else "system")
+    plan = plan_retry_now(
+        payment=payment, classification=latest, card=_card_history(payment, now), can_recharge=(provider is not None, why),
+        policy=payment.policy, tz=_customer_zone(payment), now=now, requested_by=who,
+        override_quiet_hours=override_quiet_hours,
     )
-    if allowed is None:
-        raise RecoveryError(note[:1].upper() + note[1:] + ".")
-    RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).update(
-        status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a manual retry."
-    )
-    who = getattr(actor, "email", None) or (f"API key {actor.display_prefix}" if actor is not None else "system")
-    reason = f"Retry requested by {who}"
-    if note:
-        reason += f"; {note}"
-    attempt = RecoveryAttempt.objects.create(
-        organization_id=payment.organization_id,
-        payment=payment,
-        sequence=history.last_sequence + 1,
-        kind=AttemptKind.AUTO_RETRY,
-        channel=Channel.PSP,
-        scheduled_for=allowed,
-        reason=reason + ".",
-        card_key=card_key,
-        amount=payment.amount,
-        currency=payment.currency,
-    )
-    payment.status = PaymentStatus.RECOVERING
-    payment.status_reason = attempt.reason
-    payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "updated_at"])
+    if plan.attempt is None:
+        raise RecoveryError(plan.reason)
+    attempt = _planned_recharge(payment=payment, attempt=plan.attempt, history=history, now=now,
+                                outcome="Replaced by a manual retry.")
     record_audit(
         organization=payment.organization, action="payment.retry_requested", actor=actor, request=request,
-        target=payment, data={"reference": payment.reference, "attempt": attempt.sequence},
+        target=payment, data={"reference": payment.reference, "attempt": attempt.sequence,
+                              "override_quiet_hours": bool(override_quiet_hours)},
     )
     return attempt
+
+
+CARD_FIELDS = ("card_brand", "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint",
+               "provider_payment_method_id")
+
+
+def _card_replaced(old, new) -> bool:
+    """A different card, not the same one with a new expiry: the fingerprint decides when both are known."""
+    (old_fp, old_last4, old_method), (new_fp, new_last4, new_method) = old, new
+    if old_fp and new_fp:
+        return old_fp != new_fp
+    return old_last4 != new_last4 or old_method != new_method
+
+
+@transaction.atomic
+def card_changed(*, payment, source: str, brand: str = "", last4: str = "", exp_month: int | None = None,
+                 exp_year: int | None = None, fingerprint: str = "", payment_method_id: str = "",
+                 now=None) -> tuple[RecoveryAttempt | None, str]:
+    """The payment's card changed (card updater, the customer's new card, a PSP's customer/payment-method event).
+
+    The one path for every source: store the new details, audit them, and let
+    the planner (:func:`recovery.planner.plan_card_changed`) decide a re-charge
+    with the new card within quiet hours, the card networks' limits and the
+    recovery window. Returns (the planned re-charge or None, what happened).
+    Must not move money itself: the runner does, at the planned time.
+    """
+    from payments.providers import recharge_provider
+    from recovery.planner import plan_card_changed
+
+    payment = _locked_payment(payment)
+    now = now or timezone.now()
+    old_card = (payment.card_fingerprint, payment.card_last4, payment.provider_payment_method_id)
+    for attr, value in (
+        ("card_brand", brand), ("card_last4", last4), ("card_exp_month", exp_month), ("card_exp_year", exp_year),
+        ("card_fingerprint", fingerprint), ("provider_payment_method_id", payment_method_id),
+    ):
+        if value:
+            setattr(payment, attr, value)
+    payment.updated_at = now
+    payment.save(update_fields=[*CARD_FIELDS, "updated_at"])
+    record_audit(
+        organization=payment.organization, action="payment.card_updated", target=payment,
+        data={"reference": payment.reference, "last4": payment.card_last4, "source": source,
+              "exp": f"{payment.card_exp_month or ''}/{payment.card_exp_year or ''}"},
+    )
+    if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
+        return None, f"Card of payment {payment.reference} updated; the payment is {payment.status}."
+    history = history_loader.payment_histories([payment.pk])[payment.pk]
+    if history.busy:
+        return None, (f"Card of payment {payment.reference} updated; an attempt is in progress and its outcome "
+                      "decides what happens next.")
+    latest = FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
+    provider, why = recharge_provider(payment)
+    replaced = _card_replaced(old_card, (payment.card_fingerprint, payment.card_last4, payment.provider_payment_method_id))
+    plan = plan_card_changed(
+        payment=payment, classification=latest, card=_card_history(payment, now),
+        can_recharge=(provider is not None, why), policy=payment.policy, tz=_customer_zone(payment), now=now,
+        source=source, card_replaced=replaced,
+    )
+    if plan.attempt is None:
+        return None, f"Card of payment {payment.reference} updated; no re-charge planned: {plan.reason}"
+    attempt = _planned_recharge(payment=payment, attempt=plan.attempt, history=history, now=now,
+                                outcome="Replaced: the card changed.")
+    return attempt, f"Card of payment {payment.reference} updated; re-charge {attempt.sequence} planned."
 
 
 def link_channel(link) -> str:
@@ -341,7 +455,11 @@ def expire_links(*, now=None) -> int:
 
 
 def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
-    """Open recoveries whose window has ended become ``exhausted``; their scheduled attempts are cancelled."""
+    """Open recoveries whose window has ended become ``exhausted``; their scheduled attempts are cancelled.
+
+    Their live pay links keep working until they expire (the message said until
+    when); a customer who pays through one still recovers the payment.
+    """
     now = now or timezone.now()
     total = 0
     while True:
@@ -357,9 +475,7 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
             RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
                 status=AttemptStatus.CANCELLED, finished_at=now, outcome="The recovery window ended."
             )
-            RecoveryLink.objects.filter(payment_id__in=ids, status__in=RecoveryLink.LIVE).update(
-                status=LinkStatus.EXPIRED
-            )
+            # Live links are left to run to their expiry: a customer was told until when each one works.
             Payment.objects.filter(pk__in=ids, status__in=Payment.OPEN).update(
                 status=PaymentStatus.EXHAUSTED, status_reason="The recovery window ended without payment.",
                 updated_at=now,

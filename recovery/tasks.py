@@ -36,3 +36,11 @@ def sweep_recoveries() -> None:
     """Expire pay links past their expiry; end recoveries whose window has closed."""
     services.expire_links()
     services.exhaust_ended_recoveries()
+
+
+@dramatiq.actor(queue_name="housekeeping", max_retries=0, time_limit=600_000)
+def simulate_policies(organization_id: int, run_id: str) -> None:
+    """Run a console "Compare policies" request (recovery.simulator.service.execute_run); moves no money."""
+    from recovery.simulator.service import execute_run
+
+    execute_run(organization_id, run_id)

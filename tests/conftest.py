@@ -7,6 +7,8 @@ Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -173,3 +175,20 @@ def run_jobs():
     broker.flush_all()
     yield run
     broker.flush_all()
+
+
+def always_quiet(payment) -> None:
+    """Make the payment's policy quiet all day but one minute, in the customer's zone: now is inside them."""
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone as dj_timezone
+
+    from recovery.models import RetryPolicy
+
+    customer = payment.customer
+    zone = ZoneInfo(customer.timezone if customer and customer.timezone else payment.organization.timezone)
+    local = dj_timezone.now().astimezone(zone)
+    RetryPolicy.objects.filter(pk=payment.policy_id).update(
+        quiet_hours_start=(local - timedelta(minutes=1)).time().replace(second=0, microsecond=0),
+        quiet_hours_end=(local - timedelta(minutes=2)).time().replace(second=0, microsecond=0),
+    )

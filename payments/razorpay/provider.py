@@ -109,6 +109,7 @@ class RazorpayProvider(PaymentProvider):
     """A connected Razorpay account."""
 
     name = "razorpay"
+    label = "Razorpay"
 
     def __init__(self, account=None):
         self.account = account

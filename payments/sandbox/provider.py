@@ -252,6 +252,8 @@ class SandboxProvider(PaymentProvider):
     """The built-in PSP: outcomes from the test-card table (module docstring), ledger in SandboxCharge."""
 
     name = "sandbox"
+    label = "Sandbox"
+    connected = False  # built in: no account to connect
 
     def charge_off_session(self, *, payment, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         """Re-charge ``payment``'s card off-session. Records one SandboxCharge per idempotency key.

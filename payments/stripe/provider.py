@@ -118,6 +118,7 @@ class StripeProvider(PaymentProvider):
     """A connected Stripe account. Instances hold the account; they keep no per-request state."""
 
     name = "stripe"
+    label = "Stripe"
 
     def __init__(self, account=None):
         self.account = account

@@ -11,9 +11,24 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments.models import Channel, PaymentStatus, Provider
+from payments.models import Channel, PaymentStatus
+from payments.providers import provider_choices
 from recovery.models import Action, AttemptKind, AttemptStatus, Category, LinkStatus, RetryPolicy
+from recovery import steps as policy_steps
 from recovery.reports import MAX_AMOUNT
+
+
+class ProviderField(serializers.ChoiceField):
+    """A provider code: the registered providers and ``other`` (payments/providers.py), read when used."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[], **kwargs)
+
+    def __deepcopy__(self, memo):
+        # Serializers copy their declared fields per instance: take the registry's list at that moment.
+        field = super().__deepcopy__(memo)
+        field.choices = provider_choices()
+        return field
 
 
 class FailureSerializer(serializers.Serializer):
@@ -62,7 +77,7 @@ class FailureReportSerializer(serializers.Serializer):
     reference = serializers.CharField(max_length=200, help_text="Your payment reference; unique per organization.")
     amount = serializers.IntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="In minor units (cents, paise).")
     currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217, e.g. `USD`, `INR`.")
-    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider = ProviderField()
     provider_payment_id = serializers.CharField(required=False, max_length=200)
     occurred_at = serializers.DateTimeField(
         required=False, help_text="When it failed (default: now); at most 5 minutes in the future."
@@ -165,7 +180,7 @@ class PaymentSerializer(serializers.Serializer):
     category = serializers.CharField(help_text="The latest failure's category.")
     amount = serializers.IntegerField()
     currency = serializers.CharField()
-    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider = ProviderField()
     provider_payment_id = serializers.CharField()
     description = serializers.CharField()
     customer = CustomerOutSerializer(allow_null=True)
@@ -240,7 +255,7 @@ class NewLinkSerializer(LinkSerializer):
 class PaymentFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
     category = serializers.ChoiceField(choices=Category.choices, required=False)
-    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+    provider = ProviderField(required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -263,6 +278,56 @@ class ClockTimeField(serializers.TimeField):
         super().__init__(input_formats=["%H:%M", "%H:%M:%S"], format="%H:%M:%S", **kwargs)
 
 
+_STEP_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": list(policy_steps.ACTIONS),
+                   "description": "`recharge`: an automatic off-session re-charge; `message`: a message with the pay link."},
+        "after_seconds": {"type": "integer", "minimum": 0, "maximum": policy_steps.MAX_WAIT,
+                          "description": "Wait after the previous step (after the failure for the first step); "
+                                         f"at least {policy_steps.MIN_RECHARGE_WAIT} for a re-charge."},
+        "channel": {"type": "string", "enum": ["", *policy_steps.MESSAGE_CHANNELS],
+                    "description": "Messages only: empty takes the policy's channels in turn."},
+    },
+    "required": ["action", "after_seconds"],
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field({
+    "type": "object",
+    "description": (
+        "Per decline category, the ordered steps Tinko takes. Keys: "
+        + ", ".join(f"`{k}`" for k in policy_steps.STEP_KEYS)
+        + " (`lost_or_stolen`: a card reported lost or stolen, or to be picked up; `fraud_or_stolen` is never "
+        "allowed: fraud gets nothing). Re-charge steps only for "
+        + ", ".join(f"`{k}`" for k in sorted(policy_steps.RECHARGE_KEYS))
+        + f"; at most {policy_steps.MAX_STEPS} steps and {policy_steps.MAX_RECHARGES} re-charges per category. "
+        "A category left out gets no action. When changing a policy, `steps` replaces the whole object."
+    ),
+    "properties": {
+        key: {"type": "array", "maxItems": policy_steps.MAX_STEPS, "items": _STEP_SCHEMA}
+        for key in policy_steps.STEP_KEYS
+    },
+    "additionalProperties": False,
+    "example": {"insufficient_funds": policy_steps.DEFAULT_STEPS["insufficient_funds"],
+                "lost_or_stolen": policy_steps.DEFAULT_STEPS["lost_or_stolen"]},
+})
+class StepsField(serializers.Field):
+    """``RetryPolicy.steps`` (recovery/steps.py): checked by :func:`recovery.steps.validate_steps`."""
+
+    default_error_messages = {"invalid": "Must be an object keyed by decline category."}
+
+    def to_internal_value(self, data):
+        errors = policy_steps.validate_steps(data)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return policy_steps.normalized(data)
+
+    def to_representation(self, value):
+        return value
+
+
 class RetryPolicySerializer(serializers.ModelSerializer):
     quiet_hours_start = ClockTimeField(required=False, allow_null=True,
                                        help_text="Start of the quiet hours in the customer's time zone; null for none.")
@@ -275,30 +340,15 @@ class RetryPolicySerializer(serializers.ModelSerializer):
         child=serializers.IntegerField(min_value=1, max_value=31), required=False, max_length=31,
         help_text="Days of the month when customers are paid (31 = the month's last day).",
     )
-    category_overrides = serializers.DictField(
-        child=serializers.DictField(), required=False,
-        help_text=(
-            "Per decline category: any of `max_retries`, `initial_delay_seconds`, `backoff_multiplier`, "
-            "`max_delay_seconds`."
-        ),
-    )
+    steps = StepsField(required=False)
 
     class Meta:
         model = RetryPolicy
         fields = [
-            "id", "name", "is_default", "max_retries", "initial_delay_seconds", "backoff_multiplier",
-            "max_delay_seconds", "recovery_window_days", "channels", "quiet_hours_start", "quiet_hours_end",
-            "payday_alignment", "payday_days", "max_notifications", "notification_interval_seconds",
-            "notify_on_hard_decline", "category_overrides", "holdout_percent", "created_at", "updated_at",
+            "id", "name", "is_default", "steps", "recovery_window_days", "channels", "quiet_hours_start",
+            "quiet_hours_end", "payday_alignment", "payday_days", "holdout_percent", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-
-    OVERRIDE_LIMITS = {
-        "max_retries": (0, 20, int),
-        "initial_delay_seconds": (60, 30 * 86400, int),
-        "backoff_multiplier": (1, 10, float),
-        "max_delay_seconds": (60, 60 * 86400, int),
-    }
 
     def validate_channels(self, value):
         if len(set(value)) != len(value):
@@ -307,30 +357,6 @@ class RetryPolicySerializer(serializers.ModelSerializer):
 
     def validate_payday_days(self, value):
         return sorted(set(value))
-
-    def validate_category_overrides(self, value):
-        errors = {}
-        for category, override in value.items():
-            if category not in Category.values:
-                errors[category] = ["Unknown category."]
-                continue
-            problems = []
-            for name, setting in override.items():
-                if name not in self.OVERRIDE_LIMITS:
-                    problems.append(f"Unknown setting {name!r}.")
-                    continue
-                low, high, kind = self.OVERRIDE_LIMITS[name]
-                if isinstance(setting, bool) or not isinstance(setting, (int, float)) or (
-                    kind is int and not isinstance(setting, int)
-                ):
-                    problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}.")
-                elif not low <= setting <= high:
-                    problems.append(f"{name} must be between {low} and {high}.")
-            if problems:
-                errors[category] = problems
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
 
     def validate_name(self, value):
         value = value.strip()
@@ -342,11 +368,18 @@ class RetryPolicySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Another policy has this name.")
         return value
 
+    # The settings of the old "retries, then messages" model, now expressed as ``steps``.
+    RETIRED = ("max_retries", "initial_delay_seconds", "backoff_multiplier", "max_delay_seconds", "max_notifications",
+               "notification_interval_seconds", "notify_on_hard_decline", "category_overrides")
+
     def validate(self, attrs):
-        initial = attrs.get("initial_delay_seconds", getattr(self.instance, "initial_delay_seconds", 0))
-        maximum = attrs.get("max_delay_seconds", getattr(self.instance, "max_delay_seconds", 0))
-        if initial and maximum and maximum < initial:
-            raise serializers.ValidationError({"max_delay_seconds": ["Must not be shorter than initial_delay_seconds."]})
+        retired = [name for name in self.RETIRED if name in (self.initial_data or {})] if isinstance(
+            self.initial_data, dict) else []
+        if retired:
+            raise serializers.ValidationError({
+                name: ["Retry policies now describe their re-charges and messages as `steps`; this setting is gone."]
+                for name in retired
+            })
         start = attrs.get("quiet_hours_start", getattr(self.instance, "quiet_hours_start", None))
         end = attrs.get("quiet_hours_end", getattr(self.instance, "quiet_hours_end", None))
         if (start is None) != (end is None):

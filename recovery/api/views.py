@@ -321,7 +321,9 @@ class PaymentRetryNowView(PaymentActionView):
         summary="Re-charge now",
         description=(
             "Schedules an automatic re-charge for now (the scheduler runs it within seconds), replacing what was "
-            "scheduled. Refused with 409 when the card networks' rules or the payment's state forbid it."
+            "scheduled. Inside the customer's quiet hours it is scheduled for their end (only a person in the "
+            "console may override them). Refused with 409 when the card networks' rules or the payment's state "
+            "forbid it."
         ),
         request=None,
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -397,17 +399,23 @@ class PaymentPaidView(PaymentActionView):
 
 POLICY_EXAMPLE = {
     "name": "Subscriptions",
-    "max_retries": 6,
-    "initial_delay_seconds": 86400,
-    "backoff_multiplier": "1.50",
-    "max_delay_seconds": 432000,
+    "steps": {
+        "insufficient_funds": [
+            {"action": "recharge", "after_seconds": 86400},
+            {"action": "message", "after_seconds": 0, "channel": ""},
+            {"action": "recharge", "after_seconds": 259200},
+            {"action": "message", "after_seconds": 172800, "channel": "sms"},
+        ],
+        "card_declined": [{"action": "message", "after_seconds": 0, "channel": ""},
+                          {"action": "recharge", "after_seconds": 86400}],
+        "lost_or_stolen": [{"action": "message", "after_seconds": 0, "channel": "email"}],
+    },
     "recovery_window_days": 30,
     "channels": ["email", "sms"],
     "quiet_hours_start": "21:00",
     "quiet_hours_end": "08:00",
     "payday_alignment": True,
     "payday_days": [1, 15],
-    "category_overrides": {"processing_error": {"initial_delay_seconds": 3600, "max_retries": 3}},
 }
 
 

@@ -543,14 +543,18 @@ def _judge(failures, figures, name: str, prefix: str, *, load: Load, pending: li
 
 def _merchant() -> str:
     from recovery.models import RetryPolicy
+    from recovery.steps import from_legacy
     from tinko import services
     from tinko.models import User
 
     owner = User.objects.create_user(email="chaos@example.com", password=uuid.uuid4().hex)
     org = services.create_organization(name="Chaos", owner=owner)
     # Re-charges only, at any hour: the faults, not the respect rules, are under test.
+    steps = from_legacy(max_retries=4, initial_delay_seconds=60, backoff_multiplier=2, max_delay_seconds=7 * 86400,
+                        max_notifications=0, notification_interval_seconds=3600, notify_on_hard_decline=False,
+                        category_overrides={})
     RetryPolicy.objects.filter(organization=org).update(channels=[], quiet_hours_start=None, quiet_hours_end=None,
-                                                        initial_delay_seconds=60, payday_alignment=False)
+                                                        steps=steps, payday_alignment=False)
     _, key = services.create_api_key(organization=org, name="chaos", created_by=owner)
     return key
 

@@ -25,6 +25,16 @@ def test_choosing_the_sandbox_moves_on_and_is_remembered(owner_client, org):
     assert owner_client.get("/console/get-started/").context["step"] == "policy"
 
 
+def test_policy_step_previews_only_channels_that_can_send(owner_client, org):
+    from recovery.models import RetryPolicy
+
+    # No Twilio in this deployment: the new merchant's policy and its preview use e-mail only.
+    assert RetryPolicy.objects.get(organization=org, is_default=True).channels == ["email"]
+    steps = owner_client.get("/console/get-started/?step=policy").context["preview"].steps
+    messages = [s for s in steps if s.kind == "notification"]
+    assert messages and {s.channel for s in messages} == {"email"}
+
+
 def test_policy_step_previews_the_default_policy(owner_client):
     response = owner_client.get("/console/get-started/?step=policy")
     assert response.context["preview"].steps

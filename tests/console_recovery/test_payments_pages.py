@@ -13,6 +13,7 @@ from django.utils import timezone
 from notifications.models import Notification
 from payments.models import Customer, Payment
 from recovery.models import AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
+from tests.conftest import always_quiet
 from tests.console_recovery.conftest import ingest
 from tinko.models import AuditEvent
 
@@ -36,8 +37,9 @@ def test_list_shows_the_organizations_payments_newest_first(owner_client, org, o
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"status": "recovering"}, {"nsf", "expired"}),
-        ({"status": "failed"}, {"striped", "ex-1"}),
+        # A stolen card is never re-charged but the customer is asked for another card; fraud gets nothing.
+        ({"status": "recovering"}, {"nsf", "expired", "ex-1"}),
+        ({"status": "failed"}, {"striped"}),
         ({"category": "expired_card"}, {"expired"}),
         ({"provider": "stripe"}, {"striped"}),
         ({"q": "ex-"}, {"ex-1"}),
@@ -181,8 +183,28 @@ def test_member_retries_now(member_client, org):
     response = member_client.post(f"/console/payments/{payment.pk}/retry/")
     assert response.status_code == 302
     attempt = RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).get()
-    assert attempt.reason.startswith("Retry requested by member@acme.test")
+    assert attempt.reason.startswith("Re-charge requested by member@acme.test")
     assert AuditEvent.objects.filter(action="payment.retry_requested", actor_label="member@acme.test").exists()
+
+
+def test_retry_now_inside_quiet_hours_waits_for_their_end(member_client, org):
+    payment = ingest(org, reference="r-1")
+    always_quiet(payment)
+    member_client.post(f"/console/payments/{payment.pk}/retry/")
+    attempt = RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).get()
+    assert attempt.scheduled_for > timezone.now() + timedelta(hours=23)
+    assert "moved to the end of the customer's quiet hours" in attempt.reason
+
+
+def test_a_person_may_override_quiet_hours_and_the_timeline_says_so(member_client, org):
+    payment = ingest(org, reference="r-1")
+    always_quiet(payment)
+    member_client.post(f"/console/payments/{payment.pk}/retry/", {"override_quiet_hours": "on"})
+    attempt = RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).get()
+    assert attempt.scheduled_for <= timezone.now()
+    assert "member@acme.test chose to override them" in attempt.reason
+    page = member_client.get(f"/console/payments/{payment.pk}/").content.decode()
+    assert "chose to override them" in page
 
 
 def _no_quiet_hours(payment):

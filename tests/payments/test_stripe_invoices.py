@@ -161,7 +161,7 @@ def test_a_card_the_customer_adds_is_charged_at_once(client, fake_psp, stripe_ac
     assert planned.status == AttemptStatus.CANCELLED
     now_attempt = RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED)
     assert now_attempt.kind == AttemptKind.AUTO_RETRY and now_attempt.scheduled_for.timestamp() <= time.time() + 1
-    assert AuditEvent.objects.get(action="payment.card_changed").data["why"] == "the customer added a card"
+    assert AuditEvent.objects.get(action="payment.card_updated").data["source"] == "the customer added a card"
 
 
 def test_customer_updated_without_a_new_default_changes_nothing(client, fake_psp, stripe_account):

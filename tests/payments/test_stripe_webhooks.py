@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus, ProviderSuccess, WebhookMessage, WebhookStatus
 from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt
 from recovery.services import create_link
+from tests.conftest import always_quiet
 from tests.payments.conftest import post_stripe
 from tests.payments.psp import load
 
@@ -152,6 +155,19 @@ def test_card_updater_replans_a_recharge_with_the_new_card(client, fake_psp, str
     assert (payment.card_last4, payment.card_exp_year) == ("4242", 2029)
     retry = RecoveryAttempt.objects.get(payment=payment, kind="auto_retry", status=AttemptStatus.SCHEDULED)
     assert retry.channel == "psp"
+    assert "The card was updated (Stripe card updater)" in retry.reason
+
+
+def test_card_updater_inside_quiet_hours_recharges_when_they_end(client, fake_psp, stripe_account):
+    fake_psp.add("GET", "/v1/payment_intents/pi_3QrenewalPI001", load("stripe", "payment_intent.renewal"))
+    post_stripe(client, stripe_account, load("stripe", "invoice.payment_failed"))
+    payment = Payment.objects.get(reference="in_1QrenewalInv01")
+    now = timezone.now()
+    always_quiet(payment)
+    assert post_stripe(client, stripe_account, load("stripe", "payment_method.automatically_updated")).status_code == 200
+    retry = RecoveryAttempt.objects.get(payment=payment, kind="auto_retry", status=AttemptStatus.SCHEDULED)
+    assert retry.scheduled_for > now + timedelta(hours=23)
+    assert "outside quiet hours" in retry.reason
 
 
 # --- bad input: the right status, no change to payments, still in the inbox -----------

@@ -96,9 +96,64 @@ def test_sweep_exhausts_recoveries_whose_window_ended(payment, api):
     assert payment.status == "exhausted"
     assert "window ended" in payment.status_reason
     assert payment.attempts.get().status == AttemptStatus.CANCELLED
-    assert link.status == "expired"
+    # The customer was told the link works until its expiry: the window's end does not cut it short.
+    assert link.status == "active" and link.expires_at > timezone.now()
     assert Payment.objects.get(reference="order-2").status == "recovering"
     assert RecoveryAttempt.objects.filter(payment__reference="order-2", status="scheduled").count() == 1
+
+
+def test_a_link_sent_just_before_the_window_ends_still_works_after_it(payment):
+    link, token = services.create_link(payment=payment)
+    Payment.objects.filter(pk=payment.pk).update(recovery_ends_at=timezone.now() - timedelta(minutes=1))
+    sweep_recoveries.fn()
+
+    opened = services.open_link(token)
+
+    assert Payment.objects.get(pk=payment.pk).status == "exhausted"
+    assert opened.pk == link.pk and opened.status == "opened"
+    # It expires when it said it would, through the ordinary sweep.
+    assert services.expire_links(now=link.expires_at + timedelta(seconds=1)) == 1
+
+
+def test_a_message_reuses_the_live_link_and_extends_its_expiry(payment):
+    first, token = services.create_link(payment=payment, now=timezone.now() - timedelta(hours=40))
+    now = timezone.now()
+
+    again, same = services.link_for_message(payment=payment, now=now)
+
+    assert (again.pk, same) == (first.pk, token)
+    again.refresh_from_db()
+    assert again.expires_at == now + services.LINK_TTL
+    assert RecoveryLink.objects.filter(payment=payment).count() == 1
+
+
+def test_a_link_never_gets_a_shorter_expiry(payment):
+    first, _ = services.create_link(payment=payment, ttl=timedelta(days=5))
+    services.link_for_message(payment=payment, now=timezone.now())
+    first.refresh_from_db()
+    assert first.expires_at - first.created_at == timedelta(days=5)
+
+
+def test_an_expired_or_revoked_link_is_not_reused(payment):
+    old, _ = services.create_link(payment=payment, now=timezone.now() - timedelta(days=3))
+    revoked, _ = services.create_link(payment=payment)
+    RecoveryLink.objects.filter(pk=revoked.pk).update(status="revoked")
+
+    new, _ = services.link_for_message(payment=payment, now=timezone.now())
+
+    assert new.pk not in (old.pk, revoked.pk)
+
+
+def test_only_an_explicit_new_link_revokes_the_live_one(payment):
+    first, _ = services.create_link(payment=payment)
+    services.link_for_message(payment=payment, now=timezone.now())
+    first.refresh_from_db()
+    assert first.status == "active"
+
+    services.send_recovery_link(payment=payment)
+
+    first.refresh_from_db()
+    assert first.status == "revoked"
 
 
 def test_recovered_payment_completes_the_paying_link_and_revokes_the_rest(payment):

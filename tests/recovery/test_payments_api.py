@@ -17,7 +17,9 @@ from django.utils.dateparse import parse_datetime
 
 from payments.models import Payment, PaymentStatus
 from recovery import services
-from recovery.models import AttemptKind, AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink
+from recovery.models import AttemptKind, AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.services import RecoveryError
+from tests.conftest import always_quiet
 from tests.recovery.conftest import report
 from tinko.models import AuditEvent, hash_token
 
@@ -338,6 +340,8 @@ def test_recovery_link_is_audited(api, org, api_key):
 
 def test_retry_now_schedules_an_automatic_retry_for_now(api):
     ingest(api, reference="r1")
+    # Outside quiet hours whatever the hour of the test (inside them see the next tests).
+    RetryPolicy.objects.update(quiet_hours_start=None, quiet_hours_end=None)
     before = timezone.now()
 
     response = api.post(payment_path("r1", "retry_now"))
@@ -347,7 +351,7 @@ def test_retry_now_schedules_an_automatic_retry_for_now(api):
     assert body["kind"] == AttemptKind.AUTO_RETRY
     assert body["status"] == AttemptStatus.SCHEDULED
     assert before <= parse_datetime(body["scheduled_for"]) <= timezone.now()
-    assert body["reason"].startswith("Retry requested by API key")
+    assert body["reason"].startswith("Re-charge requested by API key")
 
 
 def test_retry_now_cancels_the_attempt_it_replaces(api):
@@ -399,6 +403,23 @@ def test_retry_now_on_a_recovered_payment_is_a_409(api):
     assert "recovered" in response.json()["error"]["message"]
 
 
+def test_retry_now_in_quiet_hours_waits_for_their_end_and_says_so(api):
+    ingest(api, reference="r1")
+    always_quiet(Payment.objects.get(reference="r1"))
+
+    body = api.post(payment_path("r1", "retry_now")).json()
+
+    assert parse_datetime(body["scheduled_for"]) > timezone.now() + timedelta(hours=23)
+    assert "moved to the end of the customer's quiet hours" in body["reason"]
+
+
+def test_an_api_key_cannot_override_quiet_hours(api, org, api_key):
+    ingest(api, reference="r1")
+    payment = Payment.objects.get(reference="r1")
+    with pytest.raises(RecoveryError, match="Only a person"):
+        services.retry_now(payment=payment, actor=api_key[0], override_quiet_hours=True)
+
+
 def test_retry_now_is_audited(api, org, api_key):
     ingest(api, reference="r1")
     sequence = api.post(payment_path("r1", "retry_now")).json()["sequence"]
@@ -406,7 +427,7 @@ def test_retry_now_is_audited(api, org, api_key):
     event = AuditEvent.objects.get(organization=org, action="payment.retry_requested")
 
     assert event.actor_api_key == api_key[0]
-    assert event.data == {"reference": "r1", "attempt": sequence}
+    assert event.data == {"reference": "r1", "attempt": sequence, "override_quiet_hours": False}
 
 
 # --- cancel -----------------------------------------------------------------------

@@ -11,19 +11,24 @@ from tinko.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
+STEPS = {
+    "insufficient_funds": [
+        {"action": "recharge", "after_seconds": 86400},
+        {"action": "message", "after_seconds": 0, "channel": ""},
+        {"action": "recharge", "after_seconds": 172800},
+    ],
+    "processing_error": [{"action": "recharge", "after_seconds": 600}, {"action": "recharge", "after_seconds": 3600}],
+    "lost_or_stolen": [{"action": "message", "after_seconds": 0, "channel": "sms"}],
+}
 VALID = {
     "name": "Subscriptions",
-    "max_retries": 6,
-    "initial_delay_seconds": 3600,
-    "backoff_multiplier": "1.50",
-    "max_delay_seconds": 86400,
+    "steps": STEPS,
     "recovery_window_days": 30,
     "channels": ["sms", "email"],
     "quiet_hours_start": "22:00",
     "quiet_hours_end": "07:30",
     "payday_alignment": True,
     "payday_days": [15, 1],
-    "category_overrides": {"processing_error": {"max_retries": 2, "initial_delay_seconds": 600}},
 }
 
 
@@ -74,10 +79,10 @@ def test_create_with_valid_data_answers_201_with_the_policy(api, org):
     assert body["is_default"] is False
     assert body["channels"] == ["sms", "email"]
     assert body["payday_days"] == [1, 15]
-    assert body["backoff_multiplier"] == "1.50"
+    assert body["steps"] == STEPS
     stored = RetryPolicy.objects.get(pk=body["id"])
     assert stored.organization == org
-    assert stored.category_overrides == VALID["category_overrides"]
+    assert stored.steps == STEPS
 
 
 def test_create_is_audited(api, org, api_key):
@@ -88,7 +93,17 @@ def test_create_is_audited(api, org, api_key):
     assert event.actor_api_key == api_key[0]
     assert event.target_id == str(policy_id)
     assert event.data["name"] == "Subscriptions"
-    assert event.data["changes"]["max_retries"] == {"from": None, "to": 6}
+    assert event.data["changes"]["steps"] == {"from": None, "to": STEPS}
+
+
+def test_a_new_default_policy_uses_tinkos_steps_and_only_channels_that_can_send(api, settings):
+    from recovery.steps import default_steps
+
+    (policy,) = api.get("retry_policies").json()
+
+    assert policy["steps"] == default_steps()
+    # No Twilio in the test settings: no SMS or WhatsApp for a new merchant.
+    assert policy["channels"] == ["email"]
 
 
 def test_create_as_default_moves_the_default(api):
@@ -99,18 +114,30 @@ def test_create_as_default_moves_the_default(api):
     assert default_id(api) == new["id"] != old_default
 
 
+def r(after):
+    return {"action": "recharge", "after_seconds": after}
+
+
+def m(after, channel=""):
+    return {"action": "message", "after_seconds": after, "channel": channel}
+
+
 INVALID = {
-    "max_retries_21": ({"max_retries": 21}, "max_retries"),
     "window_61_days": ({"recovery_window_days": 61}, "recovery_window_days"),
-    "backoff_below_1": ({"backoff_multiplier": "0.5"}, "backoff_multiplier"),
+    "steps_not_an_object": ({"steps": [r(60)]}, "steps"),
+    "unknown_category": ({"steps": {"bad_luck": [m(0)]}}, "steps"),
+    "fraud_steps": ({"steps": {"fraud_or_stolen": [m(0)]}}, "steps"),
+    "recharge_for_expired_card": ({"steps": {"expired_card": [r(3600)]}}, "steps"),
+    "recharge_for_lost_card": ({"steps": {"lost_or_stolen": [r(3600)]}}, "steps"),
+    "recharge_too_soon": ({"steps": {"card_declined": [r(5)]}}, "steps"),
+    "unknown_action": ({"steps": {"card_declined": [{"action": "pray", "after_seconds": 0}]}}, "steps"),
+    "unknown_channel_in_step": ({"steps": {"card_declined": [m(0, "pigeon")]}}, "steps"),
+    "wait_not_an_integer": ({"steps": {"card_declined": [m("soon")]}}, "steps"),
+    "sixteen_recharges": ({"steps": {"card_declined": [r(3600)] * 16}}, "steps"),
+    "retired_setting": ({"max_retries": 4}, "max_retries"),
     "unknown_channel": ({"channels": ["email", "pigeon"]}, "channels"),
     "duplicate_channel": ({"channels": ["email", "sms", "email"]}, "channels"),
     "payday_32": ({"payday_days": [1, 32]}, "payday_days"),
-    "unknown_override_category": ({"category_overrides": {"bad_luck": {"max_retries": 1}}}, "category_overrides"),
-    "bad_override_value": ({"category_overrides": {"card_declined": {"max_retries": "lots"}}}, "category_overrides"),
-    "override_out_of_range": ({"category_overrides": {"card_declined": {"max_retries": 99}}}, "category_overrides"),
-    "unknown_override_setting": ({"category_overrides": {"card_declined": {"retries": 1}}}, "category_overrides"),
-    "max_delay_below_initial": ({"initial_delay_seconds": 7200, "max_delay_seconds": 3600}, "max_delay_seconds"),
     "quiet_hours_start_only": ({"quiet_hours_start": "22:00", "quiet_hours_end": None}, "quiet_hours_end"),
     "quiet_hours_end_only": ({"quiet_hours_start": None, "quiet_hours_end": "07:00"}, "quiet_hours_end"),
     "duplicate_name": ({"name": "Default"}, "name"),
@@ -149,36 +176,37 @@ def test_the_same_name_is_allowed_in_another_organization(api, other_api):
 def test_patch_changes_only_the_given_fields(api):
     policy = create(api)
 
-    response = api.patch(f"retry_policies/{policy['id']}", {"max_retries": 3, "channels": ["email"]})
+    fewer = {"insufficient_funds": [r(3600)]}
+    response = api.patch(f"retry_policies/{policy['id']}", {"steps": fewer, "channels": ["email"]})
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["max_retries"], body["channels"]) == (3, ["email"])
+    assert (body["steps"], body["channels"]) == (fewer, ["email"])
     assert body["recovery_window_days"] == VALID["recovery_window_days"]
     stored = RetryPolicy.objects.get(pk=policy["id"])
-    assert (stored.max_retries, stored.channels) == (3, ["email"])
+    assert (stored.steps, stored.channels) == (fewer, ["email"])
 
 
 def test_patch_is_audited_with_from_and_to(api, org, api_key):
     policy = create(api)
 
-    api.patch(f"retry_policies/{policy['id']}", {"max_retries": 3, "recovery_window_days": 30})
+    api.patch(f"retry_policies/{policy['id']}", {"payday_alignment": False, "recovery_window_days": 30})
 
     event = AuditEvent.objects.get(organization=org, action="policy.updated")
     assert event.actor_api_key == api_key[0]
     assert event.target_id == str(policy["id"])
     # recovery_window_days was sent but did not change: only real changes are logged.
-    assert event.data["changes"] == {"max_retries": {"from": 6, "to": 3}}
+    assert event.data["changes"] == {"payday_alignment": {"from": True, "to": False}}
 
 
 def test_patch_is_validated(api):
     policy = create(api)
 
-    response = api.patch(f"retry_policies/{policy['id']}", {"max_delay_seconds": 60})
+    response = api.patch(f"retry_policies/{policy['id']}", {"steps": {"expired_card": [r(3600)]}})
 
     assert response.status_code == 400
-    assert "max_delay_seconds" in response.json()["error"]["fields"]
-    assert RetryPolicy.objects.get(pk=policy["id"]).max_delay_seconds == VALID["max_delay_seconds"]
+    assert "steps" in response.json()["error"]["fields"]
+    assert RetryPolicy.objects.get(pk=policy["id"]).steps == STEPS
 
 
 def test_patch_is_default_true_moves_the_default(api):
@@ -268,10 +296,10 @@ def test_another_organizations_policy_is_a_404_to_get(api, their_policy):
 
 
 def test_another_organizations_policy_is_a_404_to_patch(api, their_policy):
-    response = api.patch(f"retry_policies/{their_policy['id']}", {"max_retries": 0})
+    response = api.patch(f"retry_policies/{their_policy['id']}", {"steps": {}})
 
     assert response.status_code == 404
-    assert RetryPolicy.objects.get(pk=their_policy["id"]).max_retries == VALID["max_retries"]
+    assert RetryPolicy.objects.get(pk=their_policy["id"]).steps == STEPS
 
 
 def test_another_organizations_policy_is_a_404_to_delete(api, their_policy):

@@ -71,14 +71,25 @@ def test_decline_is_classified_and_replanned(api):
     event = FailureEvent.objects.get(source="attempt")
     assert event.attempt == attempt
     assert event.category == "insufficient_funds"
+    # The default policy messages the customer after the first declined re-charge, then re-charges again.
     following = payment.attempts.get(status=AttemptStatus.SCHEDULED)
     assert following.sequence == 2
-    assert following.reason.startswith("Retry 2 of 4")
-    assert following.idempotency_key != attempt.idempotency_key
+    assert following.kind == "notification"
+    assert following.reason.startswith("Message 1 of 3 by Email: insufficient funds, alongside the automatic re-charges")
+    assert runner.run_attempt(due(payment).pk) == "sent"
+    third = payment.attempts.get(status=AttemptStatus.SCHEDULED)
+    assert third.reason.startswith("Re-charge 2 of 4")
+    assert third.idempotency_key != attempt.idempotency_key
+
+
+def recharges_only(payment, count=4):
+    RetryPolicy.objects.filter(pk=payment.policy_id).update(
+        steps={"insufficient_funds": [{"action": "recharge", "after_seconds": 86400}] * count})
 
 
 def test_card_that_recovers_succeeds_on_the_second_retry(api):
     payment = ingest(api, payment_method=card("9996"))
+    recharges_only(payment)
     assert runner.run_attempt(due(payment).pk) == "declined"
     payment.refresh_from_db()
     assert runner.run_attempt(due(payment).pk) == "succeeded"
@@ -213,18 +224,21 @@ def test_notification_sends_an_email_with_a_fresh_pay_link(api, django_capture_o
     assert reminder.scheduled_for >= attempt.scheduled_for + timedelta(days=2)
 
 
-def test_a_second_message_revokes_the_first_link(api):
+def test_a_second_message_carries_the_same_link_with_a_later_expiry(api):
     payment = ingest(api, failure={"decline_code": "expired_card"})
     runner.run_attempt(due(payment).pk)
     first = RecoveryLink.objects.get()
+    first_expiry = first.expires_at
     # At most one message a day: the next one comes after the 24-hour cap.
     Notification.objects.update(created_at=timezone.now() - timedelta(hours=25))
     runner.run_attempt(due(payment).pk)
 
     first.refresh_from_db()
-    assert first.status == "revoked"
-    assert RecoveryLink.objects.filter(status="active").count() == 1
-    assert Notification.objects.filter(status="queued").count() == 2
+    assert first.status == "active"
+    assert first.expires_at > first_expiry
+    assert RecoveryLink.objects.count() == 1
+    queued = Notification.objects.filter(status="queued")
+    assert queued.count() == 2 and {n.link_id for n in queued} == {first.pk}
 
 
 def test_message_to_a_customer_who_opted_out_is_skipped_and_replanned(api):
@@ -237,7 +251,7 @@ def test_message_to_a_customer_who_opted_out_is_skipped_and_replanned(api):
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SKIPPED
     payment.refresh_from_db()
-    assert "No way to reach the customer" in payment.status_reason
+    assert "no way to reach the customer" in payment.status_reason
 
 
 # --- Claiming ---------------------------------------------------------------------------------------
@@ -350,6 +364,7 @@ def test_local_mode_end_to_end_insufficient_funds_is_recovered_by_the_scheduler_
     )
     assert response.json()["classification"]["category"] == "insufficient_funds"
     payment = Payment.objects.get(reference="order-e2e")
+    recharges_only(payment)
     broker = dramatiq.get_broker()
     broker.flush_all()
     worker = Worker(broker, worker_threads=2, worker_timeout=100)

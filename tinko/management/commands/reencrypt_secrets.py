@@ -21,6 +21,7 @@ ENCRYPTED_TEXT_FIELDS = [
     ("tinko.OutboundEmail", ("body_encrypted", "html_encrypted")),
     ("notifications.Notification", ("text_encrypted", "html_encrypted", "pay_url_encrypted")),
     ("notifications.WebhookEndpoint", ("secret_encrypted",)),
+    ("recovery.RecoveryLink", ("token_encrypted",)),
 ]
 
 
