@@ -19,6 +19,7 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, Q, When
 from django.db.models import BooleanField as BooleanF
@@ -144,10 +145,14 @@ def refresh(organization, *, full: bool = False, max_age: timedelta | None = Non
             if not total and state.refreshed_at is None:
                 days = set()  # never rolled and nothing to roll
         else:
-            changed = Payment.objects.filter(
-                organization=organization, updated_at__gt=state.refreshed_through - margin
-            ).values_list("first_failed_at", flat=True)
-            days = {when.astimezone(tz).date() for when in changed}
+            changed = list(
+                Payment.objects.filter(organization=organization, updated_at__gt=state.refreshed_through - margin)
+                .values_list("pk", "first_failed_at", "updated_at")
+            )
+            rolled = _rolled_versions(organization)
+            days = {failed_at.astimezone(tz).date() for pk, failed_at, updated_at in changed
+                    if rolled.get(pk) != updated_at.isoformat()}
+            _remember_rolled(organization, changed)
         if days is None or days:
             _rebuild(organization, tz, days)
         state.timezone = organization.timezone
@@ -155,6 +160,32 @@ def refresh(organization, *, full: bool = False, max_age: timedelta | None = Non
         state.refreshed_at = timezone.now()
         state.save()
     return len(days) if days is not None else -1
+
+
+# The payment versions (id → updated_at) the last refresh found in its window, all in the rollups
+# once it committed. The next refresh skips those it finds again unchanged: a page view a few
+# seconds after a change re-rolls nothing, while a late commit (a version not seen) is still
+# re-rolled. Only an optimisation: a lost or missing entry means a re-roll, never a wrong figure.
+ROLLED_KEY = "analytics:rolled:{}"
+ROLLED_MAX = 20_000
+
+
+def _rolled_versions(organization) -> dict[int, str]:
+    return cache.get(ROLLED_KEY.format(organization.pk)) or {}
+
+
+def _remember_rolled(organization, changed) -> None:
+    key = ROLLED_KEY.format(organization.pk)
+    versions = {pk: updated_at.isoformat() for pk, _, updated_at in changed} if len(changed) <= ROLLED_MAX else None
+
+    def remember():
+        if versions is None:
+            cache.delete(key)
+        else:
+            cache.set(key, versions, timeout=int(MARGIN.total_seconds()) * 2)
+
+    # Only once the re-rolled days are committed is it true that these versions are in the rollups.
+    transaction.on_commit(remember)
 
 
 def _rebuild(organization, tz: ZoneInfo, days: set[date] | None) -> None:
