@@ -197,3 +197,29 @@ def test_a_view_seconds_after_a_change_re_rolls_nothing_but_a_late_commit_is_sti
     assert (after_change, next_view, after_late_commit) == (1, 0, 1)
     (eur,) = selectors.summary(org, Period(timezone.localdate(), timezone.localdate(), "custom"))
     assert (eur["at_risk_count"], eur["failed_count"]) == (0, 2)
+
+
+def test_a_page_view_leaves_the_card_network_counts_to_the_minute_job(org):
+    from django.db.models import Sum
+
+    from analytics.models import ComplianceRollup, DailyRollup
+    from analytics.rollups import LIVE_MARGIN
+
+    now = timezone.now().strftime("%Y-%m-%d %H:%M")
+    make_payment(org, failed=now)
+    refresh(org, full=True)
+    make_payment(org, failed=now)  # a new failure, then a page view
+
+    def counted():
+        daily = DailyRollup.objects.filter(organization=org).aggregate(n=Sum("payments"))["n"]
+        network = ComplianceRollup.objects.filter(organization=org).aggregate(n=Sum("payments"))["n"]
+        return daily, network, RollupState.objects.get(organization=org).compliance_pending
+
+    refresh(org, margin=LIVE_MARGIN, live=True)
+    after_view = counted()
+    refresh(org)  # the minute job
+    after_job = counted()
+
+    today = timezone.localdate().isoformat()
+    assert after_view == (2, 1, [today])
+    assert after_job == (2, 2, [])
