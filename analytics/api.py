@@ -90,7 +90,8 @@ class SummaryView(APIView):
             "Payments that first failed in the period (days in the organization's time zone), per currency with the "
             "organization's default currency first: failed, recovered, still at risk, recovery rates by count and by "
             "value, median and 90th-percentile hours to recover. Held-out payments (incrementality experiment) are "
-            "counted beside the measures (`held_out_*`) and compared in `holdout`. Figures include every change committed before the request."
+            "counted beside the measures (`held_out_*`) and compared in `holdout`. Figures include every change "
+            "committed before the request (the `compliance` counts follow within a minute)."
         ),
         responses={200: inline_serializer("AnalyticsSummary", {
             "period": PERIOD, "currencies": inline_serializer("AnalyticsCurrencySummary", SUMMARY_FIELDS, many=True), "holdout": HOLDOUT, "compliance": COMPLIANCE,

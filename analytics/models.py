@@ -22,6 +22,9 @@ class RollupState(models.Model):
     # Payments updated after this (less a safety margin for slow commits) are re-rolled.
     refreshed_through = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Days (ISO dates) a page view re-rolled without their card-network counts; the next
+    # refresh that is not a page view's re-rolls those counts too (analytics/rollups.py).
+    compliance_pending = models.JSONField(default=list, blank=True)
 
 
 class DailyRollup(models.Model):

@@ -515,7 +515,7 @@ def freshness(organization) -> dict:
     of the organization held the lock (the minute job, or a concurrent view),
     and the figures are those of ``refreshed_at``, which the page says.
     """
-    done = refresh(organization, inline=True, margin=LIVE_MARGIN)
+    done = refresh(organization, inline=True, margin=LIVE_MARGIN, live=True)
     state = current_state(organization)
     rolled = bool(state and state.refreshed_at)
     stale_timezone = bool(rolled and state.timezone != organization.timezone)

@@ -141,7 +141,7 @@ def test_the_page_shows_held_out_payments_beside_the_key_figures(owner_client, o
     content = owner_client.get("/console/?start=2026-11-01&end=2026-11-30").content.decode()
 
     assert kpi_count(content, "failed") == 6
-    assert "+ 3 held out (no recovery actions): 9 in all" in content
+    assert "+ 3 held out, 9 in all" in content
     assert 'data-holdout-count="total">12<' in content
     # 4 held out is below the minimum: no claim about the difference.
     assert 'data-holdout="not-enough"' in content and "Not enough data yet." in content
@@ -171,4 +171,55 @@ def test_without_a_previous_period_there_is_nothing_to_compare(owner_client, org
 
     content = owner_client.get("/console/?period=7d").content.decode()
 
-    assert "nothing to compare with" in content
+    assert "no earlier data" in content
+
+
+def test_a_view_seconds_after_a_change_re_rolls_nothing_but_a_late_commit_is_still_caught(
+        org, django_capture_on_commit_callbacks):
+    from analytics.rollups import LIVE_MARGIN
+    from payments.models import Payment
+
+    now = timezone.now().strftime("%Y-%m-%d %H:%M")
+    first, second = make_payment(org, failed=now), make_payment(org, failed=now)
+    refresh(org, full=True)
+    Payment.objects.filter(pk=first.pk).update(status="cancelled", updated_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        after_change = refresh(org, margin=LIVE_MARGIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        next_view = refresh(org, margin=LIVE_MARGIN)
+    # A transaction that set updated_at before that refresh started but committed after it.
+    through = RollupState.objects.get(organization=org).refreshed_through
+    Payment.objects.filter(pk=second.pk).update(status="cancelled", updated_at=through - timedelta(seconds=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        after_late_commit = refresh(org, margin=LIVE_MARGIN)
+
+    assert (after_change, next_view, after_late_commit) == (1, 0, 1)
+    (eur,) = selectors.summary(org, Period(timezone.localdate(), timezone.localdate(), "custom"))
+    assert (eur["at_risk_count"], eur["failed_count"]) == (0, 2)
+
+
+def test_a_page_view_leaves_the_card_network_counts_to_the_minute_job(org):
+    from django.db.models import Sum
+
+    from analytics.models import ComplianceRollup, DailyRollup
+    from analytics.rollups import LIVE_MARGIN
+
+    now = timezone.now().strftime("%Y-%m-%d %H:%M")
+    make_payment(org, failed=now)
+    refresh(org, full=True)
+    make_payment(org, failed=now)  # a new failure, then a page view
+
+    def counted():
+        daily = DailyRollup.objects.filter(organization=org).aggregate(n=Sum("payments"))["n"]
+        network = ComplianceRollup.objects.filter(organization=org).aggregate(n=Sum("payments"))["n"]
+        return daily, network, RollupState.objects.get(organization=org).compliance_pending
+
+    refresh(org, margin=LIVE_MARGIN, live=True)
+    after_view = counted()
+    refresh(org)  # the minute job
+    after_job = counted()
+
+    today = timezone.localdate().isoformat()
+    assert after_view == (2, 1, [today])
+    assert after_job == (2, 2, [])

@@ -28,8 +28,12 @@ def test_dashboard_shows_figures_chart_and_tables(page, merchant):
     assert page.get_by_role("img", name="Failed and recovered value per day in EUR, with the recovery rate").is_visible()
     assert page.locator('[data-holdout="difference"]').inner_text().endswith("pp")
     screenshot(page, "dashboard")
+    # Read top to bottom within two screens of a desktop (900 px tall), three currencies included.
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert page.locator(".kpis").count() == 1 and page.locator(".kpi-table tbody tr").count() == 2
+    assert height <= 2 * 900, f"the dashboard is {height}px tall"
 
-    page.get_by_label("Period").select_option("7d")
+    page.locator('select[name="period"]').select_option("7d")
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**/console/?period=7d*")
     assert page.get_by_role("heading", name="Key figures").is_visible()

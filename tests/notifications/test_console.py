@@ -174,3 +174,27 @@ def test_viewer_cannot_change_messaging_settings(viewer_client):
     assert "<form class=\"card\"" not in page
     assert viewer_client.post(reverse("console:notifications_settings"), {"default_locale": "hi"}).status_code == 403
     assert not MessagingSettings.objects.exists()
+
+
+def test_templates_page_lists_each_kind_with_its_languages_and_whose_copy_it_is(owner_client, org):
+    import re
+
+    from notifications.models import MessageKind, MessageTemplate
+
+    MessageTemplate.objects.create(organization=org, channel="email", kind="reminder", locale="es",
+                                   subject="Recordatorio", text="Hola {{ customer_name }}")
+
+    content = owner_client.get(reverse("console:templates")).content.decode()
+    email = content[content.index('data-channel="email"'):content.index("</section>", content.index('data-channel="email"'))]
+
+    # One entry per kind of message (named, not a grid of identical "default" links) ...
+    assert [label for label in re.findall(r"<h3>([^<]+)</h3>", email)] == [str(k.label) for k in MessageKind]
+    assert ">default<" not in content
+    # ... each with the organization's languages, and the merchant's own copy marked where there is one.
+    reminder = email[email.index(f"<h3>{MessageKind.REMINDER.label}</h3>"):]
+    reminder = reminder[:reminder.index("</ul>")]
+    assert re.findall(r'data-locale="([^"]+)"', reminder)[:1] == ["en"]
+    assert 'data-locale="es">' in reminder
+    spanish = reminder[reminder.index('data-locale="es"'):]
+    assert spanish.index("Your copy") < spanish.index("</li>")
+    assert email.count("Your copy") == 1
