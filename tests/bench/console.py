@@ -154,19 +154,9 @@ def _client(user):
     return client
 
 
-def _time(client, url, repeat: int) -> tuple[float, int, int]:
-    """(median ms, status, bytes) of ``repeat`` GETs after 3 warm-ups."""
-    for _ in range(3):
-        response = client.get(url)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), response.status_code, len(response.content)
-
-
 def _rows(client, prefix: str, scenarios, repeat: int) -> list[tuple]:
+    from tests.bench.pages import _time
+
     rows = []
     for name, url in scenarios:
         median, status, size = _time(client, url, repeat)
@@ -325,15 +315,9 @@ def main(argv=None) -> int:
         print("logging overhead on single-event ingestion (two gunicorns, alternating):", flush=True)
         rows += bench_logging_overhead(rounds=args.ingest_rounds, seconds=args.ingest_seconds, concurrency=8)
 
-    failed = False
-    width = max(len(r[0]) for r in rows)
-    print(f"\n  {'benchmark':<{width}}  {'measured':>10}  {'target':>8}  {'ratio':>6}  verdict  note")
-    for name, value, target, unit, note in rows:
-        ratio = value / target
-        verdict = "PASS" if value <= target else "FAIL"
-        failed |= verdict == "FAIL"
-        print(f"  {name:<{width}}  {value:>7.1f} {unit:<2}  {target:>5.0f} {unit:<2}  {ratio:>6.2f}  {verdict:<7}  {note}")
-    return 1 if failed else 0
+    from tests.bench.pages import print_summary
+
+    return 1 if print_summary(rows) else 0
 
 
 if __name__ == "__main__":
