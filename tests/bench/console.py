@@ -232,7 +232,7 @@ def bench_logging_overhead(*, rounds: int, seconds: float, concurrency: int) -> 
         os.environ.pop("TINKO_API_LOG_ENABLED")
         for label, server in servers.items():  # warm-up: imports, pools, the classifier's rule cache
             ingestion.run_phase(server, name=label, path=ingestion.SINGLE, api_key=merchant.api_key,
-                                concurrency=concurrency, duration=2, prefix=f"warm-{label}")
+                                concurrency=concurrency, duration=2, prefix=f"warm-{label.replace(' ', '-')}")
         common.analyze_data()
         phases: dict[str, list] = {label: [] for label in servers}
         for r in range(rounds):
@@ -240,7 +240,7 @@ def bench_logging_overhead(*, rounds: int, seconds: float, concurrency: int) -> 
             for label in order:
                 phase = ingestion.run_phase(servers[label], name=label, path=ingestion.SINGLE,
                                             api_key=merchant.api_key, concurrency=concurrency, duration=seconds,
-                                            prefix=f"{r}-{label}-{uuid.uuid4().hex[:6]}")
+                                            prefix=f"{r}-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}")
                 phases[label].append(phase)
                 print(f"    {label:12} round {r + 1}: {phase.rate:7.1f} req/s  p50 {phase.percentile(0.5):6.1f} ms  "
                       f"p99 {phase.percentile(0.99):6.1f} ms  errors {phase.errors}", flush=True)
@@ -250,6 +250,8 @@ def bench_logging_overhead(*, rounds: int, seconds: float, concurrency: int) -> 
         for server in servers.values():
             server.stop()
     rate = {label: sum(p.ok for p in runs) / sum(p.elapsed for p in runs) for label, runs in phases.items()}
+    if not all(rate.values()):
+        raise SystemExit("no request succeeded in a phase: see the errors above")
     pairs = [off.rate / on.rate - 1 for on, off in zip(phases["logging on"], phases["logging off"])]
     overhead = (rate["logging off"] / rate["logging on"] - 1) * 100
     from tinko.models import ApiRequestLog
