@@ -36,6 +36,7 @@ help:
 	@echo "make bench-pages      time the payments list at 1,000,000 payments and the pay page"
 	@echo "make bench-notifications  10,000 recovery e-mails through the worker to a local SMTP server"
 	@echo "make bench-webhooks   Stripe webhook acknowledgement under gunicorn at 100 requests/s"
+	@echo "make bench-console    Customers and Developers → Logs at 1,000,000 rows; the API log's cost on ingestion"
 	@echo "make chaos    fault suite on its own PostgreSQL and Redis (kill -9, Redis and PostgreSQL outages, SIGTERM; ~6 min)"
 
 $(PY):
@@ -120,6 +121,17 @@ bench-pages: $(VENV)/.installed-runtime
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
 	TINKO_DOTENV= \
 	$(PY) -m tests.bench.pages $(BENCH_ARGS)
+
+# Customers and Developers → Logs at 1,000,000 payments / 300,000 customers / 1,000,000 logged
+# requests, and the API request log's cost on single-event ingestion (tests/bench/console.py), e.g.
+# make bench-console BENCH_ARGS="--reuse" (keep the last run's data) or BENCH_ARGS="--only ingestion".
+.PHONY: bench-console
+bench-console: $(VENV)/.installed-dev
+	DATABASE_URL="$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_console}" \
+	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
+	TINKO_DOTENV= \
+	$(PY) -m tests.bench.console $(BENCH_ARGS)
 
 # The notifications benchmark (tests/bench/notifications.py): 10,000 e-mails to a local SMTP server.
 .PHONY: bench-notifications

@@ -69,6 +69,7 @@ def _create_database(url: str) -> None:
 DATA_TABLES = [
     "payments_sandboxcharge", "recovery_failureevent", "recovery_recoveryattempt", "recovery_recoverylink",
     "payments_payment", "payments_customer", "tinko_auditevent", "tinko_idempotencyrecord", "tinko_outboundemail",
+    "tinko_apirequestlog",
 ]
 
 

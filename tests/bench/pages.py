@@ -232,6 +232,11 @@ def main(argv=None) -> int:
     baseline, _status, _size = _time(_client(), "/healthz", max(args.repeat, 100))
     print(f"baseline: GET /healthz (no database work) median {baseline:.1f} ms", flush=True)
     rows = bench_payments_list(org, user, repeat=args.repeat) + bench_pay_page(org, repeat=max(args.repeat * 10, 200))
+    return 1 if print_summary(rows) else 0
+
+
+def print_summary(rows: list[tuple]) -> bool:
+    """The table of (name, value, target, unit, note) rows with ratio and PASS/FAIL; True if a target is missed."""
     failed = False
     width = max(len(r[0]) for r in rows)
     print(f"\n  {'benchmark':<{width}}  {'measured':>10}  {'target':>8}  {'ratio':>6}  verdict  note")
@@ -240,7 +245,7 @@ def main(argv=None) -> int:
         verdict = "PASS" if value <= target else "FAIL"
         failed |= verdict == "FAIL"
         print(f"  {name:<{width}}  {value:>7.1f} {unit:<2}  {target:>5.0f} {unit:<2}  {ratio:>6.2f}  {verdict:<7}  {note}")
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":

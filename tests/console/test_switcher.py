@@ -101,5 +101,20 @@ def test_console_urls_with_an_object_id_render_no_page_to_switch_from(owner_clie
     with_ids = [p for p in urlpatterns if p.pattern.converters]
     assert with_ids
     for pattern in with_ids:
+        if pattern.name in PAGES_WITH_AN_ID:
+            continue
         url = reverse(f"console:{pattern.name}", kwargs=dict.fromkeys(pattern.pattern.converters, 1))
         assert owner_client.get(url).status_code == 405, url
+
+
+# Pages of one object that do render the switcher: each sends it to its list instead (switch_next).
+PAGES_WITH_AN_ID = {"api_log_detail": "/console/developers/logs/"}
+
+
+def test_a_page_of_one_object_sends_the_switcher_to_its_list(owner_client, org):
+    from tinko.models import ApiRequestLog
+
+    log = ApiRequestLog.objects.create(organization=org, method="GET", path="/api/v1/payments", status=200,
+                                       duration_ms=5)
+    body = owner_client.get(f"/console/developers/logs/{log.pk}/").content.decode()
+    assert f'name="next" value="{PAGES_WITH_AN_ID["api_log_detail"]}"' in body
