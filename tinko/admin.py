@@ -30,6 +30,7 @@ from django.utils.translation import ngettext
 from tinko import services
 from tinko.models import (
     ApiKey,
+    ApiRequestLog,
     AuditEvent,
     IdempotencyRecord,
     Invitation,
@@ -424,6 +425,23 @@ class AuditEventAdmin(ReadOnlyAdmin):
     fields = (
         "created_at", "organization", "actor_label", "actor_user", "actor_api_key", "action",
         "target_type", "target_id", "target_label", "data", "ip_address", "request_id",
+    )
+    readonly_fields = fields
+
+
+@admin.register(ApiRequestLog)
+class ApiRequestLogAdmin(ReadOnlyAdmin):
+    """The API request log (Console → Developers → Logs), for support: read-only, bodies already masked."""
+
+    list_display = ("created_at", "organization", "method", "path", "status", "duration_ms", "key_name", "request_id")
+    list_filter = ("status", "method", "created_at")
+    search_fields = ("request_id", "idempotency_key", "path", "organization__slug")
+    list_select_related = ("organization",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = (
+        "created_at", "organization", "api_key", "key_name", "method", "path", "status", "duration_ms",
+        "request_id", "idempotency_key", "request_body", "response_body",
     )
     readonly_fields = fields
 

@@ -67,7 +67,7 @@ NOT_PAGES = {
     "switch_organization", "team_invite", "invitation_revoke", "member_role", "member_remove", "api_key_revoke",
     "payments_export", "payment_bulk", "payment_retry", "payment_link", "policy_preview", "policy_set_default", "policy_delete",
     "provider_test", "provider_toggle", "provider_keys", "template_preview", "webhook_test", "webhook_active",
-    "webhook_resend", "analytics_export",
+    "webhook_resend", "analytics_export", "compare_policies_run",
 }
 
 LONG_REFERENCE = "subscription-renewal-2026-12-acme-enterprise-annual-plan-0001"
@@ -200,7 +200,7 @@ def test_every_console_page_and_pay_page_fits_a_phone_and_a_desktop(browser, liv
         "/console/", "/console/?period=90d", "/console/payments/", "/console/payments/?status=recovering",
         f"/console/payments/{detail.pk}/", f"/console/payments/{detail.pk}/cancel/",
         "/console/customers/", "/console/customers/?state=open", f"/console/customers/{detail.customer_id}/",
-        "/console/policies/", "/console/policies/new/", f"/console/policies/{policy.pk}/",
+        "/console/policies/", "/console/policies/new/", f"/console/policies/{policy.pk}/", "/console/policies/compare/",
         "/console/providers/", "/console/get-started/?step=provider", "/console/get-started/?step=policy",
         "/console/get-started/?step=branding", "/console/get-started/?step=test",
         "/console/settings/", "/console/team/", "/console/developers/api-keys/", "/console/audit/",

@@ -82,6 +82,22 @@ def succeeded_charges(api, customer: str) -> list:
     return [c for c in api.v1.charges.list({"customer": customer, "limit": 100}).data if c.status == "succeeded"]
 
 
+def use_steps(account, *steps):
+    """The organization's default policy takes ``steps`` for a generic decline (the renewals here decline so)."""
+    policy = account.organization.retry_policies.get(is_default=True)
+    policy.steps = {**policy.steps, "card_declined": list(steps)}
+    policy.save()
+
+
+RECHARGE_FIRST = ({"action": "recharge", "after_seconds": 3600}, {"action": "message", "after_seconds": 0, "channel": ""})
+
+
+@pytest.fixture(autouse=True)
+def recharge_first(stripe_account):
+    # These tests follow Tinko's re-charge of an invoice, whatever the default policy does first.
+    use_steps(stripe_account, *RECHARGE_FIRST)
+
+
 def test_failed_renewal_is_recovered_by_paying_the_invoice_and_stripes_retry_charges_nothing(client, stripe_api, stripe_account):
     customer, _, invoice_id = failed_renewal(stripe_api)
     payment = report_renewal_failure(client, stripe_account, stripe_api, invoice_id)
@@ -157,9 +173,7 @@ def test_customer_choosing_a_new_default_card_is_charged_at_once_with_it(client,
 
 
 def test_customer_with_an_email_only_on_the_stripe_customer_gets_the_message(client, stripe_api, stripe_account):
-    policy = stripe_account.organization.retry_policies.get(is_default=True)
-    policy.max_retries, policy.category_overrides = 0, {}  # straight to the customer: no automatic retry
-    policy.save()
+    use_steps(stripe_account, {"action": "message", "after_seconds": 0, "channel": ""})  # straight to the customer
     customer = stripe_api.v1.customers.create({"email": "erin@example.com", "name": "Erin Example",
                                                  "preferred_locales": ["es"]}).id
     method = card(stripe_api, "4000000000000341", customer)

@@ -71,7 +71,7 @@ class ErrorDetailSerializer(serializers.Serializer):
         required=False,
         help_text=(
             "Validation errors only: each invalid input field with its messages; a nested object's field "
-            "(`customer`, `failure`, `category_overrides`) maps to an object of the same shape."
+            "(`customer`, `failure`, `steps`) maps to an object of the same shape."
         ),
     )
     request_id = serializers.CharField(required=False, help_text="Same as the X-Request-ID response header.")
