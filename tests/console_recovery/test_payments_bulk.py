@@ -46,7 +46,7 @@ def test_bulk_retry_reports_each_payment_with_the_single_actions_reasons(member_
     assert outcomes["r-closed"] == (False, "The payment is cancelled; it cannot be retried.")
     for payment in (first, second):
         attempt = RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED)
-        assert attempt.reason.startswith("Retry requested by member@acme.test")
+        assert attempt.reason.startswith("Re-charge requested by member@acme.test")
     assert AuditEvent.objects.filter(action="payment.retry_requested").count() == 2
     assert response.context["done"] == 2 and response.context["refused"] == 1
 
