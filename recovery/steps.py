@@ -83,11 +83,14 @@ def _m(after, channel=""):
 # figures": five seeds and a second decline mix, against the fixed schedules).
 # The recovery window is 28 days (RetryPolicy.recovery_window_days): four weeks give
 # every weekly and fortnightly earner two paydays and a monthly earner one.
-# - Insufficient funds: a re-charge every three days (days 1, 4, 7 … 25). Money that
-#   arrives on a payday stays at least two days and usually longer, so a three-day
+# - Insufficient funds: seven re-charges, three or four days apart (days 1, 4, 8, 12,
+#   16, 20, 24). Money that arrives on a payday usually stays several days, so this
 #   rhythm meets most paydays whatever the customer's pay schedule; with payday
 #   alignment on (the default) customers whose own history shows their payday are
-#   re-charged on it instead. A message after the 1st, 3rd and 5th re-charge.
+#   re-charged on it instead. A message after the 1st, 3rd and 5th re-charge. Every
+#   three days instead recovers a little more (about half a point in the simulator)
+#   for 5 % more charges, and leaves too little room under 3 charges per recovered
+#   payment when fewer pay cheques cover the debt.
 # - Generic declines: a message at once (the customer often has to call the bank or
 #   use another card), re-charges spaced one to four days apart (issuers decline
 #   rapid retries, and each further retry is less likely to pass), four messages.
@@ -98,8 +101,7 @@ def _m(after, channel=""):
 #   card" messages, never a re-charge. Unknown declines wait for a person.
 DEFAULT_STEPS = {
     "insufficient_funds": [
-        _r(DAY), _m(0), _r(3 * DAY), _r(3 * DAY), _m(0), _r(3 * DAY), _r(3 * DAY), _m(0), _r(3 * DAY), _r(3 * DAY),
-        _r(3 * DAY), _r(3 * DAY),
+        _r(DAY), _m(0), _r(3 * DAY), _r(4 * DAY), _m(0), _r(4 * DAY), _r(4 * DAY), _m(0), _r(4 * DAY), _r(4 * DAY),
     ],
     "card_declined": [
         _m(0), _r(DAY), _r(2 * DAY), _r(3 * DAY), _m(0), _r(3 * DAY), _r(3 * DAY), _m(0), _r(4 * DAY), _r(4 * DAY), _m(0),

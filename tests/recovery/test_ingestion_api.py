@@ -35,7 +35,7 @@ def test_a_failure_is_recorded_classified_and_planned(api, org):
     assert "insufficient_funds" in body["classification"]["reason"]
     assert body["next_attempt"]["kind"] == "auto_retry"
     assert body["next_attempt"]["channel"] == "psp"
-    assert body["next_attempt"]["reason"].startswith("Re-charge 1 of 9: insufficient funds, 1 day after the failure")
+    assert body["next_attempt"]["reason"].startswith("Re-charge 1 of 7: insufficient funds, 1 day after the failure")
     event = FailureEvent.objects.get(pk=body["id"])
     assert event.organization == org
     assert event.payment.customer.email == "ada@example.com"
