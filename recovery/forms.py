@@ -45,7 +45,7 @@ class PolicyForm(forms.Form):
     quiet_hours_start = forms.TimeField(label=_("Quiet hours from"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     quiet_hours_end = forms.TimeField(label=_("Quiet hours until"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     payday_alignment = forms.BooleanField(label=_("Retry insufficient funds on paydays"), required=False)
-    payday_days = forms.CharField(label=_("Paydays (days of the month)"), required=False, help_text=_("e.g. 1, 15 (31 = the month's last day)"))
+    payday_days = forms.CharField(label=_("Paydays (days of the month)"), required=False, help_text=_("e.g. 1, 15 (31 = the month's last day). Empty: only customers whose own payday Tinko has learnt from their past payments are aligned."))
     holdout_percent = forms.IntegerField(
         label=_("Hold out (% of new failures)"), min_value=0, max_value=50, initial=0, required=False,
         help_text=_("A random share of new failures gets no recovery at all, so the dashboard can show what Tinko adds. 0 turns it off."),

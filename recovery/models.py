@@ -101,7 +101,10 @@ def default_channels():
 
 
 def default_paydays():
-    return [1, 15]
+    # No merchant-wide paydays: with payday alignment on, only customers whose own history shows
+    # their payday (recovery/payday.py) are re-charged on it. A list such as [1, 15] would move
+    # everyone else's re-charges too, and most people are paid weekly or fortnightly.
+    return []
 
 
 class RetryPolicy(models.Model):
@@ -117,12 +120,12 @@ class RetryPolicy(models.Model):
     # Per decline category, the ordered re-charges and messages (recovery/steps.py documents the shape).
     steps = models.JSONField(default=default_steps, blank=True)
     recovery_window_days = models.PositiveSmallIntegerField(
-        default=21, validators=[MinValueValidator(1), MaxValueValidator(60)]
+        default=28, validators=[MinValueValidator(1), MaxValueValidator(60)]
     )
     channels = models.JSONField(default=default_channels, blank=True)
     quiet_hours_start = models.TimeField(null=True, blank=True, default=time(21, 0))
     quiet_hours_end = models.TimeField(null=True, blank=True, default=time(8, 0))
-    payday_alignment = models.BooleanField(default=False)
+    payday_alignment = models.BooleanField(default=True)
     payday_days = models.JSONField(default=default_paydays, blank=True)
     # Share of new failed payments (chosen at random) that get no recovery actions, to measure what
     # Tinko adds over doing nothing. Payments record their group (Payment.holdout_group).

@@ -338,7 +338,10 @@ class RetryPolicySerializer(serializers.ModelSerializer):
     )
     payday_days = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=31), required=False, max_length=31,
-        help_text="Days of the month when customers are paid (31 = the month's last day).",
+        help_text=(
+            "Days of the month when customers are paid (31 = the month's last day). Empty (the default): with "
+            "payday_alignment, only customers whose own payday Tinko has learnt from their history are aligned."
+        ),
     )
     steps = StepsField(required=False)
 

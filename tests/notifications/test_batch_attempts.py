@@ -53,7 +53,7 @@ def test_a_job_records_each_message_and_re_plans_each_payment_in_few_queries(
         assert attempt.link.status == "active"
         # The next message is planned, as after a message sent alone.
         payment = Payment.objects.get(pk=attempt.payment_id)
-        assert payment.status == "recovering" and "Message 2 of 3" in payment.status_reason
+        assert payment.status == "recovering" and "Message 2 of 5" in payment.status_reason
         nxt = payment.attempts.get(status=AttemptStatus.SCHEDULED)
         assert (nxt.kind, nxt.sequence) == ("notification", attempt.sequence + 1)
     # Encrypted at rest, as when sent alone.

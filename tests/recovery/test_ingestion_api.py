@@ -35,7 +35,7 @@ def test_a_failure_is_recorded_classified_and_planned(api, org):
     assert "insufficient_funds" in body["classification"]["reason"]
     assert body["next_attempt"]["kind"] == "auto_retry"
     assert body["next_attempt"]["channel"] == "psp"
-    assert body["next_attempt"]["reason"].startswith("Re-charge 1 of 4: insufficient funds, 1 day after the failure")
+    assert body["next_attempt"]["reason"].startswith("Re-charge 1 of 7: insufficient funds, 1 day after the failure")
     event = FailureEvent.objects.get(pk=body["id"])
     assert event.organization == org
     assert event.payment.customer.email == "ada@example.com"
@@ -188,7 +188,7 @@ def test_occurred_at_is_kept_and_opens_the_recovery_window(api, org):
 
     payment = Payment.objects.get()
     assert payment.first_failed_at == when
-    assert payment.recovery_ends_at == when + timedelta(days=21)
+    assert payment.recovery_ends_at == when + timedelta(days=28)
 
 
 def test_a_failure_older_than_the_window_is_recorded_as_exhausted(api):

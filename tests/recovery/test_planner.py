@@ -10,6 +10,7 @@ import pytest
 
 from payments.models import Payment, PaymentStatus
 from recovery.models import RetryPolicy
+from recovery.payday import CustomerTiming
 from recovery.planner import (
     CardHistory,
     PaymentHistory,
@@ -91,7 +92,7 @@ def test_first_step_of_the_default_insufficient_funds_policy_is_a_recharge_a_day
     assert result.attempt.kind == "auto_retry"
     assert result.attempt.channel == "psp"
     assert result.attempt.scheduled_for == NOW + DAY
-    assert result.attempt.reason.startswith("Re-charge 1 of 4: insufficient funds, 1 day after the failure")
+    assert result.attempt.reason.startswith("Re-charge 1 of 7: insufficient funds, 1 day after the failure")
     assert result.status == PaymentStatus.RECOVERING
 
 
@@ -493,3 +494,29 @@ def test_default_steps_message_soft_declines_alongside_recharges():
         assert "recharge" in actions and "message" in actions
         assert actions.index("message") < len(actions) - 1 - actions[::-1].index("recharge")
     assert all(s["action"] == "message" for s in DEFAULT_STEPS["lost_or_stolen"])
+
+
+def test_default_insufficient_funds_steps_recharge_every_three_or_four_days_inside_the_window():
+    # Money that arrives on a payday usually stays several days: this rhythm meets most paydays.
+    waits = [s["after_seconds"] for s in DEFAULT_STEPS["insufficient_funds"] if s["action"] == "recharge"]
+    assert waits[0] == DAY.total_seconds()
+    assert len(waits) == 7
+    assert set(waits[1:]) == {3 * DAY.total_seconds(), 4 * DAY.total_seconds()}
+    for key, steps in DEFAULT_STEPS.items():
+        # Every default step fits in a new policy's window, and no category exceeds the networks' cap.
+        assert sum(s["after_seconds"] for s in steps) < RetryPolicy().recovery_window_days * DAY.total_seconds(), key
+        assert sum(1 for s in steps if s["action"] == "recharge") <= 15, key
+
+
+def test_new_policies_align_insufficient_funds_to_the_customers_learnt_payday_only():
+    new = RetryPolicy(name="New")
+    assert (new.payday_alignment, new.payday_days, new.recovery_window_days) == (True, [], 28)
+    # No history: no merchant-wide payday moves the re-charge (most people are paid weekly or fortnightly).
+    without = plan(pol=new)
+    assert without.attempt.scheduled_for == NOW + DAY
+    assert "aligned" not in without.attempt.reason
+    # A customer whose payments went through on Fridays is re-charged on Friday.
+    fridays = CustomerTiming(weekday=4, payday_basis="4 of 4 past payments went through on a Friday")
+    with_history = plan(pol=new, timing=fridays)
+    assert with_history.attempt.scheduled_for == datetime(2026, 11, 27, 10, tzinfo=UTC)
+    assert "aligned to this customer's payday, a Friday" in with_history.attempt.reason

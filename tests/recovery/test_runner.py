@@ -78,7 +78,7 @@ def test_decline_is_classified_and_replanned(api):
     assert following.reason.startswith("Message 1 of 3 by Email: insufficient funds, alongside the automatic re-charges")
     assert runner.run_attempt(due(payment).pk) == "sent"
     third = payment.attempts.get(status=AttemptStatus.SCHEDULED)
-    assert third.reason.startswith("Re-charge 2 of 4")
+    assert third.reason.startswith("Re-charge 2 of 7")
     assert third.idempotency_key != attempt.idempotency_key
 
 
