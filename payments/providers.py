@@ -51,6 +51,8 @@ class ChargeResult:
 
     - ``"settled"``: nothing was charged because the debt is closed at the PSP (a Stripe
       invoice already paid, void or uncollectible); ``code`` says which (``invoice_paid``, …).
+      ``code="earlier_attempt_paid"``: an earlier re-charge of Tinko's, whose answers were
+      all lost, did charge; ``attempt_key`` names that attempt, ``charge_id``/``amount`` its charge.
 
     ``requires_action`` means the customer must authenticate (3-D Secure): bring them
     back on-session, do not retry blindly. ``card`` says which card was charged and why
@@ -70,6 +72,8 @@ class ChargeResult:
     requires_action: bool = False
     raw: dict = field(default_factory=dict)
     card: str = ""
+    # With code="earlier_attempt_paid": the idempotency key of the earlier attempt whose charge paid the debt.
+    attempt_key: str = ""
 
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
@@ -78,6 +82,8 @@ class ChargeResult:
     # The code of an error whose PSP refused the account's credentials (HTTP 401).
     AUTHENTICATION_ERROR = "authentication_error"
     SETTLED = "settled"
+    # A settled code: an earlier attempt's re-charge (its answers lost) paid the debt; nothing new was charged.
+    EARLIER_ATTEMPT_PAID = "earlier_attempt_paid"
 
     @property
     def succeeded(self) -> bool:

@@ -225,6 +225,16 @@ def _settled(payment, result: ChargeResult, now) -> str:
     """The debt closed at the PSP before the re-charge (nothing was charged): end or stop the recovery with why."""
     from recovery.services import cancel_recovery
 
+    if result.code == ChargeResult.EARLIER_ATTEMPT_PAID:
+        # An earlier attempt's re-charge took the money though its answers were lost: that attempt recovered it.
+        earlier = RecoveryAttempt.objects.filter(payment=payment, idempotency_key=result.attempt_key).first()
+        mark_recovered(
+            payment=payment, amount=result.amount or payment.amount, now=now, attempt=earlier,
+            detail=(f"Recovered by automatic retry {earlier.sequence} (its answer was lost; the payment provider confirmed "
+                    f"{result.charge_id} before a new re-charge)." if earlier is not None
+                    else f"Paid at the payment provider: {result.message}"),
+        )
+        return "settled (earlier attempt paid)"
     if result.code == "invoice_paid":
         mark_recovered(payment=payment, amount=result.amount or payment.amount, now=now,
                        detail=f"Paid at the payment provider, not by Tinko: {result.message}")

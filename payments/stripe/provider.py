@@ -187,6 +187,15 @@ class StripeProvider(PaymentProvider):
         card = f"{_card_words(method)} ({why})" if method else ""
         if invoice_id:
             return self._pay_invoice(invoice, method=method, card=card, currency=currency, idempotency_key=idempotency_key)
+        try:
+            earlier = self._earlier_attempt_intent(payment, exclude_key=idempotency_key)
+        except stripe.StripeError as exc:
+            # Not knowing whether an earlier re-charge took the money, Tinko charges nothing new.
+            return ChargeResult(status=ChargeResult.ERROR, code="api_connection_error",
+                                message=f"Stripe could not say whether an earlier re-charge succeeded "
+                                        f"({exc.user_message or type(exc).__name__}); nothing was charged")
+        if earlier is not None:
+            return self._earlier_result(earlier, currency)
         if not method:
             return ChargeResult(status=ChargeResult.DECLINED, code="payment_method_missing",
                                 message="Stripe has no card of this customer to charge.")
@@ -215,6 +224,59 @@ class StripeProvider(PaymentProvider):
                 currency=(intent.get("currency") or currency).upper(), raw=intent, card=card,
             )
         return _with_card(self._intent_result(intent, status, currency), card)
+
+    def _earlier_attempt_intent(self, payment, *, exclude_key: str = "") -> dict | None:
+        """The PaymentIntent of an earlier re-charge of Tinko's for ``payment`` that took or may take money, or None. Read only.
+
+        Only attempts whose outcome Tinko does not know are asked about: they
+        reached Stripe and no answer came back (a decline or a settled invoice
+        is an answer). Without such an attempt no request is made. Stripe keeps
+        no look-up by idempotency key, so the customer's PaymentIntents created
+        since the first of those attempts are listed and matched by the
+        attempt's key in their metadata (``tinko_attempt``); a succeeded one (or
+        one still processing) is returned. Raises ``stripe.StripeError`` when
+        Stripe cannot be asked.
+        """
+        from recovery.models import AttemptKind, AttemptStatus, RecoveryAttempt
+
+        if not payment.provider_customer_id or _invoice_id(payment):
+            return None
+        unknown = {
+            key: created
+            for key, created, result in RecoveryAttempt.objects.filter(
+                payment_id=payment.pk, kind=AttemptKind.AUTO_RETRY, psp_calls__gt=0,
+            ).exclude(idempotency_key=exclude_key).exclude(status=AttemptStatus.SUCCEEDED)
+            .values_list("idempotency_key", "created_at", "result")
+            if (result or {}).get("status") not in (ChargeResult.DECLINED, ChargeResult.SETTLED, ChargeResult.SUCCEEDED)
+        }
+        if not unknown:
+            return None
+        # An hour before the first of them: room for a clock that differs from Stripe's.
+        since = int(min(unknown.values()).timestamp()) - 3600
+        listed = self.client().v1.payment_intents.list({
+            "customer": payment.provider_customer_id, "created": {"gte": since}, "limit": 100,
+        })
+        for intent in listed.auto_paging_iter():
+            intent = _as_dict(intent)
+            if _get(intent, "metadata", "tinko_attempt") in unknown and intent.get("status") in ("succeeded", "processing"):
+                return intent
+        return None
+
+    def _earlier_result(self, intent: dict, currency: str) -> ChargeResult:
+        """What an earlier attempt's PaymentIntent means for a new re-charge: it paid, or it may still pay."""
+        key = _get(intent, "metadata", "tinko_attempt", default="")
+        if intent.get("status") != "succeeded":
+            return ChargeResult(status=ChargeResult.ERROR, code="processing", raw=intent,
+                                message=f"An earlier re-charge (Stripe PaymentIntent {intent['id']}) is still processing; "
+                                        "nothing new was charged")
+        return ChargeResult(
+            status=ChargeResult.SETTLED, code=ChargeResult.EARLIER_ATTEMPT_PAID, attempt_key=key,
+            charge_id=_id(intent.get("latest_charge")) or intent["id"],
+            amount=intent.get("amount_received") or intent.get("amount") or 0,
+            currency=(intent.get("currency") or currency).upper(), raw=intent,
+            message=(f"An earlier re-charge whose answer was lost succeeded at Stripe "
+                     f"(PaymentIntent {intent['id']}); nothing was charged again."),
+        )
 
     def _stripe_error(self, exc: stripe.StripeError) -> ChargeResult:
         if isinstance(exc, stripe.CardError):
@@ -393,7 +455,19 @@ class StripeProvider(PaymentProvider):
     # --- reading state ---------------------------------------------------------------
 
     def fetch_payment_state(self, *, payment) -> PaymentState:
-        """Whether Stripe has the payment paid now (its PaymentIntent or Invoice). Read only."""
+        """Whether Stripe has the payment paid now (its PaymentIntent or Invoice, or a re-charge of Tinko's). Read only.
+
+        Tinko's own re-charges whose answers were all lost are asked about
+        first: one that succeeded ends the payment ``recovered``, credited to its attempt.
+        """
+        earlier = self._earlier_attempt_intent(payment)
+        if earlier is not None and earlier.get("status") == "succeeded":
+            return PaymentState(
+                paid=True, amount_paid=earlier.get("amount_received") or earlier.get("amount") or 0,
+                currency=(earlier.get("currency") or "").upper(), charge_id=_id(earlier.get("latest_charge")) or earlier["id"],
+                detail=f"Tinko's re-charge (Stripe PaymentIntent {earlier['id']}) succeeded.",
+                attempt_key=_get(earlier, "metadata", "tinko_attempt", default=""),
+            )
         # An invoice decides over its PaymentIntent: a re-charge pays the invoice with a new one.
         ids = sorted([payment.provider_payment_id, payment.reference], key=lambda i: not i.startswith("in_"))
         client = self.client()

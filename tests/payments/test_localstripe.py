@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import stripe
@@ -82,6 +83,7 @@ def test_off_session_recharge_that_succeeds_ends_the_recovery(stripe_api, stripe
     charges = stripe_api.v1.charges.list({"customer": customer_id}).data
     assert [c.amount for c in charges if c.status == "succeeded"] == [2500]
     assert intent is None or intent.status == "succeeded"
+    assert attempt.outcome.startswith("Charged 2500 EUR")  # the normal path: one charge, no earlier attempt asked about
 
 
 @pytest.mark.django_db(transaction=True)
@@ -113,3 +115,87 @@ def test_localstripe_signed_webhooks_are_verified_and_processed(localstripe, str
     assert payment.amount == 1800 and payment.provider_customer_id == customer_id
     assert payment.provider_payment_method_id == method_id
     assert FailureEvent.objects.get(payment=payment).category == "card_declined"
+
+
+class LostAnswers:
+    """Between Tinko and localstripe, the answers to one kind of request never come back (the request itself arrives).
+
+    Stripe's idempotency, which localstripe lacks, is kept: only the first
+    request with an idempotency key reaches localstripe, as Stripe would replay
+    a repeat of the key instead of charging again.
+    """
+
+    def __init__(self, monkeypatch, method: str, path: str, *, reach: bool = True):
+        self.keys: list[str] = []
+        original = stripe.RequestsClient.request
+
+        def request(client, verb, url, headers, post_data=None, **kwargs):
+            if verb.upper() != method or urlsplit(url).path != path:
+                return original(client, verb, url, headers, post_data, **kwargs)
+            key = (headers or {}).get("Idempotency-Key", "")
+            if reach and key not in self.keys:
+                original(client, verb, url, headers, post_data, **kwargs)
+            self.keys.append(key)
+            raise stripe.APIConnectionError("The connection dropped before Stripe's answer arrived.")
+
+        monkeypatch.setattr(stripe.RequestsClient, "request", request)
+
+
+def succeeded_charges(api, customer_id: str) -> list[int]:
+    return [c.amount for c in api.v1.charges.list({"customer": customer_id}).data if c.status == "succeeded"]
+
+
+def charged_with_every_answer_lost(api, account, monkeypatch):
+    """A re-charge Stripe made whose answers never reached Tinko, on every same-key retry: (payment, customer, attempt, keys sent)."""
+    customer_id, method_id = saved_card(api, "4242424242424242")
+    payment = failed_payment(account, customer_id, method_id)
+    lost = LostAnswers(monkeypatch, "POST", "/v1/payment_intents")
+    first = run_planned_recharge(payment)
+    while first.status == AttemptStatus.SCHEDULED:  # every same-key retry loses its answer too
+        first = run_planned_recharge(payment)
+    monkeypatch.undo()
+    return payment, customer_id, first, lost.keys
+
+
+@pytest.mark.django_db
+def test_a_recharge_whose_answers_were_all_lost_is_found_and_not_charged_again(stripe_api, stripe_account, monkeypatch):
+    payment, customer_id, first, keys = charged_with_every_answer_lost(stripe_api, stripe_account, monkeypatch)
+    assert first.psp_calls == runner.MAX_PSP_CALLS and first.status == AttemptStatus.FAILED
+    assert len(keys) == runner.MAX_PSP_CALLS and set(keys) == {first.idempotency_key}
+    assert succeeded_charges(stripe_api, customer_id) == [2500]  # Stripe charged; Tinko never heard
+
+    second = run_planned_recharge(payment)
+    assert second.pk != first.pk and second.status == AttemptStatus.SKIPPED
+    assert "nothing was charged again" in second.outcome
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.RECOVERED and payment.recovered_amount == 2500
+    assert payment.recovered_attempt_id == first.pk and payment.recovered_channel == "psp"
+    assert succeeded_charges(stripe_api, customer_id) == [2500]
+    assert not [i for i in stripe_api.v1.payment_intents.list({"customer": customer_id}).data
+                if (i.to_dict().get("metadata") or {}).get("tinko_attempt") == second.idempotency_key]
+
+
+@pytest.mark.django_db
+def test_a_recharge_that_cannot_ask_about_an_earlier_lost_answer_charges_nothing(stripe_api, stripe_account, monkeypatch):
+    payment, customer_id, first, _ = charged_with_every_answer_lost(stripe_api, stripe_account, monkeypatch)
+    LostAnswers(monkeypatch, "GET", "/v1/payment_intents", reach=False)
+    second = run_planned_recharge(payment)
+    assert second.pk != first.pk and second.status == AttemptStatus.SCHEDULED
+    assert "could not say whether an earlier re-charge succeeded" in second.outcome
+    assert "same idempotency key" in second.outcome
+    payment.refresh_from_db()
+    assert payment.status != PaymentStatus.RECOVERED
+    assert succeeded_charges(stripe_api, customer_id) == [2500]
+
+
+@pytest.mark.django_db
+def test_reconciliation_credits_the_attempt_whose_answers_were_lost(stripe_api, stripe_account, monkeypatch):
+    from payments.reconciliation import reconcile
+
+    payment, customer_id, first, _ = charged_with_every_answer_lost(stripe_api, stripe_account, monkeypatch)
+
+    assert reconcile()["recovered"] == 1
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.RECOVERED and payment.recovered_attempt_id == first.pk
+    assert payment.recovered_amount == 2500 and "Tinko's re-charge" in payment.status_reason
+    assert succeeded_charges(stripe_api, customer_id) == [2500]

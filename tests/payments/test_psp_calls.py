@@ -50,6 +50,8 @@ def test_stripe_recharge_sends_the_attempts_idempotency_key(fake_psp, stripe_acc
     assert sent.headers["Idempotency-Key"] == "tinko_att_abc123"
     assert sent.form["off_session"] == "true" and sent.form["confirm"] == "true"
     assert sent.form["customer"] == "cus_RenewAlice01" and sent.form["payment_method"] == "pm_1QaliceCard01"
+    # No earlier attempt of unknown outcome: Stripe is asked nothing before the charge.
+    assert not fake_psp.calls("GET", "/v1/payment_intents")
 
 
 def test_stripe_decline_returns_every_code_to_the_classifier(fake_psp, stripe_account):
