@@ -112,6 +112,21 @@ def test_secret_fields_are_masked_and_the_rest_kept():
     assert (stored["idempotency_key"], stored["reference"]) == ("idem-1", "order-1")
 
 
+def test_a_large_json_body_is_cut_and_masked_in_the_part_kept():
+    events = [{"reference": f"order-{i}", "customer": {"email": f"c{i}@example.com"},
+               "payment_method": {"number": "4242 4242 4242 4242", "cvc": 123}, "api_key": "anything",
+               "note": "paid by sk_live_abcdefghijklmnop"} for i in range(1000)]
+    raw = json.dumps({"events": events}).encode()
+    stored = mask_body(raw)
+    assert len(stored) < 8100 and stored.endswith("characters not kept]")
+    assert "order-0" in stored and "c0@example.com" in stored
+    for secret in ("4242 4242 4242 4242", '"cvc": 123', '"anything"', "sk_live_abcdefghijklmnop"):
+        assert secret not in stored
+    # A secret whose value the cut splits is masked too.
+    cut = json.dumps({"padding": "x" * (8000 - 30), "password": "hunter2-and-more" * 2000}).encode()
+    assert "hunter2" not in mask_body(cut)
+
+
 def test_long_bodies_are_cut_and_say_so():
     stored = mask_body(b"x" * 20000)
     assert len(stored) < 8100 and stored.endswith("characters not kept]")

@@ -114,13 +114,39 @@ def _mask_value(value, key: str = ""):
     return value
 
 
+# A JSON "name": value pair, and one cut off at the end of a kept prefix (its value unfinished).
+_JSON_PAIR = re.compile(r'"([^"\\]{1,64})"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)')
+_JSON_CUT_PAIR = re.compile(r'"([^"\\]{1,64})"\s*:\s*"(?:[^"\\]|\\.)*\\?$')
+
+
+def _mask_json_prefix(text: str) -> str:
+    """The first characters of a large JSON body, masked without parsing the whole of it."""
+
+    def pair(match: re.Match) -> str:
+        return f'"{match.group(1)}":"{MASK}"' if _is_secret_field(match.group(1)) else match.group(0)
+
+    text = _JSON_PAIR.sub(pair, text)
+    cut = _JSON_CUT_PAIR.search(text)
+    if cut and _is_secret_field(cut.group(1)):
+        text = text[: cut.start()] + f'"{cut.group(1)}":"{MASK}'
+    return mask_text(text)
+
+
 def mask_body(raw: bytes | str) -> str:
     """A request or response body as stored: JSON masked field by field (compact), other text masked as text;
-    cut to MAX_BODY_CHARS (the cut is said at the end)."""
+    cut to MAX_BODY_CHARS (the cut is said at the end).
+
+    A body much longer than what is kept (a 1,000-event batch and its answer) is not
+    parsed and re-encoded in full: only the kept prefix is masked, by the same rules
+    (secret-named fields, card numbers, keys, tokens), so logging costs the same
+    whatever the size of the request.
+    """
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     if not raw:
         return ""
+    if len(raw) > 2 * MAX_BODY_CHARS:
+        return _mask_json_prefix(raw[:MAX_BODY_CHARS]) + f"… [{len(raw) - MAX_BODY_CHARS} more characters not kept]"
     try:
         text = json.dumps(_mask_value(json.loads(raw)), ensure_ascii=False, separators=(",", ":"))
     except ValueError:
