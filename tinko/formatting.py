@@ -93,5 +93,7 @@ def format_language(code: str, *, language: str | None = None) -> str:
 
 def english(text) -> str:
     """A label in English, for text Tinko stores (reasons, outcomes): the same whoever's request wrote it."""
+    if isinstance(text, str) or translation.get_language() == "en":
+        return str(text)  # nothing to translate, or English already (switching costs ~75 µs a label)
     with translation.override("en"):
         return str(text)
