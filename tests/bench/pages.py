@@ -71,10 +71,10 @@ def load(organization, *, payments: int, customers: int, seed: str) -> None:
     with connection.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy("COPY payments_customer (organization_id, key, external_id, email, phone, name, locale, timezone, "
-                      "opted_out_channels, created_at, updated_at) FROM STDIN") as copy:
+                      "opted_out_channels, provider_customer_id, created_at, updated_at) FROM STDIN") as copy:
             for i in range(customers):
                 email = f"customer{i}@{seed}.example"
-                copy.write_row((organization.pk, email, "", email, "", f"Customer {i}", "en", "UTC", "[]", start, start))
+                copy.write_row((organization.pk, email, "", email, "", f"Customer {i}", "en", "UTC", "[]", "", start, start))
         cursor.execute("SELECT min(id) FROM payments_customer WHERE organization_id = %s", [organization.pk])
         first_customer = cursor.fetchone()[0]
         step = timedelta(days=365) / payments
