@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from payments.models import HoldoutGroup
+from recovery.models import HoldoutGroup
 
 _random = random.SystemRandom()
 

@@ -26,9 +26,8 @@ from django.db.models import BooleanField as BooleanF
 from django.utils import timezone
 
 from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup, RollupState
-from payments.models import Payment, PaymentStatus
 from recovery import sql
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAttempt
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
 
 # A payment updated in a transaction that commits this long after its updated_at is still seen.
 MARGIN = timedelta(minutes=5)

@@ -22,8 +22,7 @@ from django.utils import timezone
 
 from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup
 from analytics.rollups import LIVE_MARGIN, current_state, refresh
-from payments.models import HoldoutGroup
-from recovery.models import Category
+from recovery.models import Category, HoldoutGroup
 from recovery.planner import MASTERCARD_LIMIT, VISA_LIMIT
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}

@@ -30,9 +30,20 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from analytics.models import RollupState
-from payments.models import Channel, HoldoutGroup, Payment, PaymentStatus
 from recovery import sql
-from recovery.models import Action, AttemptKind, AttemptStatus, Category, FailureEvent, MessageKind, RecoveryAttempt
+from recovery.models import (
+    Action,
+    AttemptKind,
+    AttemptStatus,
+    Category,
+    Channel,
+    FailureEvent,
+    HoldoutGroup,
+    MessageKind,
+    Payment,
+    PaymentStatus,
+    RecoveryAttempt,
+)
 from tinko.formatting import english
 
 PREFIX = "sample-"

@@ -18,7 +18,7 @@ from email.utils import make_msgid
 
 from django.conf import settings
 
-from payments.models import Channel
+from recovery.models import Channel
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 

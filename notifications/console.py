@@ -33,8 +33,7 @@ from notifications.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
-from payments.models import Channel
-from recovery.models import MessageKind
+from recovery.models import Channel, MessageKind
 from tinko import crypto, ratelimit
 from tinko.formatting import format_language
 from tinko.models import Role

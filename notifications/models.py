@@ -12,8 +12,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel
-from recovery.models import MessageKind
+from recovery.models import Channel, MessageKind
 from tinko.models import Organization
 
 # The channels a message goes out on (Channel.PSP is a re-charge, not a message).
@@ -103,13 +102,13 @@ class Notification(models.Model):
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="notifications")
-    payment = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    payment = models.ForeignKey("recovery.Payment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     attempt = models.ForeignKey(
         "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications",
         db_index=False,
     )
     customer = models.ForeignKey(
-        "payments.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications", db_index=False
+        "recovery.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications", db_index=False
     )
     # Indexed: opening a pay link counts a click on the message that carried it.
     link = models.ForeignKey("recovery.RecoveryLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -231,7 +230,7 @@ class WebhookMessage(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhook_messages")
     msg_id = models.CharField(max_length=40, unique=True, default=new_message_id)
     event_type = models.CharField(max_length=40)
-    payment = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    payment = models.ForeignKey("recovery.Payment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                 db_index=False)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=now)

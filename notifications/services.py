@@ -34,9 +34,8 @@ from notifications.models import (
     Suppression,
     SuppressionReason,
 )
-from payments.models import Channel
 from recovery.messaging import pay_url
-from recovery.models import MessageKind
+from recovery.models import Channel, MessageKind
 from tinko import crypto, metrics
 from tinko.formatting import english
 
@@ -702,7 +701,7 @@ def notification_event(n: Notification, event_type: str) -> None:
 @transaction.atomic
 def suppress(*, organization, channel: str, address: str, reason: str, detail: str = "") -> Suppression:
     """Stop messaging ``address`` on ``channel`` for this organization, and mark its customers opted out."""
-    from payments.models import Customer
+    from recovery.models import Customer
 
     suppression, created = Suppression.objects.get_or_create(
         organization=organization, channel=channel, address=address, defaults={"reason": reason, "detail": detail[:300]}
@@ -722,7 +721,7 @@ def suppress(*, organization, channel: str, address: str, reason: str, detail: s
 @transaction.atomic
 def resubscribe(*, organization, channel: str, address: str) -> bool:
     """The customer asked for messages again (START): lift a STOP or unsubscribe (not a bounce or complaint)."""
-    from payments.models import Customer
+    from recovery.models import Customer
 
     deleted, _ = Suppression.objects.filter(
         organization=organization, channel=channel, address=address,

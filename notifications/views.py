@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from notifications import channels, services
 from notifications.models import Notification, NotificationStatus, SuppressionReason
-from payments.models import Channel
+from recovery.models import Channel
 from tinko.webhook_guard import json_error, webhook_endpoint
 
 logger = logging.getLogger(__name__)

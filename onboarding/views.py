@@ -10,8 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from onboarding import services
 from onboarding.models import STEPS, Step, StepState
-from payments.models import Payment
-from recovery.models import RetryPolicy
+from recovery.models import Payment, RetryPolicy
 from recovery.preview import preview_schedule
 from tinko.console.forms import OrganizationSettingsForm
 from tinko.models import Organization, Role

@@ -1,4 +1,4 @@
-"""Django admin for payments.
+"""Django admin for the PSP adapter layer: connected accounts, the webhook inbox, what PSPs said.
 
 SandboxCharge is the sandbox PSP's ledger: staff may read it to see what
 "moved money" in local mode, never write it (a changed row would break the
@@ -10,8 +10,6 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from payments.models import (
-    Customer,
-    Payment,
     ProviderAccount,
     ProviderSuccess,
     RazorpayOrderClaim,
@@ -36,36 +34,6 @@ class SandboxChargeAdmin(ReadOnlyAdmin):
         "message", "created_at",
     )
     readonly_fields = fields
-
-
-@admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "organization", "external_id", "email", "phone", "locale", "timezone", "created_at")
-    search_fields = ("external_id", "email", "phone", "name", "organization__slug")
-    list_select_related = ("organization",)
-    list_filter = ("locale",)
-    show_full_result_count = False
-    fields = ("organization", "key", "external_id", "email", "phone", "name", "locale", "timezone",
-              "opted_out_channels", "created_at", "updated_at")
-    readonly_fields = ("organization", "key", "created_at", "updated_at")
-
-    def has_add_permission(self, request):
-        # Customers come from failure reports, scoped to their organization.
-        return False
-
-
-@admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
-    """Payments change only through the recovery engine (locks, audit events); staff read them here."""
-
-    list_display = ("reference", "organization", "status", "category", "amount", "currency", "provider",
-                    "failure_count", "created_at")
-    list_filter = ("status", "category", "provider", "created_at")
-    search_fields = ("reference", "provider_payment_id", "customer__email", "organization__slug")
-    list_select_related = ("organization",)
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    readonly_fields = [f.name for f in Payment._meta.fields]
 
 
 @admin.register(ProviderAccount)

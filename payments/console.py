@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from notifications.services import send_link
 from payments import selectors
 from payments.forms import PaymentFilterForm
-from payments.models import Channel, Payment
 from recovery import messaging
+from recovery.models import Channel, Payment
 from recovery.services import RecoveryError, cancel_recovery, retry_now, send_recovery_link
 from recovery.timeline import payment_timeline
 from tinko.currencies import minor_unit_exponent

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from notifications.models import Notification
 from payments import selectors
 from payments.forms import CustomerFilterForm
-from payments.models import Customer
+from recovery.models import Customer
 from tinko.tenancy import get_object_for_org, role_required
 
 MESSAGES_SHOWN = 50

@@ -27,7 +27,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments.models import Payment, PaymentStatus, ProviderSuccess
+from payments.models import ProviderSuccess
+from recovery.models import Payment, PaymentStatus
 from recovery.reports import FailureReport
 from tinko.formatting import english
 
@@ -273,7 +274,7 @@ def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
 
     action = "payment.possible_double_payment"
     if AuditEvent.objects.filter(
-        organization_id=payment.organization_id, action=action, target_type="payments.payment",
+        organization_id=payment.organization_id, action=action, target_type="recovery.payment",
         target_id=str(payment.pk), data__second_charge=second.charge_id,
     ).exists():
         return f"Payment {payment.reference}: possible double payment already reported ({second.charge_id})."

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel, PaymentStatus, Provider, WebhookStatus
+from payments.models import Provider, WebhookStatus
 from payments.providers import provider_choices
-from recovery.models import Category
+from recovery.models import Category, Channel, PaymentStatus
 
 
 def _any(choices):

@@ -1,22 +1,21 @@
-"""Customers and the payments Tinko recovers.
+"""The PSP adapter layer's records: connected accounts, the webhook inbox, what PSPs said, the sandbox's ledger.
 
-Amounts are integers in minor units with an ISO 4217 currency; never floats.
+Customers and payments belong to the recovery core (recovery/models.py); these
+rows point at them, never the reverse. Amounts are integers in minor units with
+an ISO 4217 currency; never floats.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from tinko.models import Organization, validate_currency, validate_timezone
-
-e164_validator = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E.164 form, e.g. +14155550123.")
+from recovery.models import Payment
+from tinko.models import Organization
 
 
 class Provider(models.TextChoices):
@@ -24,181 +23,6 @@ class Provider(models.TextChoices):
     RAZORPAY = "razorpay", _("Razorpay")
     SANDBOX = "sandbox", _("Sandbox")
     OTHER = "other", _("Other")
-
-
-class Channel(models.TextChoices):
-    PSP = "psp", _("Automatic re-charge")
-    EMAIL = "email", _("Email")
-    SMS = "sms", _("SMS")
-    WHATSAPP = "whatsapp", _("WhatsApp")
-
-
-class Customer(models.Model):
-    """A merchant's customer, as the merchant (or its PSP) described them.
-
-    ``key`` is how reports find the same customer again: the merchant's id when
-    given, else the e-mail address, else the phone number.
-    """
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="customers")
-    key = models.CharField(max_length=260, editable=False)
-    external_id = models.CharField(max_length=200, blank=True)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=16, blank=True, validators=[e164_validator])
-    name = models.CharField(max_length=200, blank=True)
-    locale = models.CharField(max_length=35, blank=True)
-    timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
-    # Channels the customer asked not to be contacted on ("email", "sms", "whatsapp").
-    opted_out_channels = models.JSONField(default=list, blank=True)
-    # The PSP's id for the customer (Stripe's cus_…): the PSP's reports under it belong to this customer.
-    provider_customer_id = models.CharField(max_length=200, blank=True)
-    # When Tinko last read the customer's contact details from the PSP's customer object (read once, then kept here).
-    provider_fetched_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(default=now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="customer_unique_key_per_org")]
-        indexes = [
-            models.Index(fields=["organization", "provider_customer_id"], name="customer_org_psp_id",
-                         condition=~Q(provider_customer_id="")),
-            # The console's search by e-mail address, case-insensitive (payments/selectors.py).
-            models.Index(models.F("organization"), Lower("email"), name="customer_org_email_lower"),
-            # The Customers list: newest first, keyset pagination on (created_at, id); search by a name's beginning.
-            models.Index(fields=["organization", "-created_at", "-id"], name="customer_org_created"),
-            # And customer_org_name_prefix, (organization, lower(name) COLLATE "C") for a name's beginning:
-            # created by migration 0007 on PostgreSQL only (SQLite has no "C" collation).
-        ]
-
-    def __str__(self):
-        return self.name or self.email or self.external_id or self.phone or f"Customer {self.pk}"
-
-
-class PaymentStatus(models.TextChoices):
-    FAILED = "failed", _("Failed")
-    RECOVERING = "recovering", _("Recovering")
-    RECOVERED = "recovered", _("Recovered")
-    EXHAUSTED = "exhausted", _("Exhausted")
-    CANCELLED = "cancelled", _("Cancelled")
-
-
-class HoldoutGroup(models.TextChoices):
-    TREATMENT = "treatment", _("Recovered by Tinko")
-    HOLDOUT = "holdout", _("Held out (no recovery actions)")
-
-
-class Payment(models.Model):
-    """The payment being recovered: ``failed → recovering → recovered | exhausted | cancelled``."""
-
-    TERMINAL = {PaymentStatus.RECOVERED, PaymentStatus.CANCELLED}
-    OPEN = {PaymentStatus.FAILED, PaymentStatus.RECOVERING}
-
-    # Indexed by the (organization, reference) constraint and the list indexes.
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments", db_index=False)
-    reference = models.CharField(max_length=200)
-    # A registered provider's name or "other" (payments/providers.py provider_names; checked at ingestion).
-    provider = models.CharField(max_length=10)
-    provider_payment_id = models.CharField(max_length=200, blank=True)
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
-    amount = models.BigIntegerField(validators=[MinValueValidator(1)])
-    currency = models.CharField(max_length=3, validators=[validate_currency])
-    description = models.CharField(max_length=500, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    card_brand = models.CharField(max_length=20, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
-    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
-    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
-    card_fingerprint = models.CharField(max_length=100, blank=True)
-    # The connected PSP account that reported the payment, and what it needs for
-    # an off-session re-charge (Stripe customer + payment method; Razorpay customer + token).
-    provider_account = models.ForeignKey(
-        "payments.ProviderAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
-    )
-    provider_customer_id = models.CharField(max_length=200, blank=True)
-    provider_payment_method_id = models.CharField(max_length=200, blank=True)
-    # The PSP's own next automatic attempt (Stripe's invoice.next_payment_attempt): it counts against the
-    # card-network limits, and Tinko plans no re-charge of its own within 24 hours of it.
-    provider_retry_at = models.DateTimeField(null=True, blank=True)
-
-    status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.FAILED)
-    # The latest failure's category: what the recovery is currently working around.
-    category = models.CharField(max_length=30, blank=True)
-    status_reason = models.TextField(blank=True)
-    failure_count = models.PositiveIntegerField(default=0)
-    first_failed_at = models.DateTimeField()
-    last_failed_at = models.DateTimeField()
-    # The policy's recovery window, counted from the first failure.
-    recovery_ends_at = models.DateTimeField(null=True, blank=True)
-    policy = models.ForeignKey(
-        "recovery.RetryPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
-    )
-
-    recovered_at = models.DateTimeField(null=True, blank=True)
-    recovered_amount = models.BigIntegerField(null=True, blank=True)
-    # Attribution: which attempt (and so which channel) brought the money back.
-    recovered_attempt = models.ForeignKey(
-        "recovery.RecoveryAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
-    recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
-    # Incrementality experiment: drawn once, when the payment is first reported, from the
-    # policy's holdout percentage; blank when no experiment was running (analytics/holdout.py).
-    holdout_group = models.CharField(max_length=10, choices=HoldoutGroup.choices, blank=True)
-
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(default=now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "reference"], name="payment_unique_reference_per_org"),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
-        ]
-        indexes = [
-            # The payments list: newest first, optionally by status; keyset pagination on (created_at, id).
-            models.Index(fields=["organization", "-created_at", "-id"], name="payment_org_created"),
-            models.Index(fields=["organization", "status", "-created_at"], name="payment_org_status_created"),
-            models.Index(fields=["organization", "category", "-created_at"], name="payment_org_category_created"),
-            # Console filters and search (payments/selectors.py): provider, recovered channel, last4, reference prefix.
-            models.Index(fields=["organization", "provider", "-created_at"], name="payment_org_provider_created"),
-            models.Index(
-                fields=["organization", "recovered_channel", "-created_at"], name="payment_org_channel_created",
-                condition=~Q(recovered_channel=""),
-            ),
-            models.Index(fields=["organization", "card_last4"], name="payment_org_last4"),
-            models.Index(
-                fields=["organization", "reference"], name="payment_org_reference_prefix",
-                opclasses=["int8_ops", "varchar_pattern_ops"],
-            ),
-            # Analytics: a period's payments by failure time, and what changed since the rollups' last refresh.
-            models.Index(fields=["organization", "first_failed_at"], name="payment_org_first_failed"),
-            models.Index(fields=["organization", "updated_at"], name="payment_org_updated"),
-            # Expiry sweep: open recoveries whose window has ended.
-            models.Index(
-                fields=["recovery_ends_at"], name="payment_open_window", condition=Q(status__in=["failed", "recovering"])
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.reference} ({self.amount} {self.currency})"
-
-    @property
-    def provider_label(self) -> str:
-        """The provider's name for people: the built-ins translated, others as their package registered them."""
-        try:
-            return Provider(self.provider).label
-        except ValueError:
-            from payments.providers import provider_label
-
-            return provider_label(self.provider)
-
-    @property
-    def card_key(self) -> str:
-        """One physical card, for the card networks' per-card retry limits."""
-        if self.card_fingerprint:
-            return f"fp:{self.card_fingerprint}"
-        if self.card_last4:
-            return f"card:{self.card_brand.lower()}:{self.card_last4}:{self.card_exp_month or ''}/{self.card_exp_year or ''}"
-        return ""
 
 
 class SandboxChargeStatus(models.TextChoices):

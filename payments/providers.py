@@ -191,7 +191,7 @@ class PaymentProvider(abc.ABC):
         """
         from django.db.models import Q
 
-        from payments.models import Customer
+        from recovery.models import Customer
 
         if not customer_id or Customer.objects.filter(
             Q(key=f"id:{customer_id}") | Q(provider_customer_id=customer_id),

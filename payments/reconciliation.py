@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from payments.models import Payment, PaymentStatus, ReconciliationCheck
+from payments.models import ReconciliationCheck
 from payments.providers import provider_account_for, provider_for_account
+from recovery.models import Payment, PaymentStatus
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The list pages by keyset on (created_at, id), newest first, so page 5,000 costs
 what page 1 does; each filter has an index that starts with the organization
-(payments/models.py), so a filtered page reads only the rows it shows.
+(recovery/models.py), so a filtered page reads only the rows it shows.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Collate, Lower
 
-from payments.models import Customer, Payment, PaymentStatus
-from recovery.models import RecoveryAttempt
+from recovery.models import Customer, Payment, PaymentStatus, RecoveryAttempt
 from tinko.models import AuditEvent
 from tinko.pagination import keyset_page
 
@@ -215,7 +214,7 @@ def double_payments(payment) -> list[dict]:
     """The "possible double payment" alerts of ``payment``: {first_charge, second_charge, amount, currency, at}."""
     events = AuditEvent.objects.filter(
         organization_id=payment.organization_id, action="payment.possible_double_payment",
-        target_type="payments.payment", target_id=str(payment.pk),
+        target_type="recovery.payment", target_id=str(payment.pk),
     ).order_by("created_at")
     return [{**(event.data or {}), "at": event.created_at} for event in events]
 

@@ -17,7 +17,9 @@ from django.utils.translation import gettext_lazy as _
 
 from recovery.models import (
     ClassificationRule,
+    Customer,
     FailureEvent,
+    Payment,
     RecoveryAttempt,
     RecoveryLink,
     RetryPolicy,
@@ -189,3 +191,33 @@ class RecoveryLinkAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     readonly_fields = [f.name for f in RecoveryLink._meta.fields if f.name not in ("token_hash", "token_encrypted")]
     fields = readonly_fields
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "organization", "external_id", "email", "phone", "locale", "timezone", "created_at")
+    search_fields = ("external_id", "email", "phone", "name", "organization__slug")
+    list_select_related = ("organization",)
+    list_filter = ("locale",)
+    show_full_result_count = False
+    fields = ("organization", "key", "external_id", "email", "phone", "name", "locale", "timezone",
+              "opted_out_channels", "created_at", "updated_at")
+    readonly_fields = ("organization", "key", "created_at", "updated_at")
+
+    def has_add_permission(self, request):
+        # Customers come from failure reports, scoped to their organization.
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    """Payments change only through the recovery engine (locks, audit events); staff read them here."""
+
+    list_display = ("reference", "organization", "status", "category", "amount", "currency", "provider",
+                    "failure_count", "created_at")
+    list_filter = ("status", "category", "provider", "created_at")
+    search_fields = ("reference", "provider_payment_id", "customer__email", "organization__slug")
+    list_select_related = ("organization",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Payment._meta.fields]

@@ -11,11 +11,10 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel
 from recovery import steps as policy_steps
 from recovery.api.serializers import CHANNEL_CHOICES, RetryPolicySerializer
 from recovery.labels import step_key_label
-from recovery.models import Category, RetryPolicy
+from recovery.models import Category, Channel, RetryPolicy
 from tinko.models import known_timezones
 
 HOUR = 3600

@@ -12,8 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from payments.models import PaymentStatus
-from recovery.models import AttemptKind, AttemptStatus
+from recovery.models import AttemptKind, AttemptStatus, PaymentStatus
 from recovery.payday import CustomerTiming, infer_timing
 from recovery.planner import VISA_WINDOW, CardHistory, PaymentHistory
 

@@ -17,13 +17,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics.holdout import draw_holdout_group
-from payments.models import Customer, Payment, PaymentStatus
 from payments.providers import connected_accounts, recharge_provider
 from recovery import history as history_loader
 from recovery import sql
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
-from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel
-from recovery.models import Category
+from recovery.models import Category, Channel
 
 # How a recovery ended, beyond the channels an attempt uses.
 _RECOVERED_THROUGH = {

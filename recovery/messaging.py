@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from payments.models import Channel
+from recovery.models import Channel
 
 
 def enabled_channels() -> set[str]:

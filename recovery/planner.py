@@ -66,9 +66,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from payments.models import Channel, PaymentStatus
 from recovery import steps as policy_steps
-from recovery.models import Action, AttemptKind, Category, MessageKind
+from recovery.models import Action, AttemptKind, Category, Channel, MessageKind, PaymentStatus
 from recovery.payday import NO_TIMING, CustomerTiming, message_time, payday_for
 from tinko.formatting import english
 

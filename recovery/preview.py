@@ -17,11 +17,10 @@ from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext
 
-from payments.models import Channel, PaymentStatus
 from recovery.classifier import Classification
 from recovery.labels import step_key_label
 from recovery.messaging import enabled_channels
-from recovery.models import Action, AttemptKind, Category, ClassificationRule
+from recovery.models import Action, AttemptKind, Category, Channel, ClassificationRule, PaymentStatus
 from recovery.planner import CATEGORY_LABELS, CardHistory, PaymentHistory, plan_next
 from recovery.steps import LOST_OR_STOLEN
 

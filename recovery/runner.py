@@ -21,12 +21,19 @@ from django.db import transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
-from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
 from recovery import leases, sql
 from recovery.classifier import classify
 from recovery.ingestion import plan_payments
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    FailureEvent,
+    FailureSource,
+    Payment,
+    PaymentStatus,
+    RecoveryAttempt,
+)
 from recovery.reports import failure_codes
 from recovery.services import mark_recovered
 from tinko import metrics

@@ -12,13 +12,15 @@ from datetime import timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from payments.models import Channel, Payment, PaymentStatus
 from recovery import history as history_loader
 from recovery.models import (
     AttemptKind,
     AttemptStatus,
+    Channel,
     FailureEvent,
     LinkStatus,
+    Payment,
+    PaymentStatus,
     RecoveryAttempt,
     RecoveryLink,
     RetryPolicy,

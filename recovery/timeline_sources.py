@@ -15,9 +15,16 @@ from datetime import datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from payments.models import PaymentStatus
 from recovery.labels import category_label, channel_label
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, LinkStatus, RecoveryAttempt, RecoveryLink
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    FailureEvent,
+    LinkStatus,
+    PaymentStatus,
+    RecoveryAttempt,
+    RecoveryLink,
+)
 from recovery.timeline import TimelineEntry
 from tinko.formatting import format_money, format_when
 from tinko.models import AuditEvent
@@ -168,7 +175,7 @@ def _audit_value(key: str, value, data: dict, payment):
 
 def audit_entries(payment):
     events = AuditEvent.objects.filter(
-        organization_id=payment.organization_id, target_type="payments.payment", target_id=str(payment.pk)
+        organization_id=payment.organization_id, target_type="recovery.payment", target_id=str(payment.pk)
     ).order_by("created_at", "pk")
     for event in events:
         data = event.data or {}

@@ -459,7 +459,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status"; name each set of choices after its model.
     "ENUM_NAME_OVERRIDES": {
-        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "PaymentStatusEnum": "recovery.models.PaymentStatus",
         "AttemptStatusEnum": "recovery.models.AttemptStatus",
         "LinkStatusEnum": "recovery.models.LinkStatus",
     },

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -26,6 +26,9 @@ urlpatterns = [
     path("language/", account_views.set_language, name="set_language"),
     path("invitations/<str:token>/", account_views.invitation_accept, name="invitation_accept"),
     path("console/", include("tinko.console.urls")),
+    # Customers and payments moved from the payments app to recovery: staff's bookmarks still land.
+    re_path(r"^admin/payments/(?P<model>customer|payment)/(?P<rest>.*)$",
+            RedirectView.as_view(url="/admin/recovery/%(model)s/%(rest)s", permanent=True, query_string=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tinko.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -11,9 +11,17 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments.models import Channel, PaymentStatus
 from payments.providers import provider_choices
-from recovery.models import Action, AttemptKind, AttemptStatus, Category, LinkStatus, RetryPolicy
+from recovery.models import (
+    Action,
+    AttemptKind,
+    AttemptStatus,
+    Category,
+    Channel,
+    LinkStatus,
+    PaymentStatus,
+    RetryPolicy,
+)
 from recovery import steps as policy_steps
 from recovery.reports import MAX_AMOUNT
 

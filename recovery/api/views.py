@@ -10,11 +10,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from payments.models import Payment
 from recovery import ingestion, services
 from recovery.api import serializers as s
 from recovery.messaging import pay_url
-from recovery.models import FailureEvent, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.models import FailureEvent, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
 from recovery.reports import ReportInvalid, parse_report
 from tinko.api.exceptions import error_body
 from tinko.api.idempotency import IdempotencyConflict, idempotent

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from payments.models import Channel, Payment, PaymentStatus
 from recovery.classifier import classify
-from recovery.models import AttemptKind
+from recovery.models import AttemptKind, Channel, Payment, PaymentStatus
 from recovery.payday import NO_TIMING, infer_timing
 from recovery.planner import (
     MASTERCARD_LIMIT,

@@ -14,9 +14,8 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
-from payments.models import Payment, PaymentStatus
 from recovery.history import TIMING_HISTORY
-from recovery.models import FailureEvent, FailureSource, RetryPolicy
+from recovery.models import FailureEvent, FailureSource, Payment, PaymentStatus, RetryPolicy
 from recovery.simulator.population import PopulationModel, from_records, generate
 from recovery.simulator.results import compare
 

@@ -520,8 +520,7 @@ def test_recovery_pages_load_without_the_link_token_hash(staff_client, org, api_
 
     from django.test import Client
 
-    from payments.models import Payment
-    from recovery.models import FailureEvent, RecoveryAttempt, RecoveryLink, RetryPolicy
+    from recovery.models import FailureEvent, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
     from recovery.services import send_recovery_link
 
     client = Client(headers={"Authorization": f"Bearer {api_key[1]}"})
@@ -537,3 +536,10 @@ def test_recovery_pages_load_without_the_link_token_hash(staff_client, org, api_
     assert link.token_hash not in page.content.decode()
     assert token not in page.content.decode()
     assert RecoveryLink.objects.count() == 1
+
+
+def test_old_admin_addresses_of_payments_and_customers_redirect_to_recovery(staff_client):
+    # Customers and payments moved from the payments app to recovery; staff's bookmarks still land.
+    assert staff_client.get("/admin/payments/payment/?status=failed").headers["Location"] == "/admin/recovery/payment/?status=failed"
+    assert staff_client.get("/admin/payments/customer/7/change/").headers["Location"] == "/admin/recovery/customer/7/change/"
+    assert staff_client.get("/admin/recovery/payment/").status_code == 200

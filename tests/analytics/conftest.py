@@ -14,8 +14,7 @@ from itertools import count
 import pytest
 
 from analytics.rollups import refresh
-from payments.models import Payment
-from recovery.models import RecoveryAttempt
+from recovery.models import Payment, RecoveryAttempt
 
 UTC = dt_timezone.utc
 _numbers = count(1)

@@ -10,10 +10,9 @@ import pytest
 from analytics import selectors
 from analytics.holdout import draw_holdout_group
 from analytics.selectors import Period
-from payments.models import Payment
 from recovery import sql
 from recovery.ingestion import default_policy, record_failures
-from recovery.models import RecoveryAttempt, RetryPolicy
+from recovery.models import Payment, RecoveryAttempt, RetryPolicy
 from recovery.planner import HOLDOUT_REASON
 from recovery.reports import parse_report
 from tests.analytics.conftest import make_payment

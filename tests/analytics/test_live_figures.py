@@ -177,7 +177,7 @@ def test_without_a_previous_period_there_is_nothing_to_compare(owner_client, org
 def test_a_view_seconds_after_a_change_re_rolls_nothing_but_a_late_commit_is_still_caught(
         org, django_capture_on_commit_callbacks):
     from analytics.rollups import LIVE_MARGIN
-    from payments.models import Payment
+    from recovery.models import Payment
 
     now = timezone.now().strftime("%Y-%m-%d %H:%M")
     first, second = make_payment(org, failed=now), make_payment(org, failed=now)

@@ -9,9 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analytics import selectors, synthetic
-from payments.models import Payment
 from recovery import sql
-from recovery.models import FailureEvent, RecoveryAttempt
+from recovery.models import FailureEvent, Payment, RecoveryAttempt
 
 pytestmark = pytest.mark.django_db
 

@@ -88,7 +88,7 @@ def _touch(org, n: int) -> None:
 
     from django.utils import timezone
 
-    from payments.models import Payment
+    from recovery.models import Payment
 
     ids = list(
         Payment.objects.filter(organization=org, first_failed_at__gte=timezone.now() - timedelta(days=21))
@@ -101,7 +101,7 @@ def _change_one(org, i: int, candidates: list[int]) -> None:
     """One change as a merchant makes it: a new failure today (even ``i``) or a recovery of an open payment (odd)."""
     from django.utils import timezone
 
-    from payments.models import Customer, Payment
+    from recovery.models import Customer, Payment
 
     now = timezone.now()
     if i % 2 == 0:
@@ -129,7 +129,7 @@ def _time_after_changes(client, org, url: str, *, changes: int, gap: float) -> t
 
     from django.utils import timezone
 
-    from payments.models import Payment
+    from recovery.models import Payment
 
     candidates = list(
         Payment.objects.filter(organization=org, status__in=["failed", "recovering"], holdout_group__in=["", "treatment"],
@@ -161,8 +161,7 @@ def phase(org, user, *, total: int, days: int, requests: int, warmup: int, seed:
     from analytics import synthetic
     from analytics.models import DailyRollup, RecoveryTimeRollup
     from analytics.rollups import refresh
-    from payments.models import Payment
-    from recovery.models import RecoveryAttempt
+    from recovery.models import Payment, RecoveryAttempt
 
     have = Payment.objects.filter(organization=org).count()
     started = time.monotonic()

@@ -172,7 +172,7 @@ def bench_customers(organization, user, *, repeat: int) -> list[tuple]:
     from django.db.models import Count
 
     from payments import selectors
-    from payments.models import Customer, Payment
+    from recovery.models import Customer, Payment
 
     client = _client(user)
     cursor = selectors.customer_page(selectors.filtered_customers(organization)).next_cursor
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _configure()
 
-    from payments.models import Customer, Payment
+    from recovery.models import Customer, Payment
     from tinko import services
     from tinko.models import ApiKey, ApiRequestLog, Membership, Organization, User
 

@@ -129,7 +129,7 @@ def _time(client, url, repeat: int) -> tuple[float, int, int]:
 
 
 def bench_payments_list(organization, user, *, repeat: int) -> list[tuple]:
-    from payments.models import Payment
+    from recovery.models import Payment
 
     client = _client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
@@ -166,7 +166,7 @@ def bench_pay_page(organization, *, repeat: int) -> list[tuple]:
 
     from django.conf import settings
 
-    from payments.models import Payment
+    from recovery.models import Payment
     from recovery.services import create_link
 
     # Each customer opens their own link, a few times at most: one link per request, as in production
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _configure()
 
-    from payments.models import Payment
+    from recovery.models import Payment
     from tinko import services
     from tinko.models import Organization, User
 

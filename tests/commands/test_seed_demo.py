@@ -153,7 +153,7 @@ def test_restores_the_owner_membership_if_it_was_removed(db, local_mode):
 
 
 def test_seeds_demo_failures_of_each_kind_once(db, local_mode):
-    from payments.models import Payment
+    from recovery.models import Payment
 
     first = seed()
     second = seed()
@@ -174,7 +174,7 @@ def test_seeds_demo_failures_of_each_kind_once(db, local_mode):
 def test_gives_the_demo_dashboard_a_sample_history_once(db, local_mode):
     from analytics import selectors
     from analytics.rollups import refresh
-    from payments.models import Payment
+    from recovery.models import Payment
 
     seed()
     org = Organization.objects.get(slug="demo")

@@ -84,7 +84,7 @@ def test_recent_failures_carry_the_customers_earlier_recoveries(org, default_rul
 
     from django.utils import timezone
 
-    from payments.models import Payment
+    from recovery.models import Payment
     from recovery.simulator.service import recent_failures
 
     earlier = ingest(org, reference="paid-before")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifications.models import Notification
-from payments.models import Customer, Payment
+from recovery.models import Customer, Payment
 from tests.console_recovery.conftest import ingest
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from onboarding.models import OnboardingProgress
-from payments.models import Payment
+from recovery.models import Payment
 
 pytestmark = pytest.mark.django_db
 

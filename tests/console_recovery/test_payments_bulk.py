@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from payments.models import Payment
-from recovery.models import AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.models import AttemptStatus, LinkStatus, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
 from tests.console_recovery.conftest import ingest
 from tinko.models import AuditEvent
 

@@ -11,8 +11,7 @@ from django.core import mail
 from django.utils import timezone
 
 from notifications.models import Notification
-from payments.models import Customer, Payment
-from recovery.models import AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.models import AttemptStatus, Customer, LinkStatus, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
 from tests.conftest import always_quiet
 from tests.console_recovery.conftest import ingest
 from tinko.models import AuditEvent

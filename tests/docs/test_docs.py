@@ -80,7 +80,7 @@ def test_the_data_model_shows_every_model_of_the_project():
     from django.apps import apps
 
     text = (BASE_DIR / "docs" / "data-model.md").read_text()
-    for label in ("tinko.Organization", "payments.Payment", "recovery.RecoveryAttempt", "recovery.FailureEvent",
+    for label in ("tinko.Organization", "recovery.Payment", "recovery.RecoveryAttempt", "recovery.FailureEvent",
                   "payments.WebhookMessage", "notifications.Notification"):
         model = apps.get_model(label)
         assert f"    {model._meta.app_label}_{model.__name__} {{" in text, label

@@ -7,8 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from payments.models import Payment
-from recovery.models import RetryPolicy
+from recovery.models import Payment, RetryPolicy
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import screenshot, sign_in
 from tinko import services

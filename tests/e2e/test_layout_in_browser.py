@@ -20,9 +20,9 @@ from django.utils import timezone
 from notifications import webhooks
 from notifications.models import MessageTemplate, Notification, WebhookDelivery
 from payments.accounts import connect_account
-from payments.models import Payment, WebhookMessage
+from payments.models import WebhookMessage
 from recovery import runner
-from recovery.models import RetryPolicy
+from recovery.models import Payment, RetryPolicy
 from recovery.services import cancel_recovery, create_link, report_paid
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.conftest import screenshot, sign_in

@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from onboarding.models import OnboardingProgress
-from payments.models import Payment
+from recovery.models import Payment
 from recovery.services import create_link
 from recovery.steps import DEFAULT_STEPS, RECHARGE
 from tests.conftest import PASSWORD, make_user

@@ -21,9 +21,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments.models import Payment, SandboxCharge
+from payments.models import SandboxCharge
 from recovery import runner
-from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy
 from tests.chaos.run import Redis
 from tests.ops.test_metrics_live import Process, wait_until
 from tests.recovery.conftest import api  # noqa: F401  (fixture)

@@ -17,9 +17,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from payments.models import Payment
 from recovery import dispatch, leases, runner
-from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt
+from recovery.models import AttemptStatus, FailureEvent, Payment, RecoveryAttempt
 from tests.ops.procs import Gunicorn, free_port, request as _request
 from tests.recovery.conftest import report
 from tests.recovery.test_runner import card, due, ingest

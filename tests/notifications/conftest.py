@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from payments.models import Payment
 from recovery import dispatch
-from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy
 from tests.recovery.conftest import api, other_api, report  # noqa: F401  (fixtures)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -11,10 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import services
 from notifications.models import Notification, Suppression
-from payments.models import Payment
 from recovery import runner
 from recovery import tasks as recovery_tasks
-from recovery.models import AttemptStatus, RecoveryAttempt, RecoveryLink
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RecoveryLink
 from tests.notifications.conftest import due_message, ingest
 
 pytestmark = pytest.mark.django_db

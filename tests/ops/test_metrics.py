@@ -20,9 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import webhooks
 from notifications.models import Notification, WebhookDelivery
-from payments.models import Payment
 from recovery import dispatch, runner
-from recovery.models import AttemptStatus, RecoveryAttempt
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt
 from tests.notifications.conftest import due_message, ingest
 from tests.notifications.test_webhooks import Receiver
 from tests.ops.procs import production_env, run_python

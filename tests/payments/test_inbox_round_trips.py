@@ -7,8 +7,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from payments.models import Payment, ProviderAccount, WebhookMessage, WebhookStatus
+from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
 from payments.providers import provider_account_for
+from recovery.models import Payment
 from tests.payments.conftest import post_stripe
 from tests.payments.psp import load
 
@@ -105,8 +106,7 @@ def test_a_razorpay_accounts_id_under_the_stripe_url_finds_no_account(client, ra
 
 def test_a_late_failure_of_a_recovered_payment_changes_nothing_not_even_its_customer(client, fake_psp, stripe_account):
     """The recovered check now happens inside ingestion, after the customer is read: its savepoint undoes all."""
-    from payments.models import Customer, PaymentStatus
-    from recovery.models import FailureEvent
+    from recovery.models import Customer, FailureEvent, PaymentStatus
 
     post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
     fake_psp.add("GET", "/v1/payment_intents/pi_3QfailPI0001", load("stripe", "payment_intent.retrieved_succeeded"))

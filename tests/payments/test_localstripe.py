@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 import stripe
 
-from payments.models import Payment, PaymentStatus, WebhookMessage, WebhookStatus
+from payments.models import WebhookMessage, WebhookStatus
 from recovery import runner
 from recovery.ingestion import record_failures
-from recovery.models import AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
+from recovery.models import AttemptStatus, FailureEvent, FailureSource, Payment, PaymentStatus, RecoveryAttempt
 from recovery.reports import parse_report
 from tests.payments.conftest import STRIPE_WEBHOOK_SECRET
 from tests.payments.localstripe import LocalStripe

@@ -20,9 +20,8 @@ import uuid
 import pytest
 import stripe
 
-from payments.models import Payment, PaymentStatus
 from recovery import runner
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAttempt
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
 from tests.payments.conftest import post_stripe
 from tests.payments.test_localstripe import localstripe, stripe_api  # noqa: F401  (fixtures)
 from tinko.models import AuditEvent

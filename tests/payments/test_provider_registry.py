@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from payments import providers
-from payments.models import Payment
 from recovery import runner
-from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy
 from tests.recovery.conftest import Api, report
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from payments.models import Payment
 from payments.providers import (
     ChargeResult,
     PaymentProvider,
@@ -16,6 +15,7 @@ from payments.providers import (
     registered_providers,
 )
 from payments.sandbox.provider import SandboxProvider
+from recovery.models import Payment
 
 
 def test_sandbox_is_registered_by_its_package():

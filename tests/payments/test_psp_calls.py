@@ -7,11 +7,12 @@ import hmac
 
 import pytest
 
-from payments.models import Payment, PaymentStatus, ReconciliationCheck
+from payments.models import ReconciliationCheck
 from payments.providers import checkout_provider, provider_for_account, recharge_provider
 from payments.razorpay.provider import receipt_for
 from payments.reconciliation import reconcile
 from recovery.ingestion import record_failures
+from recovery.models import Payment, PaymentStatus
 from recovery.reports import parse_report
 from recovery.services import create_link
 from tests.payments.conftest import RAZORPAY_KEY_SECRET

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from payments.models import Payment, PaymentStatus, WebhookMessage, WebhookStatus
-from recovery.models import FailureEvent
+from payments.models import WebhookMessage, WebhookStatus
+from recovery.models import FailureEvent, Payment, PaymentStatus
 from recovery.services import create_link
 from tests.payments.conftest import post_razorpay
 from tests.payments.psp import load

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from payments.models import Payment, SandboxCharge
+from payments.models import SandboxCharge
 from payments.sandbox.provider import TEST_CARDS, SandboxProvider
+from recovery.models import Payment
 
 pytestmark = pytest.mark.django_db
 

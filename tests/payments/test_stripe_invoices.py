@@ -16,8 +16,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from payments.models import Payment, PaymentStatus, ProviderSuccess
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, RecoveryAttempt
+from payments.models import ProviderSuccess
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
 from tests.payments.conftest import post_stripe
 from tests.payments.psp import load
 
@@ -185,7 +185,7 @@ def merchant_report(org, *, reference: str, customer: dict):
 
 
 def test_the_psp_reports_the_customer_the_merchant_named_as_the_same_customer(client, fake_psp, stripe_account):
-    from payments.models import Customer
+    from recovery.models import Customer
 
     org = stripe_account.organization
     mine = merchant_report(org, reference="order-77", customer={
@@ -198,7 +198,7 @@ def test_the_psp_reports_the_customer_the_merchant_named_as_the_same_customer(cl
 
 
 def test_the_merchant_naming_a_customer_known_from_the_psp_gives_it_the_merchants_id(client, fake_psp, stripe_account):
-    from payments.models import Customer
+    from recovery.models import Customer
 
     org = stripe_account.organization
     post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
@@ -210,7 +210,7 @@ def test_the_merchant_naming_a_customer_known_from_the_psp_gives_it_the_merchant
 
 
 def test_another_organizations_customer_with_the_same_psp_id_stays_apart(client, fake_psp, stripe_account, other_org):
-    from payments.models import Customer
+    from recovery.models import Customer
 
     merchant_report(other_org, reference="order-79", customer={"id": "user-42", "provider_customer_id": "cus_RenewAlice01"})
     post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))

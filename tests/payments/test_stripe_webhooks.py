@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from payments.models import Payment, PaymentStatus, ProviderSuccess, WebhookMessage, WebhookStatus
-from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt
+from payments.models import ProviderSuccess, WebhookMessage, WebhookStatus
+from recovery.models import AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
 from recovery.services import create_link
 from tests.conftest import always_quiet
 from tests.payments.conftest import post_stripe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from payments.models import Customer, Payment
+from recovery.models import Customer, Payment
 from recovery.services import create_link
 
 

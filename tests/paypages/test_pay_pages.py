@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from payments.models import Payment, SandboxCharge
-from recovery.models import LinkStatus, RecoveryLink
+from payments.models import SandboxCharge
+from recovery.models import LinkStatus, Payment, RecoveryLink
 from recovery.services import cancel_recovery, create_link
 from tests.paypages.conftest import make_payment
 

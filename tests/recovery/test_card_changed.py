@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments.models import Payment
 from recovery import services
-from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy
 from tests.conftest import always_quiet
 from tests.recovery.conftest import report
 from tinko.models import AuditEvent

@@ -10,8 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from payments.models import Customer, Payment
-from recovery.models import FailureEvent, RecoveryAttempt
+from recovery.models import Customer, FailureEvent, Payment, RecoveryAttempt
 from tests.recovery.conftest import Api, report
 from tinko.models import IdempotencyRecord
 

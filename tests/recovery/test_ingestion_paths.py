@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from payments.models import Customer, Payment
 from recovery import sql
 from recovery.ingestion import record_failures
-from recovery.models import FailureEvent, RecoveryAttempt
+from recovery.models import Customer, FailureEvent, Payment, RecoveryAttempt
 from recovery.reports import parse_report
 from tests.recovery.conftest import report
 

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments.models import Payment
 from recovery import services
-from recovery.models import AttemptStatus, RecoveryAttempt, RecoveryLink
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RecoveryLink
 from recovery.tasks import sweep_recoveries
 from tests.recovery.conftest import report
 from tinko.models import hash_token

@@ -148,8 +148,7 @@ def test_planner_reason_is_unchanged_when_history_teaches_nothing():
 import pytest  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from payments.models import Payment  # noqa: E402
-from recovery.models import RetryPolicy  # noqa: E402
+from recovery.models import Payment, RetryPolicy
 from tests.recovery.conftest import report  # noqa: E402
 
 

@@ -15,9 +15,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from payments.models import Payment, PaymentStatus
 from recovery import services
-from recovery.models import AttemptKind, AttemptStatus, LinkStatus, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    LinkStatus,
+    Payment,
+    PaymentStatus,
+    RecoveryAttempt,
+    RecoveryLink,
+    RetryPolicy,
+)
 from recovery.services import RecoveryError
 from tests.conftest import always_quiet
 from tests.recovery.conftest import report

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from payments.models import Payment, PaymentStatus
-from recovery.models import RetryPolicy
+from recovery.models import Payment, PaymentStatus, RetryPolicy
 from recovery.payday import CustomerTiming
 from recovery.planner import (
     CardHistory,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payments.models import Payment
-from recovery.models import RetryPolicy
+from recovery.models import Payment, RetryPolicy
 from tests.recovery.conftest import report
 from tinko.models import AuditEvent
 

@@ -11,9 +11,9 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications.models import Notification
-from payments.models import Payment, SandboxCharge
+from payments.models import SandboxCharge
 from recovery import dispatch, runner
-from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RecoveryLink, RetryPolicy
+from recovery.models import AttemptStatus, FailureEvent, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
 from tests.recovery.conftest import report
 from tinko.models import AuditEvent, hash_token
 

@@ -9,11 +9,10 @@ import django.utils.timezone
 import pytest
 
 from notifications.models import Notification
-from payments.models import Payment
 from payments.sandbox.provider import card_for
 from recovery import dispatch, runner
 from recovery.ingestion import record_failures
-from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy
+from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy
 from recovery.reports import FailureReport
 from recovery.simulator.engine import BASELINES, TinkoStrategy
 from recovery.simulator.population import MAX_DRAWS, Failure, PopulationModel, generate

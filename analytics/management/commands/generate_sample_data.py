@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analytics import synthetic
 from analytics.rollups import refresh
-from payments.models import Payment
+from recovery.models import Payment
 from tinko.models import Organization
 
 

@@ -108,6 +108,11 @@ def render() -> str:
                     if line:
                         lines.append(line)
         lines.append("```")
+        # A model that moved between apps keeps its table: say where its rows are.
+        moved = [m for m in app_models if m._meta.db_table != f"{config.label}_{m._meta.model_name}"]
+        if moved:
+            tables = ", ".join(f"`{entity(m)}` in `{m._meta.db_table}`" for m in moved)
+            lines += ["", f"Tables kept from an earlier app: {tables}."]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

@@ -133,7 +133,7 @@ SAMPLE_PAYMENTS = 400
 def _seed_sample_history(org: Organization) -> int:
     """Three months of sample payments (analytics/synthetic.py) once, so a new user's dashboard is alive."""
     from analytics import synthetic
-    from payments.models import Payment
+    from recovery.models import Payment
 
     if Payment.objects.filter(organization=org, reference__startswith=synthetic.PREFIX).exists():
         return 0
