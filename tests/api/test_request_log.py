@@ -130,3 +130,49 @@ def test_a_large_json_body_is_cut_and_masked_in_the_part_kept():
 def test_long_bodies_are_cut_and_say_so():
     stored = mask_body(b"x" * 20000)
     assert len(stored) < 8100 and stored.endswith("characters not kept]")
+
+
+def test_a_body_with_nothing_to_mask_is_stored_as_sent():
+    raw = b'{"reference": "order-1",  "amount": 4999, "customer": {"email": "ada@example.com"}}'
+    assert mask_body(raw) == raw.decode()
+
+
+def test_a_card_number_hidden_by_a_json_escape_is_still_masked():
+    # The text holds no card number a search could find; the decoded value does.
+    raw = b'{"note": "card 4242\\u00204242 4242 4242"}'
+    stored = json.loads(mask_body(raw))
+    assert stored == {"note": f"card {MASK} 4242"}
+
+
+def test_a_secret_named_field_with_an_unremarkable_value_is_masked():
+    assert json.loads(mask_body(b'{"reference":"order-1","client_secret":"plain"}')) == {
+        "reference": "order-1", "client_secret": MASK}
+
+
+def test_the_log_insert_is_prepared_on_the_connection(api):
+    from django.db import connection
+
+    api.get("payments")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("tinko_apirequestlog" in statement for statement in prepared)
+    assert ApiRequestLog.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_is_still_logged_when_the_database_lost_the_prepared_statement(api, monkeypatch):
+    # What a transaction-mode pooler without prepared statements does: the next server connection
+    # does not know the statement the client prepared on another.
+    from django.db import connection
+
+    from tinko.api import request_log
+
+    monkeypatch.setattr(request_log, "_prepare", True)
+    api.get("payments")
+    with connection.cursor() as cursor:
+        cursor.execute("DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$")
+    api.get("payments")
+    api.get("payments")
+    assert ApiRequestLog.objects.count() == 3
+    assert request_log._prepare is False
