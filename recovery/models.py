@@ -242,6 +242,11 @@ class RecoveryAttempt(models.Model):
     """
 
     ACTIVE = (AttemptStatus.SCHEDULED, AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+    # A counted attempt happened or will happen: cancelled and skipped ones never reached the card
+    # or the customer. The card networks' limits, the policy's step counts and the compliance
+    # figures count the others. UNCOUNTED is for plain SQL; COUNTED filters a queryset.
+    UNCOUNTED = (AttemptStatus.CANCELLED, AttemptStatus.SKIPPED)
+    COUNTED = ~Q(status__in=UNCOUNTED)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     # Indexed by the (payment, sequence) constraint. Every extra index on this

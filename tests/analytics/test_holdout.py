@@ -11,7 +11,7 @@ from analytics import selectors
 from analytics.holdout import draw_holdout_group
 from analytics.selectors import Period
 from payments.models import Payment
-from recovery import sql
+from tinko import bulk
 from recovery.ingestion import default_policy, record_failures
 from recovery.models import RecoveryAttempt, RetryPolicy
 from recovery.planner import HOLDOUT_REASON
@@ -67,7 +67,7 @@ def _ingest(org, n, prefix="order"):
 def test_held_out_payments_are_recorded_and_get_no_recovery_action(org, monkeypatch, fast):
     _with_holdout(org, 50)
     if not fast:
-        monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+        monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
 
     results = _ingest(org, 40)
 

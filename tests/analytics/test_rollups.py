@@ -185,7 +185,7 @@ def _rollup_rows(org):
 
 def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
     from analytics import synthetic
-    from recovery import sql
+    from tinko import bulk
 
     synthetic.generate(organization=org, payments=1500, days=120, seed=9, holdout_percent=10)
     # What synthetic data lacks: a Mastercard-moved attempt and a limit refusal.
@@ -199,7 +199,7 @@ def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
 
     refresh(org, full=True)
     in_sql = _rollup_rows(org)
-    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     refresh(org, full=True)
     in_python = _rollup_rows(org)
 
@@ -210,7 +210,7 @@ def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
 
 
 def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
-    from recovery import sql
+    from tinko import bulk
 
     for day in ("2026-11-03 10:00", "2026-11-04 10:00", "2026-11-09 10:00"):
         make_payment(org, failed=day, recovered_after=timedelta(hours=3), attempt_sequence=2)
@@ -218,7 +218,7 @@ def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
     state = RollupState.objects.get(organization=org)
     state.refreshed_through = timezone.now() - timedelta(hours=1)
     state.save()
-    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     python_days = refresh(org)
     in_python = _rollup_rows(org)
     monkeypatch.undo()
