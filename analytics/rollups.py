@@ -26,7 +26,7 @@ from django.db.models import BooleanField as BooleanF
 from django.utils import timezone
 
 from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup, RollupState
-from payments.models import Payment, PaymentStatus
+from payments.models import NetworkLimit, Payment, PaymentStatus
 from recovery.models import AttemptKind, FailureEvent, RecoveryAttempt
 from tinko import bulk
 from tinko.bulk import literal
@@ -39,7 +39,6 @@ LIVE_MARGIN = timedelta(seconds=10)
 CHUNK = 5000
 # Mastercard Merchant Advice Codes that set the earliest retry.
 ADVICE_WAIT_CODES = [str(n) for n in range(24, 31)]
-LIMIT_MARKERS = ("card-network limit", "Mastercard allows at most")
 
 
 def outcome_of(status: str) -> str:
@@ -238,9 +237,7 @@ def _rebuild_python(organization, tz: ZoneInfo, days: set[date] | None) -> None:
     if days is not None:
         payments = payments.filter(_day_ranges(days, tz))
     payments = payments.annotate(
-        limited=Case(
-            When(Q(status_reason__contains=LIMIT_MARKERS[0]), then=True), default=False, output_field=BooleanF()
-        )
+        limited=Case(When(~Q(limit_code=""), then=True), default=False, output_field=BooleanF())
     ).order_by("pk")
     columns = (
         "pk", "first_failed_at", "currency", "category", "provider", "holdout_group", "status", "recovered_channel",
@@ -355,7 +352,7 @@ def _network_facts(payment_ids, autos) -> tuple[dict[int, int], dict[int, tuple[
             w[1] += following[0] >= occurred_at + timedelta(seconds=min_delay)
     moved = set(
         RecoveryAttempt.objects.filter(
-            payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY, reason__contains=LIMIT_MARKERS[1]
+            payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY, limit_code=NetworkLimit.MASTERCARD_10_24H
         ).values_list("payment_id", flat=True)
     )
     return stops, {k: (v[0], v[1]) for k, v in waits.items()}, moved
@@ -410,7 +407,7 @@ _COMPLIANCE_SQL = f"""
 WITH p AS MATERIALIZED (
     SELECT p.id, {_DAY} AS day,
            CASE LOWER(p.card_brand) WHEN 'visa' THEN 'visa' WHEN 'mastercard' THEN 'mastercard' ELSE 'other' END AS brand,
-           p.status_reason LIKE %(limit_marker)s AS limited
+           p.limit_code <> '' AS limited
     FROM {_PAYMENTS} p WHERE {_SCOPE}
 ),
 auto AS (
@@ -423,7 +420,7 @@ auto AS (
 per_payment AS (SELECT payment_id, COUNT(*) AS autos, MAX(in_24h) AS peak FROM auto GROUP BY payment_id),
 moved AS (
     SELECT DISTINCT a.payment_id FROM {_ATTEMPTS} a JOIN p ON p.id = a.payment_id
-    WHERE {_AUTO} AND a.reason LIKE %(moved_marker)s
+    WHERE {_AUTO} AND a.limit_code = {literal(NetworkLimit.MASTERCARD_10_24H)}
 ),
 events AS (
     SELECT e.payment_id,
@@ -453,7 +450,6 @@ GROUP BY 2, 3, 4, 5
 def _rebuild_sql(organization, tz: ZoneInfo, days: set[date] | None, *, statements=None) -> None:
     params = {
         "org": organization.pk, "tz": tz.key, "advice": ADVICE_WAIT_CODES,
-        "limit_marker": f"%{LIMIT_MARKERS[0]}%", "moved_marker": f"%{LIMIT_MARKERS[1]}%",
     }
     ranges = ""
     if days is not None:

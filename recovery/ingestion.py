@@ -375,7 +375,7 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
 PAYMENT_UPDATE_FIELDS = [
     "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
-    "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
+    "limit_code", "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
     "provider_account", "provider_customer_id", "provider_payment_method_id", "provider_retry_at",
 ]
 
@@ -463,6 +463,10 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
     payment.updated_at = timezone.now()
 
 
+# The payment fields plan_payments sets: what its callers save.
+PLANNED_FIELDS = ("status", "status_reason", "limit_code", "category")
+
+
 def plan_payments(*, organization, payments, latest, now, created=(), writes=None) -> dict[str, RecoveryAttempt]:
     """Cancel what was scheduled and plan the next attempt for each payment (its latest event decides).
 
@@ -509,6 +513,8 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         )
         payment.status = plan.status
         payment.status_reason = plan.reason
+        if plan.limit_code:
+            payment.limit_code = plan.limit_code
         if plan.attempt is not None:
             attempt = bulk.build(
                 RecoveryAttempt,
@@ -520,6 +526,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
                 message_kind=plan.attempt.message_kind,
                 scheduled_for=plan.attempt.scheduled_for,
                 reason=plan.attempt.reason,
+                limit_code=plan.attempt.limit_code,
                 card_key=card_key,
                 amount=payment.amount,
                 currency=payment.currency,

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Channel, Payment
+from payments.models import Channel, NetworkLimit, Payment
 from recovery.steps import default_steps
 from tinko.models import Organization, hash_token
 
@@ -259,6 +259,9 @@ class RecoveryAttempt(models.Model):
     status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.SCHEDULED)
     scheduled_for = models.DateTimeField()
     reason = models.TextField()
+    # The card-network limit the reason tells of: one that moved this re-charge, or that refused the
+    # re-charge a message stands in for. Code that counts reads this, never the reason.
+    limit_code = models.CharField(max_length=20, choices=NetworkLimit.choices, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True, default=new_idempotency_key, editable=False)
     # What the card networks count: the card, and the amount and currency charged.
     card_key = models.CharField(max_length=140, blank=True)

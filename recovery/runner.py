@@ -25,7 +25,7 @@ from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
 from recovery import leases
 from recovery.classifier import classify
-from recovery.ingestion import plan_payments
+from recovery.ingestion import PLANNED_FIELDS, plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
 from recovery.reports import failure_codes
 from recovery.services import mark_recovered
@@ -289,7 +289,7 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     previous = payment.status
     plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
     payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    payment.save(update_fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
     if payment.status == PaymentStatus.EXHAUSTED and previous != PaymentStatus.EXHAUSTED:
         from notifications.webhooks import payment_event
 
@@ -432,7 +432,7 @@ def _replan_many(payments: list[Payment], now) -> None:
                       latest={p.reference: events[p.pk] for p in group}, now=now)
     for payment in planned:
         payment.updated_at = now
-    bulk.update(Payment, planned, ["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    bulk.update(Payment, planned, [*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
     for payment in planned:
         if payment.status == PaymentStatus.EXHAUSTED and previous[payment.pk] != PaymentStatus.EXHAUSTED:
             from notifications.webhooks import payment_event
