@@ -20,14 +20,15 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Q, When
 from django.db.models import BooleanField as BooleanF
 from django.utils import timezone
 
 from analytics.models import ComplianceRollup, DailyRollup, RecoveryTimeRollup, RollupState
-from recovery import sql
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
+from recovery.models import AttemptKind, FailureEvent, NetworkLimit, Payment, PaymentStatus, RecoveryAttempt
+from tinko import bulk
+from tinko.bulk import literal
 
 # A payment updated in a transaction that commits this long after its updated_at is still seen.
 MARGIN = timedelta(minutes=5)
@@ -37,7 +38,6 @@ LIVE_MARGIN = timedelta(seconds=10)
 CHUNK = 5000
 # Mastercard Merchant Advice Codes that set the earliest retry.
 ADVICE_WAIT_CODES = [str(n) for n in range(24, 31)]
-LIMIT_MARKERS = ("card-network limit", "Mastercard allows at most")
 
 
 def outcome_of(status: str) -> str:
@@ -210,7 +210,7 @@ def _rebuild(organization, tz: ZoneInfo, days: set[date] | None, *, compliance_d
     """Re-roll ``days`` (None: every day), and the card-network counts of ``compliance_days`` (default: the same)."""
     if compliance_days is _SAME:
         compliance_days = days
-    if not sql.is_postgresql():
+    if not bulk.is_postgresql():
         # Local mode is small: one pass in Python computes every table, for all the days concerned.
         days = None if days is None or compliance_days is None else days | compliance_days
         compliance_days = days
@@ -220,7 +220,7 @@ def _rebuild(organization, tz: ZoneInfo, days: set[date] | None, *, compliance_d
             if which is not None:
                 rows = rows.filter(day__in=which)
             rows.delete()
-    if not sql.is_postgresql():
+    if not bulk.is_postgresql():
         _rebuild_python(organization, tz, days)
         return
     if days is None or days:
@@ -236,9 +236,7 @@ def _rebuild_python(organization, tz: ZoneInfo, days: set[date] | None) -> None:
     if days is not None:
         payments = payments.filter(_day_ranges(days, tz))
     payments = payments.annotate(
-        limited=Case(
-            When(Q(status_reason__contains=LIMIT_MARKERS[0]), then=True), default=False, output_field=BooleanF()
-        )
+        limited=Case(When(~Q(limit_code=""), then=True), default=False, output_field=BooleanF())
     ).order_by("pk")
     columns = (
         "pk", "first_failed_at", "currency", "category", "provider", "holdout_group", "status", "recovered_channel",
@@ -312,14 +310,11 @@ def _rebuild_python(organization, tz: ZoneInfo, days: set[date] | None) -> None:
     )
 
 
-COUNTED = ~Q(status__in=[AttemptStatus.CANCELLED, AttemptStatus.SKIPPED])
-
-
 def _auto_attempts(payment_ids) -> dict[int, list[datetime]]:
     """Automatic re-charges made or scheduled (what the networks count), per payment, in time order."""
     found: dict[int, list[datetime]] = defaultdict(list)
     rows = (
-        RecoveryAttempt.objects.filter(COUNTED, payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY)
+        RecoveryAttempt.objects.filter(RecoveryAttempt.COUNTED, payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY)
         .order_by("payment_id", "scheduled_for")
         .values_list("payment_id", "scheduled_for")
     )
@@ -356,7 +351,7 @@ def _network_facts(payment_ids, autos) -> tuple[dict[int, int], dict[int, tuple[
             w[1] += following[0] >= occurred_at + timedelta(seconds=min_delay)
     moved = set(
         RecoveryAttempt.objects.filter(
-            payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY, reason__contains=LIMIT_MARKERS[1]
+            payment_id__in=payment_ids, kind=AttemptKind.AUTO_RETRY, limit_code=NetworkLimit.MASTERCARD_10_24H
         ).values_list("payment_id", flat=True)
     )
     return stops, {k: (v[0], v[1]) for k, v in waits.items()}, moved
@@ -372,29 +367,38 @@ def _network_facts(payment_ids, autos) -> tuple[dict[int, int], dict[int, tuple[
 
 _SCOPE = "p.organization_id = %(org)s{ranges}"
 _DAY = "(p.first_failed_at AT TIME ZONE %(tz)s)::date"
-_RECOVERED = "p.status = 'recovered'"
+_RECOVERED = f"p.status = {literal(PaymentStatus.RECOVERED)}"
+_OPEN = f"p.status IN ({', '.join(literal(s) for s in sorted(Payment.OPEN))})"
+_AUTO = f"a.kind = {literal(AttemptKind.AUTO_RETRY)}"
+_COUNTED = f"a.status NOT IN ({', '.join(literal(s) for s in RecoveryAttempt.UNCOUNTED)})"
+_PAYMENTS, _ATTEMPTS, _EVENTS = (
+    connection.ops.quote_name(m._meta.db_table) for m in (Payment, RecoveryAttempt, FailureEvent)
+)
+_DAILY, _TIMES, _COMPLIANCE = (
+    connection.ops.quote_name(m._meta.db_table) for m in (DailyRollup, RecoveryTimeRollup, ComplianceRollup)
+)
 _HOURS = "GREATEST(0, FLOOR(EXTRACT(EPOCH FROM p.recovered_at - p.first_failed_at) / 3600))::int"
 
 _DAILY_SQL = f"""
-INSERT INTO analytics_dailyrollup (organization_id, day, currency, category, provider, holdout_group, outcome,
+INSERT INTO {_DAILY} (organization_id, day, currency, category, provider, holdout_group, outcome,
                                    channel, attempt_number, payments, amount, recovered_amount)
 SELECT %(org)s, {_DAY}, p.currency, COALESCE(NULLIF(p.category, ''), 'unknown'), p.provider, p.holdout_group,
-       CASE WHEN {_RECOVERED} THEN 'recovered' WHEN p.status IN ('failed', 'recovering') THEN 'open' ELSE 'closed' END,
+       CASE WHEN {_RECOVERED} THEN 'recovered' WHEN {_OPEN} THEN 'open' ELSE 'closed' END,
        CASE WHEN {_RECOVERED} THEN COALESCE(NULLIF(p.recovered_channel, ''), 'other') ELSE '' END,
        CASE WHEN {_RECOVERED} THEN COALESCE(
-           (SELECT a.sequence FROM recovery_recoveryattempt a WHERE a.id = p.recovered_attempt_id), 0) ELSE 0 END,
+           (SELECT a.sequence FROM {_ATTEMPTS} a WHERE a.id = p.recovered_attempt_id), 0) ELSE 0 END,
        COUNT(*), SUM(p.amount), SUM(CASE WHEN {_RECOVERED} THEN COALESCE(p.recovered_amount, p.amount) ELSE 0 END)
-FROM payments_payment p
+FROM {_PAYMENTS} p
 WHERE {_SCOPE}
 GROUP BY 2, 3, 4, 5, 6, 7, 8, 9
 """
 
 _TIMES_SQL = f"""
-INSERT INTO analytics_recoverytimerollup (organization_id, day, currency, holdout_group, hours, payments, recovered_amount)
+INSERT INTO {_TIMES} (organization_id, day, currency, holdout_group, hours, payments, recovered_amount)
 SELECT %(org)s, day, currency, holdout_group,
        CASE WHEN h < 48 THEN h WHEN h < 336 THEN h - h %% 6 ELSE h - h %% 24 END, COUNT(*), SUM(recovered)
 FROM (SELECT {_DAY} AS day, p.currency, p.holdout_group, {_HOURS} AS h, COALESCE(p.recovered_amount, p.amount) AS recovered
-      FROM payments_payment p WHERE {_SCOPE} AND {_RECOVERED} AND p.recovered_at IS NOT NULL) r
+      FROM {_PAYMENTS} p WHERE {_SCOPE} AND {_RECOVERED} AND p.recovered_at IS NOT NULL) r
 GROUP BY 2, 3, 4, 5
 """
 
@@ -402,36 +406,36 @@ _COMPLIANCE_SQL = f"""
 WITH p AS MATERIALIZED (
     SELECT p.id, {_DAY} AS day,
            CASE LOWER(p.card_brand) WHEN 'visa' THEN 'visa' WHEN 'mastercard' THEN 'mastercard' ELSE 'other' END AS brand,
-           p.status_reason LIKE %(limit_marker)s AS limited
-    FROM payments_payment p WHERE {_SCOPE}
+           p.limit_code <> '' AS limited
+    FROM {_PAYMENTS} p WHERE {_SCOPE}
 ),
 auto AS (
     SELECT a.payment_id, a.scheduled_for,
            COUNT(*) OVER (PARTITION BY a.payment_id ORDER BY a.scheduled_for
                           RANGE BETWEEN INTERVAL '24 hours' - INTERVAL '1 microsecond' PRECEDING AND CURRENT ROW) AS in_24h
-    FROM recovery_recoveryattempt a JOIN p ON p.id = a.payment_id
-    WHERE a.kind = 'auto_retry' AND a.status NOT IN ('cancelled', 'skipped')
+    FROM {_ATTEMPTS} a JOIN p ON p.id = a.payment_id
+    WHERE {_AUTO} AND {_COUNTED}
 ),
 per_payment AS (SELECT payment_id, COUNT(*) AS autos, MAX(in_24h) AS peak FROM auto GROUP BY payment_id),
 moved AS (
-    SELECT DISTINCT a.payment_id FROM recovery_recoveryattempt a JOIN p ON p.id = a.payment_id
-    WHERE a.kind = 'auto_retry' AND a.reason LIKE %(moved_marker)s
+    SELECT DISTINCT a.payment_id FROM {_ATTEMPTS} a JOIN p ON p.id = a.payment_id
+    WHERE {_AUTO} AND a.limit_code = {literal(NetworkLimit.MASTERCARD_10_24H)}
 ),
 events AS (
     SELECT e.payment_id,
            COUNT(*) FILTER (WHERE e.network_stop) AS stops,
            COUNT(nxt.at) FILTER (WHERE NOT e.network_stop) AS waits,
            COUNT(*) FILTER (WHERE NOT e.network_stop AND nxt.at >= e.occurred_at + e.min_delay_seconds * INTERVAL '1 second') AS honoured
-    FROM recovery_failureevent e JOIN p ON p.id = e.payment_id
+    FROM {_EVENTS} e JOIN p ON p.id = e.payment_id
     LEFT JOIN LATERAL (
-        SELECT MIN(a.scheduled_for) AS at FROM recovery_recoveryattempt a
-        WHERE a.payment_id = e.payment_id AND a.kind = 'auto_retry' AND a.status NOT IN ('cancelled', 'skipped')
+        SELECT MIN(a.scheduled_for) AS at FROM {_ATTEMPTS} a
+        WHERE a.payment_id = e.payment_id AND {_AUTO} AND {_COUNTED}
           AND a.scheduled_for > e.occurred_at
     ) nxt ON NOT e.network_stop
     WHERE e.network_stop OR (e.network_advice_code = ANY(%(advice)s) AND e.min_delay_seconds > 0)
     GROUP BY e.payment_id
 )
-INSERT INTO analytics_compliancerollup (organization_id, day, brand, auto_attempts, peak_24h, payments, network_stops,
+INSERT INTO {_COMPLIANCE} (organization_id, day, brand, auto_attempts, peak_24h, payments, network_stops,
                                         limit_refusals, advice_waits, advice_waits_honoured)
 SELECT %(org)s, p.day, p.brand, LEAST(COALESCE(pp.autos, 0), 32767), COALESCE(pp.peak, 0), COUNT(*),
        COALESCE(SUM(ev.stops), 0), COUNT(*) FILTER (WHERE p.limited OR mv.payment_id IS NOT NULL),
@@ -443,11 +447,8 @@ GROUP BY 2, 3, 4, 5
 
 
 def _rebuild_sql(organization, tz: ZoneInfo, days: set[date] | None, *, statements=None) -> None:
-    from django.db import connection
-
     params = {
         "org": organization.pk, "tz": tz.key, "advice": ADVICE_WAIT_CODES,
-        "limit_marker": f"%{LIMIT_MARKERS[0]}%", "moved_marker": f"%{LIMIT_MARKERS[1]}%",
     }
     ranges = ""
     if days is not None:

@@ -13,8 +13,8 @@ References start with ``sample-`` and payments carry ``{"sample": true}`` in
 their metadata. Payments that would still be open today stay ``recovering``
 with nothing scheduled; the expiry sweep ends them when their window closes.
 
-On PostgreSQL rows go in with COPY in chunks (a million payments and three
-million attempts in a few minutes); elsewhere (local mode) with bulk_create.
+Rows go in with tinko.bulk in chunks: COPY on PostgreSQL (a million payments
+and three million attempts in a few minutes), multi-row INSERTs elsewhere.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db import transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from analytics.models import RollupState
-from recovery import sql
 from recovery.models import (
     Action,
     AttemptKind,
@@ -44,6 +41,7 @@ from recovery.models import (
     PaymentStatus,
     RecoveryAttempt,
 )
+from tinko import bulk
 from tinko.formatting import english
 
 PREFIX = "sample-"
@@ -226,19 +224,6 @@ class _Generator:
         }
 
 
-def _columns(model):
-    fields = list(model._meta.concrete_fields)
-    defaults = {}
-    for f in fields:
-        if f.has_default() and not callable(f.default):
-            defaults[f.attname] = f.default
-        elif f.has_default():
-            defaults[f.attname] = None  # callables (ids, keys) are filled in per row below
-        else:
-            defaults[f.attname] = "" if f.get_internal_type() in ("CharField", "TextField") else None
-    return fields, defaults
-
-
 def generate(*, organization, payments: int, days: int = 90, seed: int = 1, holdout_percent: int = 0,
              end: datetime | None = None, start_number: int = 1) -> dict:
     """Add ``payments`` sample payments (failed over the last ``days`` days before ``end``) to ``organization``.
@@ -263,14 +248,13 @@ def generate(*, organization, payments: int, days: int = 90, seed: int = 1, hold
 
 
 def _write(organization, plans: list[_Plan]) -> None:
-    fast = sql.is_postgresql()
+    fast = bulk.is_postgresql()
     n_events = sum(len(p.events) for p in plans)
     n_attempts = sum(len(p.attempts) for p in plans)
     if fast:
-        ids = sql.allocate_ids({Payment: len(plans), FailureEvent: n_events, RecoveryAttempt: n_attempts})
+        # Ids first, so that every row (and the payments' recovering attempt) goes in with one COPY per table.
+        ids = bulk.allocate_ids({Payment: len(plans), FailureEvent: n_events, RecoveryAttempt: n_attempts})
         pay_ids, event_ids, attempt_ids = iter(ids[Payment]), iter(ids[FailureEvent]), iter(ids[RecoveryAttempt])
-    else:
-        pay_ids = event_ids = attempt_ids = None
     payments, events, attempts = [], [], []
     org_id = organization.pk
     for plan in plans:
@@ -281,6 +265,8 @@ def _write(organization, plans: list[_Plan]) -> None:
             a["id"] = next(attempt_ids) if fast else None
             a["organization_id"] = org_id
             a["payment_id"] = p["id"]
+            if fast:
+                a["idempotency_key"] = f"tinko_sample_{a['id']}"
         recovered_attempt = p.pop("_recovered_attempt", None)
         plan.recovered_by = recovered_attempt if p.get("recovered_at") else None
         p["recovered_attempt_id"] = plan.recovered_by["id"] if plan.recovered_by else None
@@ -292,55 +278,14 @@ def _write(organization, plans: list[_Plan]) -> None:
         events.extend(plan.events)
         attempts.extend(plan.attempts)
     if fast:
-        for a in attempts:
-            a["idempotency_key"] = f"tinko_sample_{a['id']}"
-        _copy(Payment, payments)
-        _copy(FailureEvent, events)
-        _copy(RecoveryAttempt, attempts)
+        bulk.insert([(Payment, payments), (FailureEvent, events), (RecoveryAttempt, attempts)])
         return
-    # Local mode: the ORM, payments first for their ids.
-    objs = [_instance(Payment, p) for p in payments]
-    Payment.objects.bulk_create(objs)
-    for plan, obj in zip(plans, objs):
+    # Local mode: ids come back from each INSERT, so payments go first and learn their recovering attempt last.
+    bulk.insert([(Payment, payments)])
+    for plan in plans:
         for row in plan.events + plan.attempts:
-            row["payment_id"] = obj.pk
-    attempt_objs = [_instance(RecoveryAttempt, a) for a in attempts]
-    RecoveryAttempt.objects.bulk_create(attempt_objs)
-    for a, obj in zip(attempts, attempt_objs):
-        a["id"] = obj.pk
-    FailureEvent.objects.bulk_create([_instance(FailureEvent, e) for e in events])
-    updates = []
-    for plan, obj in zip(plans, objs):
-        if plan.recovered_by is not None:
-            obj.recovered_attempt_id = plan.recovered_by["id"]
-            updates.append(obj)
-    Payment.objects.bulk_update(updates, ["recovered_attempt"])
-
-
-def _instance(model, row: dict):
-    return model(**{k: v for k, v in row.items() if k != "id" and v is not None})
-
-
-_COLUMNS: dict = {}
-
-
-def _copy(model, rows: list[dict]) -> None:
-    if not rows:
-        return
-    if model not in _COLUMNS:
-        _COLUMNS[model] = _columns(model)
-    fields, defaults = _COLUMNS[model]
-    qn = connection.ops.quote_name
-    names = [f.attname for f in fields]
-    json_names = {f.attname for f in fields if isinstance(f, JSONField)}
-    statement = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(statement) as copy:
-            for row in rows:
-                out = []
-                for name in names:
-                    value = row.get(name, defaults[name])
-                    if name in json_names:
-                        value = Jsonb(value if value is not None else {})
-                    out.append(value)
-                copy.write_row(out)
+            row["payment_id"] = plan.payment["id"]
+    bulk.insert([(RecoveryAttempt, attempts), (FailureEvent, events)])
+    recovered = [Payment(id=plan.payment["id"], recovered_attempt_id=plan.recovered_by["id"])
+                 for plan in plans if plan.recovered_by is not None]
+    bulk.update(Payment, recovered, ["recovered_attempt"])

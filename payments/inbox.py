@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from payments.events import apply_outcome
 from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
-from tinko import metrics
+from tinko import bulk, metrics
 from tinko.models import Organization
 from payments.providers import WebhookEvent, WebhookRejected, provider_for_account
 from tinko.textsafety import storable
@@ -102,15 +102,6 @@ def _columns(model) -> list:
     return list(model._meta.concrete_fields)
 
 
-def _instance(model, fields, values):
-    """An instance from raw column values, converted as the ORM's own read would (JSON decoded, …)."""
-    values = [
-        f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
-
-
 def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMessage, stub: tuple[str, bool]):
     """Find the account the URL names (with its organization) and store the raw request.
 
@@ -179,8 +170,8 @@ def _find_account_and_store(*, provider: str, public_id: str, message: WebhookMe
     message._state.db = connection.alias
     account = None
     if row[1 + int(account_pk[1:])] is not None:
-        account = _instance(ProviderAccount, account_fields, row[1:1 + len(account_fields)])
-        account.organization = _instance(Organization, org_fields, row[1 + len(account_fields):])
+        account = bulk.from_row(ProviderAccount, account_fields, row[1:1 + len(account_fields)])
+        account.organization = bulk.from_row(Organization, org_fields, row[1 + len(account_fields):])
         message.account = account
         message.organization_id = account.organization_id
     if account is None or not account.is_active:

@@ -8,16 +8,19 @@ from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recovery.models import AttemptKind, AttemptStatus, PaymentStatus
+from recovery.models import AttemptKind, AttemptStatus, Payment, PaymentStatus, RecoveryAttempt, RecoveryLink
 from recovery.payday import CustomerTiming, infer_timing
 from recovery.planner import VISA_WINDOW, CardHistory, PaymentHistory
+from tinko.bulk import literal
 
-# Attempts that happened or will happen: cancelled and skipped ones never reached the card.
-COUNTED = ~Q(status__in=[AttemptStatus.CANCELLED, AttemptStatus.SKIPPED])
+_ATTEMPTS = connection.ops.quote_name(RecoveryAttempt._meta.db_table)
+_PAYMENTS = connection.ops.quote_name(Payment._meta.db_table)
+_LINKS = connection.ops.quote_name(RecoveryLink._meta.db_table)
+# RecoveryAttempt.COUNTED in plain SQL (IN works on PostgreSQL and SQLite).
+_COUNTED = f"status NOT IN ({', '.join(literal(status) for status in RecoveryAttempt.UNCOUNTED)})"
 
 
 def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
@@ -28,7 +31,7 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
     # Plain SQL, like card_histories: every attempt run re-plans its payment, and building this
     # five-aggregate query through the ORM cost more CPU than PostgreSQL took to answer it.
     # CASE rather than FILTER so that SQLite answers it too.
-    counted = "status NOT IN (%s, %s)"
+    counted = _COUNTED
     placeholders = ", ".join(["%s"] * len(payment_ids))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -39,12 +42,9 @@ def payment_histories(payment_ids) -> dict[int, PaymentHistory]:
             f"MAX(CASE WHEN {counted} THEN scheduled_for END), "
             "MAX(sequence), "
             "SUM(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END) "
-            f"FROM recovery_recoveryattempt WHERE payment_id IN ({placeholders}) GROUP BY payment_id",
+            f"FROM {_ATTEMPTS} WHERE payment_id IN ({placeholders}) GROUP BY payment_id",
             [
-                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.AUTO_RETRY,
-                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
-                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED, AttemptKind.NOTIFICATION,
-                AttemptStatus.CANCELLED, AttemptStatus.SKIPPED,
+                AttemptKind.AUTO_RETRY, AttemptKind.NOTIFICATION, AttemptKind.NOTIFICATION,
                 AttemptStatus.QUEUED, AttemptStatus.RUNNING, *payment_ids,
             ],
         )
@@ -80,11 +80,11 @@ def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[st
     placeholders = ", ".join(["%s"] * len(keys))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT card_key, amount, currency, scheduled_for FROM recovery_recoveryattempt "
+            f"SELECT card_key, amount, currency, scheduled_for FROM {_ATTEMPTS} "
             # The literal kind matches the partial index attempt_card_history.
-            f"WHERE organization_id = %s AND kind = 'auto_retry' AND card_key IN ({placeholders}) "
-            "AND scheduled_for > %s AND status NOT IN (%s, %s)",
-            [organization_id, *keys, now - VISA_WINDOW, AttemptStatus.CANCELLED, AttemptStatus.SKIPPED],
+            f"WHERE organization_id = %s AND kind = {literal(AttemptKind.AUTO_RETRY)} AND card_key IN ({placeholders}) "
+            f"AND scheduled_for > %s AND {_COUNTED}",
+            [organization_id, *keys, now - VISA_WINDOW],
         )
         rows = cursor.fetchall()
     for key, amount, currency, when in rows:
@@ -119,11 +119,11 @@ def customer_timings(*, customers, now: datetime, default_tz) -> dict[int, Custo
     placeholders = ", ".join(["%s"] * len(customers))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT customer_id, recovered_at, NULL, 1 FROM payments_payment "
+            f"SELECT customer_id, recovered_at, NULL, 1 FROM {_PAYMENTS} "
             f"WHERE customer_id IN ({placeholders}) AND status = %s AND recovered_at > %s "
             "UNION ALL "
-            "SELECT p.customer_id, l.first_opened_at, l.last_opened_at, 0 FROM recovery_recoverylink l "
-            "JOIN payments_payment p ON p.id = l.payment_id "
+            f"SELECT p.customer_id, l.first_opened_at, l.last_opened_at, 0 FROM {_LINKS} l "
+            f"JOIN {_PAYMENTS} p ON p.id = l.payment_id "
             f"WHERE p.customer_id IN ({placeholders}) AND l.first_opened_at > %s",
             [*customers, PaymentStatus.RECOVERED, since, *customers, since],
         )

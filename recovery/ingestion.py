@@ -19,14 +19,13 @@ from django.utils import timezone
 from analytics.holdout import draw_holdout_group
 from payments.providers import connected_accounts, recharge_provider
 from recovery import history as history_loader
-from recovery import sql
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
 from recovery.models import AttemptStatus, Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes
-from tinko import metrics
+from tinko import bulk, metrics
 
 
 @dataclass
@@ -38,11 +37,8 @@ class IngestResult:
 
 
 def default_policy(organization) -> RetryPolicy:
-    if sql.is_postgresql():
-        found = sql.fetch(RetryPolicy, "organization_id = %s AND is_default", [organization.pk])
-        policy = found[0] if found else None
-    else:
-        policy = RetryPolicy.objects.filter(organization=organization, is_default=True).first()
+    found = bulk.fetch(RetryPolicy, Q(organization_id=organization.pk, is_default=True))
+    policy = found[0] if found else None
     if policy is None:
         # Every org gets one when it is created (RecoveryConfig.ready); this covers
         # orgs that existed before the recovery engine.
@@ -133,17 +129,10 @@ def _record(*, organization, reports, source, skip_recovered=False) -> list[Inge
 
 
 def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
-    # "external_id <> ''" lets PostgreSQL use the partial unique index on
+    # ~Q(external_id="") lets PostgreSQL use the partial unique index on
     # (organization, source, external_id); without it, every report scans the table.
-    if not sql.is_postgresql():
-        return list(
-            FailureEvent.objects.filter(organization=organization, source=source, external_id__in=event_ids)
-            .exclude(external_id="")
-            .select_related("payment")
-        )
-    events = sql.fetch(
-        FailureEvent, "organization_id = %s AND source = %s AND external_id = ANY(%s) AND external_id <> ''",
-        [organization.pk, source, list(event_ids)],
+    events = bulk.fetch(
+        FailureEvent, Q(organization_id=organization.pk, source=source, external_id__in=event_ids) & ~Q(external_id="")
     )
     if events:
         payments = Payment.objects.in_bulk({e.payment_id for e in events})
@@ -181,7 +170,7 @@ class _Writes:
     """
 
     def __init__(self):
-        self.fast = sql.is_postgresql()
+        self.fast = bulk.is_postgresql()
         self.new: dict = {Customer: [], Payment: [], FailureEvent: [], RecoveryAttempt: []}
         self.pool: dict = {FailureEvent: [], RecoveryAttempt: []}
 
@@ -200,7 +189,7 @@ class _Writes:
             return
         counts = {Customer: len(self.new[Customer]), Payment: len(self.new[Payment]), FailureEvent: events,
                   RecoveryAttempt: attempts}
-        ids = sql.allocate_ids(counts)
+        ids = bulk.allocate_ids(counts)
         for model in (Customer, Payment):
             for obj, pk in zip(self.new[model], ids[model]):
                 obj.pk = pk
@@ -217,10 +206,10 @@ class _Writes:
                 objs = self.new[model]
                 pool = self.pool[model]
                 if len(pool) < len(objs):
-                    pool = pool + sql.allocate_ids({model: len(objs) - len(pool)})[model]
+                    pool = pool + bulk.allocate_ids({model: len(objs) - len(pool)})[model]
                 for obj, pk in zip(objs, pool):
                     obj.pk = pk
-            sql.write_new([(model, self.new[model]) for model in (Customer, Payment, FailureEvent, RecoveryAttempt)])
+            bulk.insert([(model, self.new[model]) for model in (Customer, Payment, FailureEvent, RecoveryAttempt)])
         else:
             for model in (FailureEvent, RecoveryAttempt):
                 if self.new[model]:
@@ -252,17 +241,11 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
         return {}
     # Locked, in key order: two requests updating one customer take turns.
     psps = sorted(set(psp_of.values()))
-    if writes.fast:
-        found = sql.fetch(
-            Customer,
-            "organization_id = %s AND (key = ANY(%s) OR (provider_customer_id = ANY(%s) AND provider_customer_id <> '')) "
-            "ORDER BY key",
-            [organization.pk, list(wanted), psps], lock=True,
-        )
-    else:
-        found = Customer.objects.select_for_update().filter(
-            Q(key__in=wanted) | Q(provider_customer_id__in=psps), organization=organization
-        ).order_by("key")
+    found = bulk.fetch(
+        Customer,
+        Q(organization_id=organization.pk) & (Q(key__in=wanted) | Q(provider_customer_id__in=psps) & ~Q(provider_customer_id="")),
+        order_by="key", lock=True,
+    )
     existing = {c.key: c for c in found}
     by_psp = {c.provider_customer_id: c for c in existing.values() if c.provider_customer_id}
     changed, new = [], []
@@ -279,7 +262,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
                 customer.key = key
                 changed.append(customer)
         if customer is None:
-            customer = sql.build(
+            customer = bulk.build(
                 Customer, organization_id=organization.pk, key=key, created_at=now, updated_at=now, **data
             )
             new.append(customer)
@@ -301,7 +284,7 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
             existing[customer.key] = customer
     elif new:
         writes.reserve(Customer, new)
-    sql.update_rows(Customer, changed, ["key", *CUSTOMER_FIELDS.values(), "provider_fetched_at", "updated_at"])
+    bulk.update(Customer, changed, ["key", *CUSTOMER_FIELDS.values(), "provider_fetched_at", "updated_at"])
     return existing
 
 
@@ -352,7 +335,7 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
             _apply_report(payment, report, customers)
             codes = failure_codes(report)
             c = classify(organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes)
-            event = sql.build(
+            event = bulk.build(
                 FailureEvent,
                 organization_id=organization.pk,
                 payment_id=payment.pk,
@@ -378,7 +361,7 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     writes.flush()
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
     stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
-    sql.update_rows(Payment, stored, PAYMENT_UPDATE_FIELDS)
+    bulk.update(Payment, stored, PAYMENT_UPDATE_FIELDS)
     if created_refs:
         from notifications.webhooks import payments_event
 
@@ -391,13 +374,13 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
 PAYMENT_UPDATE_FIELDS = [
     "provider", "provider_payment_id", "customer", "amount", "currency", "description", "metadata", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "card_fingerprint", "status", "category", "status_reason",
-    "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
+    "limit_code", "failure_count", "first_failed_at", "last_failed_at", "recovery_ends_at", "policy", "updated_at",
     "provider_account", "provider_customer_id", "provider_payment_method_id", "provider_retry_at",
 ]
 
 
 def _new_payment(organization, reference, first: FailureReport, policy, now) -> Payment:
-    payment = sql.build(
+    payment = bulk.build(
         Payment,
         organization_id=organization.pk,
         reference=reference,
@@ -422,17 +405,9 @@ def _payments(*, organization, references, by_reference, policy, now, writes: _W
     References are locked in sorted order, so two batches touching the same
     payments queue up instead of deadlocking.
     """
-    if writes.fast:
-        found = sql.fetch(
-            Payment, "organization_id = %s AND reference = ANY(%s) ORDER BY reference", [organization.pk, references],
-            lock=True,
-        )
-    else:
-        found = (
-            Payment.objects.select_for_update(of=("self",))
-            .filter(organization=organization, reference__in=references)
-            .order_by("reference")
-        )
+    found = bulk.fetch(
+        Payment, Q(organization_id=organization.pk, reference__in=references), order_by="reference", lock=True
+    )
     payments = {p.reference: p for p in found}
     missing = [ref for ref in references if ref not in payments]
     new = [_new_payment(organization, ref, by_reference[ref][0][1], policy, now) for ref in missing]
@@ -487,6 +462,10 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
     payment.updated_at = timezone.now()
 
 
+# The payment fields plan_payments sets: what its callers save.
+PLANNED_FIELDS = ("status", "status_reason", "limit_code", "category")
+
+
 def plan_payments(*, organization, payments, latest, now, created=(), writes=None) -> dict[str, RecoveryAttempt]:
     """Cancel what was scheduled and plan the next attempt for each payment (its latest event decides).
 
@@ -533,8 +512,10 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
         )
         payment.status = plan.status
         payment.status_reason = plan.reason
+        if plan.limit_code:
+            payment.limit_code = plan.limit_code
         if plan.attempt is not None:
-            attempt = sql.build(
+            attempt = bulk.build(
                 RecoveryAttempt,
                 organization_id=organization.pk,
                 payment_id=payment.pk,
@@ -544,6 +525,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
                 message_kind=plan.attempt.message_kind,
                 scheduled_for=plan.attempt.scheduled_for,
                 reason=plan.attempt.reason,
+                limit_code=plan.attempt.limit_code,
                 card_key=card_key,
                 amount=payment.amount,
                 currency=payment.currency,

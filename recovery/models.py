@@ -82,6 +82,13 @@ class PaymentStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class NetworkLimit(models.TextChoices):
+    """A card network's limit on automatic re-charges (recovery/planner.py applies them): the code of one that refused or moved a re-charge."""
+
+    VISA_15_30D = "visa_15_30d", _("At most 15 automatic re-charges per card and amount in 30 days (Visa rule)")
+    MASTERCARD_10_24H = "mastercard_10_24h", _("At most 10 automatic attempts per card in 24 hours (Mastercard)")
+
+
 class HoldoutGroup(models.TextChoices):
     TREATMENT = "treatment", _("Recovered by Tinko")
     HOLDOUT = "holdout", _("Held out (no recovery actions)")
@@ -124,6 +131,9 @@ class Payment(models.Model):
     # The latest failure's category: what the recovery is currently working around.
     category = models.CharField(max_length=30, blank=True)
     status_reason = models.TextField(blank=True)
+    # The card-network limit that last refused or moved a planned re-charge ('' if none ever did):
+    # what the compliance figures count. It stays when a later plan's reason no longer tells of it.
+    limit_code = models.CharField(max_length=20, choices=NetworkLimit.choices, blank=True)
     failure_count = models.PositiveIntegerField(default=0)
     first_failed_at = models.DateTimeField()
     last_failed_at = models.DateTimeField()
@@ -429,6 +439,11 @@ class RecoveryAttempt(models.Model):
     """
 
     ACTIVE = (AttemptStatus.SCHEDULED, AttemptStatus.QUEUED, AttemptStatus.RUNNING)
+    # A counted attempt happened or will happen: cancelled and skipped ones never reached the card
+    # or the customer. The card networks' limits, the policy's step counts and the compliance
+    # figures count the others. UNCOUNTED is for plain SQL; COUNTED filters a queryset.
+    UNCOUNTED = (AttemptStatus.CANCELLED, AttemptStatus.SKIPPED)
+    COUNTED = ~Q(status__in=UNCOUNTED)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     # Indexed by the (payment, sequence) constraint. Every extra index on this
@@ -441,6 +456,9 @@ class RecoveryAttempt(models.Model):
     status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.SCHEDULED)
     scheduled_for = models.DateTimeField()
     reason = models.TextField()
+    # The card-network limit the reason tells of: one that moved this re-charge, or that refused the
+    # re-charge a message stands in for. Code that counts reads this, never the reason.
+    limit_code = models.CharField(max_length=20, choices=NetworkLimit.choices, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True, default=new_idempotency_key, editable=False)
     # What the card networks count: the card, and the amount and currency charged.
     card_key = models.CharField(max_length=140, blank=True)

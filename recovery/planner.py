@@ -67,7 +67,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from recovery import steps as policy_steps
-from recovery.models import Action, AttemptKind, Category, Channel, MessageKind, PaymentStatus
+from recovery.models import Action, AttemptKind, Category, Channel, MessageKind, NetworkLimit, PaymentStatus
 from recovery.payday import NO_TIMING, CustomerTiming, message_time, payday_for
 from tinko.formatting import english
 
@@ -125,6 +125,9 @@ class PlannedAttempt:
     scheduled_for: datetime
     reason: str
     message_kind: str = ""
+    # The card-network limit (NetworkLimit) the reason tells of: one that moved this re-charge, or that
+    # refused the re-charge a message stands in for. Code that counts reads this, not the reason.
+    limit_code: str = ""
 
 
 @dataclass
@@ -132,6 +135,14 @@ class Plan:
     attempt: PlannedAttempt | None
     status: str
     reason: str
+    # The card-network limit that refused or moved a re-charge in this plan ('' if none did).
+    limit_code: str = ""
+
+
+class _Notes(list):
+    """Why steps were passed over (sentences for the reason), and the limit code if a network limit was one."""
+
+    limit_code = ""
 
 
 def humanize(delta: timedelta) -> str:
@@ -185,15 +196,16 @@ def next_payday(when: datetime, paydays: list[int], tz: ZoneInfo) -> datetime | 
 
 def check_network_limits(
     *, card_brand: str, card: CardHistory, amount: int, currency: str, when: datetime
-) -> tuple[datetime | None, str]:
-    """(the earliest allowed time at or after ``when``, or None if no automatic attempt is allowed; why)."""
+) -> tuple[datetime | None, str, str]:
+    """(the earliest allowed time at or after ``when``, or None if no automatic attempt is allowed; why; the
+    NetworkLimit that refused or moved it, '' if none did)."""
     same_amount = [t for a, c, t in card.attempts if a == amount and c == currency and t > when - VISA_WINDOW]
     if len(same_amount) >= VISA_LIMIT:
         return None, (
             f"card-network limit: at most {VISA_LIMIT} automatic reattempts per card and amount in 30 days "
             f"(Visa rule, applied to every card); {len(same_amount)} already made or scheduled"
-        )
-    note = ""
+        ), NetworkLimit.VISA_15_30D
+    note = code = ""
     if card_brand == "mastercard":
         recent = sorted(t for _, _, t in card.attempts if when - MASTERCARD_WINDOW < t <= when)
         if len(recent) >= MASTERCARD_LIMIT:
@@ -203,7 +215,8 @@ def check_network_limits(
                 f"moved to {when:%Y-%m-%d %H:%M} UTC: Mastercard allows at most {MASTERCARD_LIMIT} "
                 "automatic attempts per card in 24 hours"
             )
-    return when, note
+            code = NetworkLimit.MASTERCARD_10_24H
+    return when, note, code
 
 
 def step_key(classification) -> str:
@@ -278,13 +291,13 @@ def plan_next(
         ))
 
     steps = policy_steps.steps_for(policy, key)
-    notes: list[str] = []
+    notes = _Notes()
     if classification.network_stop:
         notes.append("the card network forbids any automatic reattempt")
     if not steps:
         return Plan(None, idle, _sentence(
             f"No further action: {classification.reason.rstrip('.')}", notes + [f"the policy has no steps for {label}"]
-        ))
+        ), notes.limit_code)
     recharge_ok, recharge_why = _recharge_allowed(classification, can_recharge, label)
     total = {policy_steps.RECHARGE: 0, policy_steps.MESSAGE: 0}
     for step in steps:
@@ -311,13 +324,13 @@ def plan_next(
         else:
             attempt = _message_step(step, ctx, channels, notes)
         if attempt is not None:
-            return Plan(attempt, PaymentStatus.RECOVERING, attempt.reason)
+            return Plan(attempt, PaymentStatus.RECOVERING, attempt.reason, attempt.limit_code)
 
     if history.notifications:
         return Plan(None, PaymentStatus.RECOVERING, _sentence(
             f"Every step of the policy for {label} is done; the pay link stays open until it expires", notes
-        ))
-    return Plan(None, idle, _sentence(f"No further action for {label}", notes))
+        ), notes.limit_code)
+    return Plan(None, idle, _sentence(f"No further action for {label}", notes), notes.limit_code)
 
 
 @dataclass
@@ -341,12 +354,14 @@ class _StepContext:
         return f"{humanize(timedelta(seconds=step.after_seconds))} after the {'failure' if self.first_step else 'last step'}"
 
 
-def _note(notes: list[str], note: str) -> None:
+def _note(notes: _Notes, note: str, limit_code: str = "") -> None:
     if note and note not in notes:
         notes.append(note)
+    if limit_code:
+        notes.limit_code = limit_code
 
 
-def _recharge_step(step, ctx: _StepContext, notes: list[str]) -> PlannedAttempt | None:
+def _recharge_step(step, ctx: _StepContext, notes: _Notes) -> PlannedAttempt | None:
     payment, policy, tz = ctx.payment, ctx.policy, ctx.tz
     parts = [f"re-charge {ctx.number} of {ctx.total}: {ctx.label}"]
     when = max(ctx.now, ctx.anchor + timedelta(seconds=step.after_seconds))
@@ -380,11 +395,11 @@ def _recharge_step(step, ctx: _StepContext, notes: list[str]) -> PlannedAttempt 
     when, moved = outside_quiet_hours(when, policy, tz)
     if moved:
         parts.append(f"outside quiet hours in {tz.key}")
-    allowed, note = check_network_limits(
+    allowed, note, limit_code = check_network_limits(
         card_brand=payment.card_brand, card=card, amount=payment.amount, currency=payment.currency, when=when
     )
     if allowed is None:
-        _note(notes, note)
+        _note(notes, note, limit_code)
         return None
     if note:
         when = allowed
@@ -394,10 +409,10 @@ def _recharge_step(step, ctx: _StepContext, notes: list[str]) -> PlannedAttempt 
         return None
     parts.extend(notes)
     reason = _cap(parts[0] + ", " + ", ".join(parts[1:]))
-    return PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason)
+    return PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason, limit_code=limit_code or notes.limit_code)
 
 
-def _message_step(step, ctx: _StepContext, channels: list[str], notes: list[str]) -> PlannedAttempt | None:
+def _message_step(step, ctx: _StepContext, channels: list[str], notes: _Notes) -> PlannedAttempt | None:
     if not channels:
         _note(notes, "no way to reach the customer: no contact on an enabled channel")
         return None
@@ -437,7 +452,7 @@ def _message_step(step, ctx: _StepContext, channels: list[str], notes: list[str]
         parts.append(f"outside quiet hours in {ctx.tz.key}")
     parts.extend(notes)
     reason = _cap(head + ", " + ", ".join(parts))
-    return PlannedAttempt(AttemptKind.NOTIFICATION, channel, when, reason, kind)
+    return PlannedAttempt(AttemptKind.NOTIFICATION, channel, when, reason, kind, limit_code=notes.limit_code)
 
 
 def plan_retry_now(
@@ -464,16 +479,17 @@ def plan_retry_now(
         parts.append(f"inside the customer's quiet hours in {tz.key}: {requested_by} chose to override them")
     elif moved:
         parts.append(f"moved to the end of the customer's quiet hours in {tz.key}")
-    allowed, note = check_network_limits(
+    allowed, note, limit_code = check_network_limits(
         card_brand=payment.card_brand, card=card, amount=payment.amount, currency=payment.currency, when=when
     )
     if allowed is None:
-        return Plan(None, status, _cap(note) + ".")
+        return Plan(None, status, _cap(note) + ".", limit_code)
     if note:
         when = allowed
         parts.append(note)
     reason = "; ".join(parts) + "."
-    return Plan(PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason), PaymentStatus.RECOVERING, reason)
+    return Plan(PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason, limit_code=limit_code),
+                PaymentStatus.RECOVERING, reason, limit_code)
 
 
 def plan_card_changed(
@@ -504,18 +520,19 @@ def plan_card_changed(
     when, moved = outside_quiet_hours(now, policy, tz)
     if moved:
         parts.append(f"outside quiet hours in {tz.key}")
-    allowed, note = check_network_limits(
+    allowed, note, limit_code = check_network_limits(
         card_brand=payment.card_brand, card=card, amount=payment.amount, currency=payment.currency, when=when
     )
     if allowed is None:
-        return Plan(None, status, _sentence("No re-charge with the new card", [note]))
+        return Plan(None, status, _sentence("No re-charge with the new card", [note]), limit_code)
     if note:
         when = allowed
         parts.append(note)
     if window_end is not None and when >= window_end:
         return Plan(None, status, "No re-charge with the new card: it would fall after the recovery window ends.")
     reason = parts[0] + (", " + ", ".join(parts[1:]) if parts[1:] else "") + "."
-    return Plan(PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason), PaymentStatus.RECOVERING, reason)
+    return Plan(PlannedAttempt(AttemptKind.AUTO_RETRY, Channel.PSP, when, reason, limit_code=limit_code),
+                PaymentStatus.RECOVERING, reason, limit_code)
 
 
 def _sentence(head: str, notes: list[str]) -> str:

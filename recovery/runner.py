@@ -22,21 +22,13 @@ from django.db.models import F, Subquery
 from django.utils import timezone
 
 from payments.providers import ChargeResult, recharge_provider
-from recovery import leases, sql
+from recovery import leases
 from recovery.classifier import classify
-from recovery.ingestion import plan_payments
-from recovery.models import (
-    AttemptKind,
-    AttemptStatus,
-    FailureEvent,
-    FailureSource,
-    Payment,
-    PaymentStatus,
-    RecoveryAttempt,
-)
+from recovery.ingestion import PLANNED_FIELDS, plan_payments
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, Payment, PaymentStatus, RecoveryAttempt
 from recovery.reports import failure_codes
 from recovery.services import mark_recovered
-from tinko import metrics
+from tinko import bulk, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +288,7 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     previous = payment.status
     plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
     payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    payment.save(update_fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
     if payment.status == PaymentStatus.EXHAUSTED and previous != PaymentStatus.EXHAUSTED:
         from notifications.webhooks import payment_event
 
@@ -407,7 +399,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
         metrics.attempt_finished(attempt.kind, attempt.status)
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.
-        sql.update_rows(RecoveryAttempt, finished, ["status", "outcome", "finished_at", "lease_expires_at", "link"])
+        bulk.update(RecoveryAttempt, finished, ["status", "outcome", "finished_at", "lease_expires_at", "link"])
         _replan_many(replan, now)
     return outcomes, alone
 
@@ -439,7 +431,7 @@ def _replan_many(payments: list[Payment], now) -> None:
                       latest={p.reference: events[p.pk] for p in group}, now=now)
     for payment in planned:
         payment.updated_at = now
-    sql.update_rows(Payment, planned, ["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
+    bulk.update(Payment, planned, [*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
     for payment in planned:
         if payment.status == PaymentStatus.EXHAUSTED and previous[payment.pk] != PaymentStatus.EXHAUSTED:
             from notifications.webhooks import payment_event

@@ -184,12 +184,13 @@ def _planned_recharge(*, payment, attempt, history, now, outcome: str) -> Recove
     saved = RecoveryAttempt.objects.create(
         organization_id=payment.organization_id, payment=payment, sequence=history.last_sequence + 1,
         kind=AttemptKind.AUTO_RETRY, channel=Channel.PSP, scheduled_for=attempt.scheduled_for, reason=attempt.reason,
-        card_key=payment.card_key or f"payment:{payment.pk}", amount=payment.amount, currency=payment.currency,
+        limit_code=attempt.limit_code, card_key=payment.card_key or f"payment:{payment.pk}", amount=payment.amount, currency=payment.currency,
     )
     payment.status = PaymentStatus.RECOVERING
     payment.status_reason = saved.reason
+    payment.limit_code = attempt.limit_code or payment.limit_code
     payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "updated_at"])
+    payment.save(update_fields=["status", "status_reason", "limit_code", "updated_at"])
     return saved
 
 

@@ -10,11 +10,11 @@ import pytest
 from analytics import selectors
 from analytics.holdout import draw_holdout_group
 from analytics.selectors import Period
-from recovery import sql
 from recovery.ingestion import default_policy, record_failures
 from recovery.models import Payment, RecoveryAttempt, RetryPolicy
 from recovery.planner import HOLDOUT_REASON
 from recovery.reports import parse_report
+from tinko import bulk
 from tests.analytics.conftest import make_payment
 from tests.analytics.test_measures import NOV
 from tests.recovery.conftest import report
@@ -66,7 +66,7 @@ def _ingest(org, n, prefix="order"):
 def test_held_out_payments_are_recorded_and_get_no_recovery_action(org, monkeypatch, fast):
     _with_holdout(org, 50)
     if not fast:
-        monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+        monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
 
     results = _ingest(org, 40)
 

@@ -11,6 +11,7 @@ from analytics import selectors
 from analytics.models import DailyRollup, RollupState
 from analytics.rollups import hours_bucket, refresh
 from analytics.selectors import Period
+from recovery.models import NetworkLimit, Payment
 from recovery.models import FailureEvent, RecoveryAttempt
 from tests.analytics.conftest import at, make_payment
 from tests.analytics.test_measures import NOV
@@ -97,6 +98,7 @@ def test_compliance_meter_counts_reattempts_refusals_and_advice_codes(org, rolle
     stopped = make_payment(org, failed="2026-11-04 10:00", card_brand="visa",
                            status="failed")
     stopped.status_reason = "No further action (card-network limit: at most 15 automatic reattempts per card)."
+    stopped.limit_code = NetworkLimit.VISA_15_30D
     stopped.save()
     FailureEvent.objects.create(organization=org, payment=stopped, source="api", occurred_at=at("2026-11-04 10:00"),
                                 network_stop=True, category="do_not_retry", action="stop", reason="test")
@@ -185,21 +187,25 @@ def _rollup_rows(org):
 
 def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
     from analytics import synthetic
-    from recovery import sql
+    from tinko import bulk
 
     synthetic.generate(organization=org, payments=1500, days=120, seed=9, holdout_percent=10)
     # What synthetic data lacks: a Mastercard-moved attempt and a limit refusal.
     moved = make_payment(org, failed="2026-11-03 10:00", card_brand="mastercard")
     RecoveryAttempt.objects.create(organization=org, payment=moved, sequence=1, kind="auto_retry", channel="psp",
-                                   scheduled_for=at("2026-11-04 10:00"), reason="Retry 1 of 4, moved to … UTC: Mastercard allows at most 10 automatic attempts per card in 24 hours",
-                                   amount=moved.amount, currency=moved.currency)
+                                   scheduled_for=at("2026-11-04 10:00"), reason="Retry 1 of 4, moved",
+                                   limit_code=NetworkLimit.MASTERCARD_10_24H, amount=moved.amount, currency=moved.currency)
     limited = make_payment(org, failed="2026-11-03 11:00", status="failed")
-    limited.status_reason = "No further action (card-network limit: at most 15 …)."
+    limited.limit_code = NetworkLimit.VISA_15_30D
     limited.save()
+    # A reason that tells of a limit without the code is not counted: the figures read codes, not sentences.
+    worded = make_payment(org, failed="2026-11-03 12:00", status="failed")
+    worded.status_reason = "No further action (card-network limit: at most 15 …)."
+    worded.save()
 
     refresh(org, full=True)
     in_sql = _rollup_rows(org)
-    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     refresh(org, full=True)
     in_python = _rollup_rows(org)
 
@@ -210,7 +216,7 @@ def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):
 
 
 def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
-    from recovery import sql
+    from tinko import bulk
 
     for day in ("2026-11-03 10:00", "2026-11-04 10:00", "2026-11-09 10:00"):
         make_payment(org, failed=day, recovered_after=timedelta(hours=3), attempt_sequence=2)
@@ -218,7 +224,7 @@ def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
     state = RollupState.objects.get(organization=org)
     state.refreshed_through = timezone.now() - timedelta(hours=1)
     state.save()
-    monkeypatch.setattr(sql, "is_postgresql", lambda: False)
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     python_days = refresh(org)
     in_python = _rollup_rows(org)
     monkeypatch.undo()
@@ -229,17 +235,28 @@ def test_postgresql_and_python_re_roll_the_same_days(org, monkeypatch, rolled):
     assert _rollup_rows(org) == in_python
 
 
-def test_the_planners_own_limit_reasons_carry_the_markers_the_meter_counts():
-    from datetime import UTC, datetime, timedelta
+def test_limit_codes_are_backfilled_from_the_planners_earlier_reasons(org):
+    from importlib import import_module
 
-    from analytics.rollups import LIMIT_MARKERS
-    from recovery.planner import CardHistory, check_network_limits
+    from django.apps import apps
 
-    now = datetime(2026, 11, 25, 10, tzinfo=UTC)
-    visa = CardHistory(attempts=[(1000, "USD", now - timedelta(days=d)) for d in range(1, 16)])
-    when, visa_reason = check_network_limits(card_brand="visa", card=visa, amount=1000, currency="USD", when=now)
-    assert when is None
-    mastercard = CardHistory(attempts=[(500 + i, "USD", now - timedelta(hours=1, minutes=i)) for i in range(10)])
-    _, mastercard_reason = check_network_limits(card_brand="mastercard", card=mastercard, amount=1000, currency="USD", when=now)
-    assert any(marker in visa_reason for marker in LIMIT_MARKERS)
-    assert any(marker in mastercard_reason for marker in LIMIT_MARKERS)
+    backfill = import_module("recovery.migrations.0012_backfill_limit_codes_from_reasons").backfill
+    refused = make_payment(org, failed="2026-11-03 11:00", status="failed")
+    refused.status_reason = (
+        "No further action for insufficient funds (card-network limit: at most 15 automatic reattempts per card and "
+        "amount in 30 days (Visa rule, applied to every card); 15 already made or scheduled)."
+    )
+    refused.save()
+    moved = make_payment(org, failed="2026-11-03 10:00", card_brand="mastercard")
+    attempt = RecoveryAttempt.objects.create(
+        organization=org, payment=moved, sequence=1, kind="auto_retry", channel="psp", scheduled_for=at("2026-11-04 10:00"),
+        reason="Re-charge 1 of 4: insufficient funds, moved to 2026-11-04 10:00 UTC: Mastercard allows at most 10 "
+               "automatic attempts per card in 24 hours", amount=moved.amount, currency=moved.currency)
+    untouched = make_payment(org, failed="2026-11-03 12:00")
+
+    backfill(apps, None)
+
+    assert Payment.objects.get(pk=refused.pk).limit_code == NetworkLimit.VISA_15_30D
+    assert RecoveryAttempt.objects.get(pk=attempt.pk).limit_code == NetworkLimit.MASTERCARD_10_24H
+    assert Payment.objects.get(pk=moved.pk).limit_code == NetworkLimit.MASTERCARD_10_24H
+    assert Payment.objects.get(pk=untouched.pk).limit_code == ""

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analytics import selectors, synthetic
-from recovery import sql
 from recovery.models import FailureEvent, Payment, RecoveryAttempt
+from tinko import bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_copy_and_orm_paths_write_the_same_history(org, other_org, monkeypatch):
     end = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
     synthetic.generate(organization=org, payments=300, days=60, seed=3, holdout_percent=10, end=end)
     with monkeypatch.context() as m:
-        m.setattr(sql, "is_postgresql", lambda: False)
+        m.setattr(bulk, "is_postgresql", lambda: False)
         synthetic.generate(organization=other_org, payments=300, days=60, seed=3, holdout_percent=10, end=end)
 
     assert history(org) == history(other_org)

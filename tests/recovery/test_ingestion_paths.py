@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from recovery import sql
 from recovery.ingestion import record_failures
 from recovery.models import Customer, FailureEvent, Payment, RecoveryAttempt
 from recovery.reports import parse_report
 from tests.recovery.conftest import report
+from tinko import bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -57,13 +57,13 @@ def other_org(other_org, org):
 
 
 def test_copy_path_is_taken_on_postgresql():
-    assert sql.is_postgresql()
+    assert bulk.is_postgresql()
 
 
 def test_both_paths_record_the_same_rows(org, other_org, monkeypatch):
     fast = record_failures(organization=org, reports=reports())
     with monkeypatch.context() as m:
-        m.setattr(sql, "is_postgresql", lambda: False)
+        m.setattr(bulk, "is_postgresql", lambda: False)
         slow = record_failures(organization=other_org, reports=reports())
 
     assert [r.duplicate for r in fast] == [r.duplicate for r in slow] == [False, False, False, False, True]
@@ -77,7 +77,7 @@ def test_second_batch_updates_known_rows_the_same_way(org, other_org, monkeypatc
     record_failures(organization=org, reports=reports())
     record_failures(organization=org, reports=second)
     with monkeypatch.context() as m:
-        m.setattr(sql, "is_postgresql", lambda: False)
+        m.setattr(bulk, "is_postgresql", lambda: False)
         record_failures(organization=other_org, reports=reports())
         record_failures(organization=other_org, reports=second)
 
@@ -99,7 +99,7 @@ def test_planning_a_batch_of_psp_payments_reads_the_connected_accounts_once(org,
         assert len(accounts) == 1
         return len(captured.captured_queries)
 
-    # Both batches are large enough for the COPY path (recovery.sql.SMALL_WRITE): same statements, any size.
+    # Both batches are large enough for the COPY path (tinko.bulk.SMALL_WRITE): same statements, any size.
     queries_for(50)  # the first batch also loads what is cached afterwards (rules, policy)
     assert queries_for(60) == queries_for(150)
     assert Payment.objects.filter(organization=org, provider=provider).count() == 260

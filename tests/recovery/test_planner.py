@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery.models import Payment, PaymentStatus, RetryPolicy
+from recovery.models import NetworkLimit, Payment, PaymentStatus, RetryPolicy
 from recovery.payday import CustomerTiming
 from recovery.planner import (
     CardHistory,
@@ -301,6 +301,20 @@ def test_sixteenth_visa_attempt_for_the_same_card_and_amount_is_never_scheduled(
     result = plan(card=CardHistory(made), pol=MANY, channels=())
     assert result.attempt is None
     assert "at most 15 automatic reattempts per card and amount in 30 days" in result.reason
+    assert result.limit_code == NetworkLimit.VISA_15_30D
+
+
+def test_a_message_in_place_of_a_recharge_the_visa_limit_refused_carries_its_code():
+    made = [(1000, "USD", NOW - timedelta(days=d)) for d in range(1, 16)]
+    result = plan(card=CardHistory(made))  # the default policy's next step is a message
+    assert result.attempt.kind == "notification"
+    assert result.attempt.limit_code == result.limit_code == NetworkLimit.VISA_15_30D
+
+
+def test_a_plan_no_limit_touched_has_no_limit_code():
+    result = plan(card=CardHistory([]), pol=MANY)
+    assert result.attempt.kind == "auto_retry"
+    assert result.attempt.limit_code == result.limit_code == ""
 
 
 def test_fifteenth_attempt_is_allowed_and_other_amounts_do_not_count():
@@ -318,14 +332,15 @@ def test_attempts_older_than_thirty_days_do_not_count():
 def test_mastercard_ten_per_day_pushes_the_retry_later():
     when = NOW + timedelta(days=1)
     recent = [(500 + i, "USD", when - timedelta(hours=i + 1)) for i in range(10)]
-    allowed, note = check_network_limits(
+    allowed, note, code = check_network_limits(
         card_brand="mastercard", card=CardHistory(recent), amount=1000, currency="USD", when=when
     )
     # The oldest of the last ten was 10 h before; room again 24 h after it.
     assert allowed == when - timedelta(hours=10) + timedelta(hours=24)
     assert "Mastercard allows at most 10" in note
-    visa_allowed, _ = check_network_limits(card_brand="visa", card=CardHistory(recent), amount=1000, currency="USD", when=when)
-    assert visa_allowed == when
+    assert code == NetworkLimit.MASTERCARD_10_24H
+    visa_allowed, _, visa_code = check_network_limits(card_brand="visa", card=CardHistory(recent), amount=1000, currency="USD", when=when)
+    assert (visa_allowed, visa_code) == (when, "")
 
 
 def test_no_recharge_provider_falls_back_to_a_message_and_explains():

@@ -18,7 +18,16 @@ def m(seconds):
     return {"action": "message", "after_seconds": seconds, "channel": ""}
 
 
+@pytest.fixture
+def latest_schema_after():
+    """Back to every app's latest migration afterwards: later tests need the columns added after AFTER."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("latest_schema_after")
 def test_existing_policies_become_equivalent_steps():
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)

@@ -1,0 +1,130 @@
+"""tinko.bulk writes rows as Model.save() would store them: custom fields encrypted, auto timestamps set, JSON as JSON.
+
+The model here is the tests' own (app label ``bulk_tests``, not installed, so
+no migration knows it): its table is created inside each test's transaction.
+The SQLite path runs in a child process on a temporary SQLite database, as
+local mode does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.db import connection, models
+from django.db.models import Q
+from django.utils import timezone
+
+from tests.ops.procs import DJANGO_SETUP, production_env, run_python
+from tinko import bulk, crypto
+
+
+class SealedTextField(models.TextField):
+    """Encrypted at rest: what a bulk writer that skipped get_db_prep_save would store in the clear."""
+
+    def get_db_prep_save(self, value, connection):
+        return crypto.encrypt(value) if value else value
+
+    def from_db_value(self, value, expression, connection):
+        return crypto.decrypt(value) if value else value
+
+
+class Note(models.Model):
+    secret = SealedTextField(blank=True)
+    data = models.JSONField(default=dict, null=True)
+    label = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "bulk_tests"
+
+
+JSON_VALUES = [{"a": [1, "x", None], "b": {"c": True}}, [], "text", 0, {"é": "ü"}]
+
+
+def write_and_read(n: int) -> dict:
+    """Write ``n`` notes as dicts and ``n`` as instances (no ids), read them back: the facts the tests check."""
+    given = datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt_timezone.utc)
+    dicts = [{"secret": f"dict secret {i}", "data": JSON_VALUES[i % len(JSON_VALUES)], "label": "dict"} for i in range(n)]
+    dicts[0]["created_at"] = given  # a row may carry its own time (imports, sample history)
+    objs = [Note(secret=f"instance secret {i}", data=JSON_VALUES[i % len(JSON_VALUES)], label="obj") for i in range(n)]
+    before = timezone.now()
+    bulk.insert([(Note, dicts), (Note, objs)])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT secret FROM {Note._meta.db_table}")
+        stored = [row[0] for row in cursor.fetchall()]
+    read = {note.pk: note for note in bulk.fetch(Note, Q(label__in=["dict", "obj"]), order_by="id")}
+    orm = {note.pk: note for note in Note.objects.all()}
+    return {
+        "ids_given": all(d["id"] for d in dicts) and all(o.pk for o in objs),
+        "ids_distinct": len({d["id"] for d in dicts} | {o.pk for o in objs}) == 2 * n,
+        "clear_text_stored": sum("secret" in s for s in stored),
+        "secrets_read": sorted(n.secret for n in read.values()) == sorted(
+            [d["secret"] for d in dicts] + [o.secret for o in objs]),
+        "orm_agrees": all(orm[pk].secret == note.secret and orm[pk].data == note.data for pk, note in read.items()),
+        "json_round_trip": [read[d["id"]].data for d in dicts] == [d["data"] for d in dicts]
+        and [read[o.pk].data for o in objs] == [o.data for o in objs],
+        "given_time_kept": read[dicts[0]["id"]].created_at == given,
+        "stamped": all(before <= note.updated_at <= timezone.now() for note in read.values())
+        and all(before <= read[d["id"]].created_at for d in dicts[1:]),
+        "instances_stamped": all(o.created_at is not None and o.updated_at is not None for o in objs),
+        "no_matches": bulk.fetch(Note, Q(label__in=[])) == [],
+        "or_and_not": sorted(n.label for n in bulk.fetch(Note, Q(label="dict") & ~Q(id=dicts[0]["id"]) | Q(id=objs[0].pk)))
+        == ["dict"] * (n - 1) + ["obj"],
+    }
+
+
+EXPECTED = {
+    "ids_given": True, "ids_distinct": True, "clear_text_stored": 0, "secrets_read": True, "orm_agrees": True,
+    "json_round_trip": True, "given_time_kept": True, "stamped": True, "instances_stamped": True,
+    "no_matches": True, "or_and_not": True,
+}
+
+
+@pytest.fixture
+def note_table(db):
+    with connection.schema_editor() as editor:
+        editor.create_model(Note)
+    yield
+    # The test's transaction rolls the table back on PostgreSQL.
+
+
+@pytest.mark.parametrize("n", [3, bulk.SMALL_WRITE], ids=["insert", "copy"])
+def test_postgresql_writes_encrypt_stamp_and_keep_json(note_table, n):
+    assert bulk.is_postgresql()
+    assert write_and_read(n) == EXPECTED
+
+
+def test_update_converts_values_like_save(note_table):
+    notes = [Note(secret="old", data={"v": 1}) for _ in range(3)]
+    bulk.insert([(Note, notes)])
+    for i, note in enumerate(notes):
+        note.secret, note.data = f"new {i}", {"v": [i]}
+    bulk.update(Note, notes, ["secret", "data"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT secret FROM {Note._meta.db_table}")
+        assert not any("new" in row[0] for row in cursor.fetchall())
+    assert sorted((n.secret, n.data["v"]) for n in Note.objects.all()) == [("new 0", [0]), ("new 1", [1]), ("new 2", [2])]
+
+
+def test_sqlite_local_mode_writes_encrypt_stamp_and_keep_json(tmp_path):
+    code = DJANGO_SETUP + (
+        "from django.db import connection\n"
+        "from tests.core.test_bulk import Note, write_and_read\n"
+        "assert connection.vendor == 'sqlite', connection.vendor\n"
+        "with connection.schema_editor() as editor:\n"
+        "    editor.create_model(Note)\n"
+        "print(sorted(write_and_read(5).items()))\n"
+    )
+    done = run_python(code, production_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(sorted(EXPECTED.items()))
+
+
+def test_rows_without_a_timestamp_get_the_same_write_time(note_table):
+    objs = [Note(label="x") for _ in range(5)]
+    bulk.insert([(Note, objs)])
+    assert len({o.created_at for o in objs}) == 1
+    assert timezone.now() - objs[0].created_at < timedelta(minutes=1)
