@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from notifications import channels, services
+from notifications import channels, copy, delivery
 from notifications.models import MessagingSettings, Notification
 from recovery import tasks as recovery_tasks
 from tests.notifications.conftest import Received, due_message, ingest
@@ -112,7 +112,7 @@ def test_a_recovery_job_sends_its_messages_in_one_delivery_job_over_one_session(
 def test_delivery_jobs_hold_at_most_a_batch_each(api, settings, monkeypatch, django_capture_on_commit_callbacks):
     from notifications import tasks
 
-    monkeypatch.setattr(services, "DELIVERY_BATCH", 2)
+    monkeypatch.setattr(delivery, "DELIVERY_BATCH", 2)
     attempts = _due(api, [f"c{i}@example.com" for i in range(5)])
     jobs = []
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: jobs.append(list(ids)))
@@ -125,8 +125,8 @@ def test_delivery_jobs_hold_at_most_a_batch_each(api, settings, monkeypatch, dja
 def test_a_refused_address_fails_only_its_own_message_and_a_retry_sends_no_message_twice(api, smtp):
     ids = _queued(api, ["a@example.com", REFUSED, "c@example.com"])
 
-    with pytest.raises(services.DeliveryRetry) as raised:
-        services.deliver_many(ids)
+    with pytest.raises(delivery.DeliveryRetry) as raised:
+        delivery.deliver_many(ids)
     assert str(ids[1]) in str(raised.value)
     assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com"]
     by_id = Notification.objects.in_bulk(ids)
@@ -136,21 +136,21 @@ def test_a_refused_address_fails_only_its_own_message_and_a_retry_sends_no_messa
 
     # Dramatiq retries the job: only the message still queued goes out, once.
     smtp.refused.clear()
-    assert [n.pk for n in services.deliver_many(ids)] == [ids[1]]
+    assert [n.pk for n in delivery.deliver_many(ids)] == [ids[1]]
     assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com", REFUSED]
     assert set(Notification.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
     assert Notification.objects.get(pk=ids[1]).attempts == 2
 
     # Once everything went out, the same job (or a duplicate of it) sends nothing.
-    assert services.deliver_many(ids) == []
+    assert delivery.deliver_many(ids) == []
     assert len(smtp) == 3
 
 
 def test_a_message_refused_on_every_try_ends_failed_while_the_others_are_sent(api, smtp):
     ids = _queued(api, [REFUSED, "b@example.com"])
-    Notification.objects.filter(pk=ids[0]).update(attempts=services.MAX_ATTEMPTS - 1)
+    Notification.objects.filter(pk=ids[0]).update(attempts=delivery.MAX_ATTEMPTS - 1)
 
-    sent = services.deliver_many(ids)  # nothing left to retry: no DeliveryRetry
+    sent = delivery.deliver_many(ids)  # nothing left to retry: no DeliveryRetry
     by_id = {n.pk: n for n in sent}
     assert by_id[ids[0]].status == "failed" and by_id[ids[0]].failed_at is not None
     assert by_id[ids[1]].status == "sent"
@@ -166,19 +166,19 @@ def test_requeue_stuck_sends_lost_messages_in_batches(api, monkeypatch):
 
     from notifications import tasks
 
-    monkeypatch.setattr(services, "DELIVERY_BATCH", 2)
+    monkeypatch.setattr(delivery, "DELIVERY_BATCH", 2)
     ids = _queued(api, [f"c{i}@example.com" for i in range(3)])
     Notification.objects.filter(pk__in=ids).update(updated_at=timezone.now() - timedelta(minutes=11))
     jobs = []
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda chunk: jobs.append(sorted(chunk)))
-    assert services.requeue_stuck() == 3
+    assert delivery.requeue_stuck() == 3
     assert sorted(pk for job in jobs for pk in job) == sorted(ids)
     assert [len(job) for job in jobs] == [2, 1]
 
 
 def test_messaging_settings_edit_reaches_the_next_message_at_once(org):
-    services._settings(org)  # a miss, remembered
-    assert services.org_default_locale(org) == "en"
+    copy.org_copy(org)  # a miss, remembered
+    assert copy.org_default_locale(org) == "en"
     MessagingSettings.objects.create(organization=org, default_locale="fr")
     fresh = type(org).objects.get(pk=org.pk)
-    assert services.org_default_locale(fresh) == "fr"
+    assert copy.org_default_locale(fresh) == "fr"
