@@ -65,7 +65,7 @@ def store_rendered(notification: Notification, *, copy, context: dict, now) -> N
     """
     organization, channel, locale = notification.organization, notification.channel, notification.locale
     notification.sender = sender_for(organization, channel)
-    notification.created_at = notification.updated_at = now
+    notification.created_at = notification.updated_at = notification.next_attempt_at = now
     tracked = channel == Channel.EMAIL and not notification.is_test
     unsubscribe = unsubscribe_url(notification) if tracked else ""
     pixel = settings.SITE_URL + reverse("notifications:open", args=[notification.public_id]) if tracked else ""

@@ -1,4 +1,30 @@
-"""Delivering stored messages: a worker hands each ``queued`` Notification to its channel and records the outcome."""
+"""Delivering stored messages, scheduled and retried by their own rows (like merchant webhook deliveries).
+
+A ``queued`` Notification is due at ``next_attempt_at``. It is sent by a
+worker that claims it: the claim (``SELECT … FOR UPDATE SKIP LOCKED`` on due
+rows) takes a lease (``sending_until``, and ``next_attempt_at`` moved past it
+so nobody else finds it due), the message goes out outside any transaction,
+and a second short transaction records the outcome and clears the lease:
+
+* sent → ``sent``;
+* refused for good (invalid number, unverified sender) → ``failed`` with the reason;
+* an outage (SMTP, the ESP or Twilio down) → still ``queued``, ``attempts`` + 1, the
+  error kept and ``next_attempt_at`` set from :data:`RETRY_SCHEDULE`; after
+  :data:`MAX_ATTEMPTS` tries → ``failed`` ("gave up after …").
+
+That is the only retry mechanism: jobs are enqueued after commit (the fast
+path: :func:`schedule`, :func:`delivery_batch`), a retry due within a minute is
+enqueued with that delay, and the scheduler's sweep (:func:`enqueue_due`,
+every 30 s) enqueues whatever is overdue (longer retries, a job the broker
+lost). Dramatiq never retries a delivery job, and any number of jobs naming
+one message send it once.
+
+A worker that dies while sending (killed, out of memory) leaves its lease
+behind: whether the provider took the message is unknown. When the lease runs
+out the next claim marks the message ``failed`` with that reason instead of
+sending it again, so a customer never gets one message twice (the Outbox shows
+it; the merchant gets ``notification.failed``).
+"""
 
 from __future__ import annotations
 
@@ -19,20 +45,38 @@ from tinko import crypto, metrics
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
+# Waits after the 1st, 2nd … failed try; one try more than waits in all.
+RETRY_SCHEDULE = [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1),
+                  timedelta(hours=4)]
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+# A delivery job's time limit (tasks.py) is well inside its lease: a live worker never loses its messages.
+JOB_TIME_LIMIT = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)
+# How many stored messages one delivery job sends (one claim, one mail session, one write).
+DELIVERY_BATCH = 10
+# The sweep leaves a message this long to its own job before calling it overdue.
+SWEEP_GRACE = timedelta(minutes=1)
+IN_DOUBT = ("The worker sending this message stopped before recording whether it went out; "
+            "it is not sent again, so that the customer never receives it twice.")
+
+DELIVERY_FIELDS = ["status", "error", "provider", "provider_message_id", "attempts", "sent_at", "failed_at",
+                   "updated_at", "next_attempt_at", "sending_until"]
+
+
+# --- Scheduling ---------------------------------------------------------------------------------------------
 
 
 def schedule(notification_id: int) -> None:
-    from notifications.tasks import deliver_notification
-    from tinko.background import send_safely
+    """Have a worker send this stored, ``queued`` message once the current transaction commits.
 
+    Inside :func:`delivery_batch` it leaves with the block's other messages. If
+    the broker is down the scheduler's sweep sends it (its row is due).
+    """
     batch = getattr(_batch, "ids", None)
     if batch is not None:
-        # Inside delivery_batch(): sent with the others when the batch ends (only once this row is committed).
         transaction.on_commit(lambda: batch.append(notification_id))
         return
-    # requeue_stuck sends it if the broker is down now.
-    transaction.on_commit(lambda: send_safely(deliver_notification, notification_id))
+    transaction.on_commit(lambda: _enqueue([notification_id]))
 
 
 _batch = threading.local()
@@ -43,95 +87,133 @@ def delivery_batch():
     """Collect the messages stored inside the block and enqueue them together at its end, DELIVERY_BATCH per job.
 
     The recovery worker runs a few attempts per job; their messages then leave in
-    one delivery job over one mail session instead of one job each. A message
-    whose job could not be enqueued stays ``queued`` and :func:`requeue_stuck` sends it.
+    one delivery job over one mail session instead of one job each.
     """
-    from notifications.tasks import deliver_notifications
-
     if getattr(_batch, "ids", None) is not None:  # nested: the outer block sends
         yield
         return
     _batch.ids = ids = []
-
-    def send():
-        for position in range(0, len(ids), DELIVERY_BATCH):
-            chunk = ids[position:position + DELIVERY_BATCH]
-            try:
-                deliver_notifications.send(chunk)
-            except Exception:
-                logger.exception("Could not enqueue the delivery of notifications %s; they are sent when found stuck",
-                                 chunk)
-
     try:
         yield
     finally:
         _batch.ids = None
         # Inside an outer transaction the messages' rows are not committed yet: send after it commits
         # (its on_commit callbacks run in order, so every id collected above is in by then).
-        transaction.on_commit(send)
+        transaction.on_commit(lambda: _enqueue(ids))
 
 
-class DeliveryRetry(Exception):
-    """Raised so that Dramatiq tries again later; the row holds the error."""
+def _enqueue(ids: list[int], *, delay_ms: int | None = None) -> None:
+    """Jobs of DELIVERY_BATCH messages; with the broker down the rows wait for the sweep (they are due)."""
+    from notifications.tasks import deliver_notifications
+    from tinko.background import send_safely
+
+    for position in range(0, len(ids), DELIVERY_BATCH):
+        if not send_safely(deliver_notifications, ids[position:position + DELIVERY_BATCH], delay=delay_ms):
+            return
 
 
-def deliver(notification_id: int, *, connection=None) -> Notification | None:
-    """Send a queued notification once and record the outcome. Two workers given one id never both send it."""
-    with transaction.atomic():
-        n = (Notification.objects.select_for_update(of=("self",)).select_related("organization")
-             .filter(pk=notification_id).first())
-        if n is None or n.status != NotificationStatus.QUEUED:
-            return n
-        retry = _send_one(n, now=timezone.now(), connection=connection)
-        n.save(update_fields=DELIVERY_FIELDS)
-        if n.status == NotificationStatus.FAILED:
-            tracking.notification_event(n, "notification.failed")
-    if retry:
-        raise DeliveryRetry(f"notification {n.pk}: attempt {n.attempts} failed")
-    return n
+def enqueue_due(*, now=None, limit: int = 1000) -> int:
+    """The scheduler's sweep: enqueue queued messages overdue by SWEEP_GRACE (retries, jobs the broker lost)."""
+    now = now or timezone.now()
+    ids = list(Notification.objects.filter(status=NotificationStatus.QUEUED, next_attempt_at__lte=now - SWEEP_GRACE)
+               .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    _enqueue(ids)
+    return len(ids)
 
 
-DELIVERY_FIELDS = ["status", "error", "provider", "provider_message_id", "attempts", "sent_at", "failed_at", "updated_at"]
-# How many stored messages one delivery job sends (one transaction, one mail session).
-DELIVERY_BATCH = 10
+# --- Sending ------------------------------------------------------------------------------------------------
 
 
-def deliver_many(notification_ids: list[int], *, connection=None) -> list[Notification]:
-    """Send several queued notifications in one job: one transaction, one mail session, one write.
+def deliver(notification_id: int, *, connection=None, now=None) -> Notification | None:
+    """Send one due message (see :func:`deliver_many`); the row as it is afterwards."""
+    deliver_many([notification_id], connection=connection, now=now)
+    return Notification.objects.filter(pk=notification_id).first()
 
-    The rows are locked (in id order, so two jobs never deadlock) and only those
-    still ``queued`` are sent: a retried job, or a second job given the same id,
-    never sends a message twice. Each message's outcome is its own: a refused
-    address fails that message only; after an outage the messages that went out
-    are recorded ``sent`` and :class:`DeliveryRetry` is raised (after commit) so
-    that the job is tried again for the others.
+
+def deliver_many(notification_ids: list[int], *, connection=None, now=None) -> list[Notification]:
+    """Claim the due messages among ``notification_ids``, send them over one mail session, record each outcome.
+
+    Returns the messages this call tried. Messages that are not due (sent, failed,
+    waiting for their next try, or claimed by another worker) are left alone, so
+    a duplicate job sends nothing twice. Must not raise for a provider's failure:
+    the outcome is on each row.
     """
-    retry = []
+    now = now or timezone.now()
+    claimed = _claim(notification_ids, now)
+    if not claimed:
+        return []
+    lease = claimed[0].sending_until
+    tried = []
+    try:
+        for n in claimed:
+            _send_one(n, now=now, connection=connection)
+            tried.append(n)
+    finally:
+        # Interrupted (the job's time limit, a shutdown): the messages not tried are due again at once.
+        for n in claimed[len(tried):]:
+            n.sending_until, n.next_attempt_at = None, now
+        _record(claimed, lease=lease)
+    # A try due within a minute gets its own delayed job; later ones are found by the sweep.
+    soon = [n for n in tried if n.status == NotificationStatus.QUEUED and n.next_attempt_at - now <= timedelta(minutes=1)]
+    if soon:
+        delay_ms = int(max(n.next_attempt_at - now for n in soon).total_seconds() * 1000)
+        transaction.on_commit(lambda: _enqueue([n.pk for n in soon], delay_ms=delay_ms))
+    return tried
+
+
+def _claim(ids: list[int], now) -> list[Notification]:
+    """Lock the due, unclaimed rows among ``ids`` (skipping rows another worker holds) and lease them to this worker.
+
+    A due row that still carries a lease was being sent by a worker that died:
+    it is failed as in doubt (:data:`IN_DOUBT`), not sent again.
+    """
     with transaction.atomic():
-        rows = list(Notification.objects.select_for_update(of=("self",)).select_related("organization")
-                    .filter(pk__in=notification_ids, status=NotificationStatus.QUEUED).order_by("pk"))
+        rows = list(Notification.objects.select_for_update(of=("self",), skip_locked=True)
+                    .select_related("organization")
+                    .filter(pk__in=ids, status=NotificationStatus.QUEUED,
+                            next_attempt_at__lte=now + timedelta(seconds=1))
+                    .order_by("pk"))
         if not rows:
             return []
-        now = timezone.now()
+        lease = now + LEASE
+        claimed, in_doubt = [], []
         for n in rows:
-            if _send_one(n, now=now, connection=connection):
-                retry.append(n)
-        Notification.objects.bulk_update(rows, DELIVERY_FIELDS)
-        for n in rows:
+            if n.sending_until is not None:
+                n.status, n.error, n.failed_at, n.updated_at = NotificationStatus.FAILED, IN_DOUBT, now, now
+                n.sending_until = n.next_attempt_at = None
+                in_doubt.append(n)
+            else:
+                n.sending_until = n.next_attempt_at = lease
+                claimed.append(n)
+        Notification.objects.bulk_update(rows, ["status", "error", "failed_at", "updated_at", "sending_until",
+                                                "next_attempt_at"])
+        for n in in_doubt:
+            logger.warning("Notification %s was left in doubt by a stopped worker; marked failed", n.pk)
+            metrics.notification(n.channel, NotificationStatus.FAILED)
+            tracking.notification_event(n, "notification.failed")
+    return claimed
+
+
+def _record(rows: list[Notification], *, lease) -> None:
+    """Store the outcomes of one claim, for the rows whose lease is still this worker's."""
+    with transaction.atomic():
+        ours = set(Notification.objects.select_for_update(of=("self",))
+                   .filter(pk__in=[n.pk for n in rows], sending_until=lease).values_list("pk", flat=True))
+        mine = [n for n in rows if n.pk in ours]
+        if len(mine) < len(rows):
+            logger.error("Notifications %s: lease lost before the outcome was recorded",
+                         [n.pk for n in rows if n.pk not in ours])
+        Notification.objects.bulk_update(mine, DELIVERY_FIELDS)
+        for n in mine:
             if n.status == NotificationStatus.FAILED:
                 tracking.notification_event(n, "notification.failed")
-    if retry:
-        raise DeliveryRetry(f"notifications {[n.pk for n in retry]}: attempt failed ({retry[0].error})")
-    return rows
 
 
-def _send_one(n: Notification, *, now, connection=None) -> bool:
-    """Hand one locked, queued notification to its channel and set its outcome on ``n`` (not saved).
-
-    True when it should be tried again later (an outage), False when it is done (sent or failed for good).
-    """
+def _send_one(n: Notification, *, now, connection=None) -> None:
+    """Hand one claimed message to its channel and set its outcome on ``n`` (not saved); never raises for a
+    provider's failure."""
     text = crypto.decrypt(n.text_encrypted) if n.text_encrypted else ""
-    retry = False
+    outcome = ""
     try:
         if n.channel == Channel.EMAIL:
             html = crypto.decrypt(n.html_encrypted) if n.html_encrypted else ""
@@ -149,17 +231,21 @@ def _send_one(n: Notification, *, now, connection=None) -> bool:
     except channels.PermanentFailure as exc:
         n.status, n.error, n.failed_at = NotificationStatus.FAILED, str(exc)[:500], now
     except Exception as exc:  # SMTP, ESP or Twilio outage: try again later
-        n.error = f"{type(exc).__name__}: {exc}"[:500]
+        error = f"{type(exc).__name__}: {exc}"
         if n.attempts + 1 >= MAX_ATTEMPTS:
             n.status, n.failed_at = NotificationStatus.FAILED, now
+            n.error = f"Gave up after {n.attempts + 1} tries; last: {error}"[:500]
         else:
-            retry = True
+            n.error, n.next_attempt_at = error[:500], now + RETRY_SCHEDULE[n.attempts]
+            outcome = "retrying"
     else:
         n.status, n.sent_at, n.error = NotificationStatus.SENT, now, ""
     n.attempts += 1
     n.updated_at = now
-    metrics.notification(n.channel, "retrying" if retry else n.status)
-    return retry
+    n.sending_until = None
+    if n.status != NotificationStatus.QUEUED:
+        n.next_attempt_at = None
+    metrics.notification(n.channel, outcome or n.status)
 
 
 def _whatsapp_content(n) -> tuple[str, dict]:
@@ -174,15 +260,3 @@ def _whatsapp_content(n) -> tuple[str, dict]:
         pay_url=crypto.decrypt(n.pay_url_encrypted) if n.pay_url_encrypted else "",
     )
     return sid, {"1": context["customer_name"] or "-", "2": context["amount"], "3": context["pay_url"]}
-
-
-def requeue_stuck(*, now=None) -> int:
-    """Queued notifications no worker has picked up for 10 minutes (the broker lost them) are sent after all."""
-    from notifications.tasks import deliver_notifications
-
-    now = now or timezone.now()
-    stuck = list(Notification.objects.filter(status=NotificationStatus.QUEUED, updated_at__lt=now - timedelta(minutes=10))
-                 .values_list("pk", flat=True)[:1000])
-    for position in range(0, len(stuck), DELIVERY_BATCH):
-        deliver_notifications.send(stuck[position:position + DELIVERY_BATCH])
-    return len(stuck)
