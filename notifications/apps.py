@@ -16,16 +16,13 @@ class NotificationsConfig(AppConfig):
 
         from django.db.models.signals import post_delete, post_save
 
-        from notifications.models import MessageTemplate
-        from notifications.services import forget_templates
+        from notifications import copy
+        from notifications.models import MessageTemplate, MessagingSettings
 
         tracking.connect(on_tracking_event, dispatch_uid="tinko_notifications_tracking")
-        post_save.connect(forget_templates, sender=MessageTemplate, dispatch_uid="tinko_templates_saved")
-        post_delete.connect(forget_templates, sender=MessageTemplate, dispatch_uid="tinko_templates_deleted")
-        from notifications.models import MessagingSettings
-        from notifications.services import forget_messaging_settings
-
-        post_save.connect(forget_messaging_settings, sender=MessagingSettings, dispatch_uid="tinko_msg_settings_saved")
-        post_delete.connect(forget_messaging_settings, sender=MessagingSettings, dispatch_uid="tinko_msg_settings_deleted")
+        # An edited template or sender reaches every worker's next message (notifications/copy.py).
+        for model in (MessageTemplate, MessagingSettings):
+            post_save.connect(copy.forget, sender=model, dispatch_uid=f"tinko_copy_saved_{model.__name__}")
+            post_delete.connect(copy.forget, sender=model, dispatch_uid=f"tinko_copy_deleted_{model.__name__}")
         register_source(timeline.notification_entries)
         register_source(timeline.webhook_entries)

@@ -52,6 +52,14 @@ def valid_phone(number: str) -> bool:
     return bool(E164.match(number or ""))
 
 
+def mask(address: str) -> str:
+    """An address as shown in logs, audit and merchant webhooks: ``a…@example.com``, ``…0123``."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return f"…{address[-4:]}" if address else ""
+
+
 _local = threading.local()
 
 

@@ -6,14 +6,14 @@ from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
-from notifications.tracking import authenticates, build_view
+from notifications.esp_webhooks import authenticates, build_view
 
 
 @register(Tags.security, deploy=True)
 def check_esp_tracking_webhook(app_configs=None, **kwargs):
     """An ESP through anymail must be able to authenticate its tracking webhook, or events would be refused.
 
-    The endpoint refuses everything it cannot authenticate (notifications/tracking.py),
+    The endpoint refuses everything it cannot authenticate (notifications/esp_webhooks.py),
     so a deploy without the secret would silently lose every bounce and complaint.
     """
     if settings.DEBUG:

@@ -20,7 +20,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import channels, rendering, services, webhooks
+from notifications import channels, compose, rendering, webhooks
 from notifications.defaults import default_copy
 from notifications.models import (
     MESSAGE_CHANNELS,
@@ -211,9 +211,9 @@ def template_edit(request, channel, kind, locale):
                 if not recipient:
                     form.add_error("test_recipient", _("Enter the phone number to send the test to."))
                 else:
-                    services.send_test(organization=organization, channel=channel, kind=kind, locale=locale,
+                    compose.send_test(organization=organization, channel=channel, kind=kind, locale=locale,
                                        recipient=recipient, copy=form.copy(), user=request.user)
-                    messages.success(request, _("A test message is on its way to %(recipient)s. See the Outbox.") % {"recipient": services.mask(recipient)})
+                    messages.success(request, _("A test message is on its way to %(recipient)s. See the Outbox.") % {"recipient": channels.mask(recipient)})
                     return redirect("console:template_edit", channel=channel, kind=kind, locale=locale)
             else:
                 data = form.cleaned_data
@@ -256,7 +256,7 @@ def _preview(organization, form, channel, locale):
     copy = MessageTemplate(channel=channel, subject=data.get("subject", ""), text=data.get("text", ""),
                            html=data.get("html", ""), button_label=data.get("button_label", ""))
     try:
-        return rendering.render_message(copy=copy, channel=channel, context=services.sample_context(organization, locale=locale),
+        return rendering.render_message(copy=copy, channel=channel, context=compose.sample_context(organization, locale=locale),
                                         unsubscribe_url="#unsubscribe" if channel == Channel.EMAIL else "", locale=locale)
     except rendering.TemplateProblem as exc:
         return {"error": str(exc)}

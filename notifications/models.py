@@ -97,6 +97,9 @@ def new_public_id() -> str:
 class Notification(models.Model):
     """One outbound message: ``queued → sent → delivered | failed | bounced``, or ``suppressed`` (with the reason).
 
+    A queued message is sent and, after an outage, tried again by its own row
+    (``next_attempt_at``, ``attempts``, ``error``: notifications/delivery.py).
+
     The rendered content is kept encrypted (it carries the pay link's token) so
     that the Outbox can show exactly what the customer received.
     """
@@ -130,6 +133,10 @@ class Notification(models.Model):
     provider = models.CharField(max_length=30, blank=True)
     provider_message_id = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # A queued message is due at next_attempt_at (its first send or its next try after an outage); while a
+    # worker sends it, sending_until is that worker's lease (notifications/delivery.py). Both empty once done.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_until = models.DateTimeField(null=True, blank=True)
     opens = models.PositiveIntegerField(default=0)
     clicks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
@@ -147,8 +154,8 @@ class Notification(models.Model):
             # The 24-hour cap: what this customer was sent lately.
             models.Index(fields=["customer", "-created_at"], name="notification_customer"),
             models.Index(fields=["provider_message_id"], name="notification_provider_id", condition=~Q(provider_message_id="")),
-            # Delivery sweep: stored but not yet sent.
-            models.Index(fields=["created_at"], name="notification_queued", condition=Q(status="queued")),
+            # The scheduler's sweep: queued messages whose time has come.
+            models.Index(fields=["next_attempt_at"], name="notification_due", condition=Q(status="queued")),
         ]
 
     def __str__(self):

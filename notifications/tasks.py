@@ -6,21 +6,16 @@ from datetime import timedelta
 
 import dramatiq
 
-from notifications import services, webhooks
+from notifications import delivery, webhooks
 from tinko.scheduler import periodic
 
 
-@dramatiq.actor(queue_name="notifications", max_retries=5, min_backoff=5_000, max_backoff=600_000)
-def deliver_notification(notification_id: int) -> None:
-    """Send one stored message (notifications.services.deliver); Dramatiq retries it with backoff on an outage."""
-    services.deliver(notification_id)
-
-
-@dramatiq.actor(queue_name="notifications", max_retries=5, min_backoff=5_000, max_backoff=600_000)
+# No Dramatiq retries: a message's next try is on its row (notifications.delivery), found by enqueue_due_notifications.
+@dramatiq.actor(queue_name="notifications", max_retries=0,
+                time_limit=int(delivery.JOB_TIME_LIMIT.total_seconds() * 1000))
 def deliver_notifications(notification_ids: list[int]) -> None:
-    """Send several stored messages over one mail session (notifications.services.deliver_many); a retry
-    after an outage sends only those still queued."""
-    services.deliver_many(notification_ids)
+    """Send the due messages among these over one mail session (notifications.delivery.deliver_many)."""
+    delivery.deliver_many(notification_ids)
 
 
 @dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=60_000)
@@ -36,8 +31,8 @@ def enqueue_due_webhooks() -> None:
     webhooks.enqueue_due()
 
 
-@periodic(every=timedelta(minutes=5))
+@periodic(every=timedelta(seconds=30))
 @dramatiq.actor(queue_name="notifications", max_retries=0)
-def requeue_stuck_notifications() -> None:
-    """Messages stored but never picked up (the broker was down at commit) go out after all."""
-    services.requeue_stuck()
+def enqueue_due_notifications() -> None:
+    """Messages whose next try has come, or whose job the broker lost (the rows say when each is due)."""
+    delivery.enqueue_due()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 
 from notifications.models import Notification, NotificationStatus, WebhookDelivery
-from notifications.services import mask
+from notifications.channels import mask
 from recovery.timeline import TimelineEntry
 from tinko.formatting import format_language, format_when
 

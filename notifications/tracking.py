@@ -1,99 +1,81 @@
-"""anymail's webhook endpoints (``/webhooks/messages/anymail/<esp>/…/``), closed unless they can tell who is calling.
-
-anymail accepts events without any check when ``ANYMAIL["WEBHOOK_SECRET"]`` is
-unset and the ESP signs nothing (it only warns). A forged bounce would then
-suppress a customer. Each anymail view is wrapped here so that it:
-
-* refuses every request (403) while it cannot authenticate its sender: no
-  basic-auth secret for an ESP that relies on it, or its own signing key
-  missing (``manage.py check --deploy`` fails on the same condition: tinko/checks.py);
-* answers an unauthenticated request 400 and a body it cannot read 400 (JSON,
-  with the reason), not anymail's HTML 400 or a 500;
-* is rate-limited per address like every webhook (tinko/webhook_guard.py).
-
-The events themselves go to the same anymail signals as before.
-"""
+"""What happened to a message after it left: status from the providers (delivered, failed, bounced), opens and
+clicks, and the merchant webhooks they raise."""
 
 from __future__ import annotations
 
-import logging
-import warnings
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from anymail.exceptions import AnymailInsecureWebhookWarning, AnymailWebhookValidationFailure
-from anymail.webhooks.base import AnymailBasicAuthMixin, AnymailCoreWebhookView
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse
-from django.urls import URLPattern
-from django.views.decorators.csrf import csrf_exempt
+from notifications.channels import mask
+from notifications.models import Notification, NotificationStatus
+from tinko import metrics
 
-from tinko.errors import is_outage
-from tinko.webhook_guard import json_error, webhook_endpoint
-
-logger = logging.getLogger(__name__)
-
-NOT_CONFIGURED = "This webhook is not configured to authenticate its sender, so it accepts nothing."
+RANK = {NotificationStatus.QUEUED: 0, NotificationStatus.SENT: 1, NotificationStatus.DELIVERED: 2,
+        NotificationStatus.FAILED: 2, NotificationStatus.BOUNCED: 3, NotificationStatus.SUPPRESSED: 0}
 
 
-def build_view(view_class: type[AnymailCoreWebhookView], initkwargs: dict | None = None) -> AnymailCoreWebhookView:
-    """An instance of the anymail view as it would serve a request now (ImproperlyConfigured if it cannot)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AnymailInsecureWebhookWarning)
-        return view_class(**(initkwargs or {}))
+def record_status(notification: Notification, status: str, *, error: str = "", at=None) -> bool:
+    """Move a notification forward (never back: a late "sent" does not undo "delivered"). True if it changed."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        n = Notification.objects.select_for_update().get(pk=notification.pk)
+        if n.status == status or RANK[status] < RANK[n.status] or n.status == NotificationStatus.SUPPRESSED:
+            return False
+        if RANK[status] == RANK[n.status] and status != NotificationStatus.BOUNCED:
+            return False
+        n.status = status
+        n.updated_at = at
+        if status == NotificationStatus.SENT:
+            n.sent_at = n.sent_at or at
+        elif status == NotificationStatus.DELIVERED:
+            n.delivered_at = at
+        else:
+            n.failed_at = at
+            n.error = error[:500] or n.error
+        n.save(update_fields=["status", "updated_at", "sent_at", "delivered_at", "failed_at", "error"])
+        metrics.notification(n.channel, status)
+        if status == NotificationStatus.DELIVERED:
+            notification_event(n, "notification.delivered")
+        elif status in (NotificationStatus.FAILED, NotificationStatus.BOUNCED):
+            notification_event(n, "notification.failed")
+    notification.status = status
+    return True
 
 
-def authenticates(view: AnymailCoreWebhookView) -> bool:
-    """Whether ``view`` checks who sent a request: a basic-auth secret, or the ESP's own signature."""
-    if isinstance(view, AnymailBasicAuthMixin):
-        return bool(view.basic_auth) or not view.warn_if_no_basic_auth
-    return type(view).validate_request is not AnymailCoreWebhookView.validate_request
+def count_engagement(notification: Notification, *, opened: bool = False, clicked: bool = False, at=None) -> None:
+    at = at or timezone.now()
+    updates = {}
+    if opened:
+        updates["opens"] = F("opens") + 1
+    if clicked:
+        updates["clicks"] = F("clicks") + 1
+    if updates:
+        Notification.objects.filter(pk=notification.pk).update(**updates)
+    if opened:
+        Notification.objects.filter(pk=notification.pk, first_opened_at__isnull=True).update(first_opened_at=at)
+    if clicked:
+        Notification.objects.filter(pk=notification.pk, first_clicked_at__isnull=True).update(first_clicked_at=at)
 
 
-def guarded(view_class: type[AnymailCoreWebhookView], initkwargs: dict | None = None):
-    @csrf_exempt
-    @webhook_endpoint
-    def view(request, *args, **kwargs):
-        if request.method not in ("POST", "HEAD"):
-            return json_error(405, "Use POST.", Allow="POST, HEAD")
-        try:
-            instance = build_view(view_class, initkwargs)
-        except ImproperlyConfigured:
-            logger.error("%s is missing its settings; refusing its webhook requests", view_class.__name__, exc_info=True)
-            return json_error(403, NOT_CONFIGURED)
-        if not authenticates(instance):
-            logger.warning("%s cannot authenticate requests (no ANYMAIL WEBHOOK_SECRET); refused", view_class.__name__)
-            return json_error(403, NOT_CONFIGURED)
-        if request.method == "HEAD":  # some ESPs probe the URL when it is configured
-            return HttpResponse()
-        instance.setup(request, *args, **kwargs)
-        try:
-            instance.run_validators(request)
-        except AnymailWebhookValidationFailure:
-            return json_error(400, "The request could not be authenticated.")
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            return json_error(400, "The request could not be authenticated: its body cannot be read.")
-        try:
-            events = list(instance.parse_events(request))
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            logger.info("%s: unreadable event body (%s)", view_class.__name__, type(exc).__name__)
-            return json_error(400, "The body is not an event this webhook understands.")
-        for event in events:
-            instance.signal.send(sender=view_class, event=event, esp_name=instance.esp_name)
-        return HttpResponse()
-
-    return view
+def count_link_click(link, *, at) -> None:
+    """The customer opened the pay link a message carried: a click for that message."""
+    Notification.objects.filter(link=link).update(
+        clicks=F("clicks") + 1, first_clicked_at=Coalesce(F("first_clicked_at"), Value(at))
+    )
 
 
-def urlpatterns() -> list[URLPattern]:
-    """anymail's own URL patterns (same paths and names), each view wrapped by :func:`guarded`."""
-    from anymail import urls as anymail_urls
+def notification_event(n: Notification, event_type: str) -> None:
+    """The merchant's ``notification.delivered`` / ``notification.failed`` webhook (none for test messages)."""
+    if n.is_test:
+        return
+    from notifications import webhooks
 
-    patterns = []
-    for pattern in anymail_urls.urlpatterns:
-        callback = pattern.callback
-        view = guarded(callback.view_class, getattr(callback, "view_initkwargs", None))
-        patterns.append(URLPattern(pattern.pattern, view, pattern.default_args, pattern.name))
-    return patterns
+    webhooks.emit(organization_id=n.organization_id, event_type=event_type, payment_id=n.payment_id, data={
+        "notification": {
+            "id": n.public_id, "channel": n.channel, "kind": n.kind, "status": n.status, "error": n.error,
+            "recipient": mask(n.recipient),
+        },
+        "payment": {"reference": n.payment.reference} if n.payment_id else None,
+    })

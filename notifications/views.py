@@ -3,7 +3,7 @@
 Twilio requests are believed only with a valid ``X-Twilio-Signature`` (checked
 with Twilio's own validator against the URL Twilio called; without
 ``TWILIO_AUTH_TOKEN`` nothing is believed); anymail's endpoints are closed
-unless they can authenticate their sender (notifications/tracking.py).
+unless they can authenticate their sender (notifications/esp_webhooks.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications import channels, services
+from notifications import channels, rules, tracking
 from notifications.models import Notification, NotificationStatus, SuppressionReason
 from recovery.models import Channel
 from tinko.webhook_guard import json_error, webhook_endpoint
@@ -56,7 +56,7 @@ def twilio_status(request):
     notification = Notification.objects.filter(provider="twilio", provider_message_id=sid).first() if sid else None
     if notification is not None and status is not None:
         code = request.POST.get("ErrorCode", "")
-        services.record_status(notification, status, error=f"Twilio error {code}" if code else "")
+        tracking.record_status(notification, status, error=f"Twilio error {code}" if code else "")
     # 200 for unknown messages and statuses too (e.g. "sending"): Twilio has nothing to retry.
     return HttpResponse(status=204)
 
@@ -81,10 +81,10 @@ def twilio_inbound(request):
         ).select_related("organization").order_by().distinct("organization")} if phone else set()
         for organization in orgs:
             if word in STOP_WORDS:
-                services.suppress(organization=organization, channel=channel, address=phone, reason=SuppressionReason.STOP,
+                rules.suppress(organization=organization, channel=channel, address=phone, reason=SuppressionReason.STOP,
                                   detail=f"Replied {word} to {our_number}")
             else:
-                services.resubscribe(organization=organization, channel=channel, address=phone)
+                rules.resubscribe(organization=organization, channel=channel, address=phone)
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 
@@ -92,16 +92,16 @@ def twilio_inbound(request):
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token):
     """One-click unsubscribe (RFC 8058): mail clients POST here; people see a page with a button first."""
-    notification = services.notification_for_unsubscribe(token)
+    notification = rules.notification_for_unsubscribe(token)
     if notification is None or not notification.recipient:
         return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
     organization = notification.organization
     if request.method == "POST":
-        services.suppress(organization=organization, channel=notification.channel, address=notification.recipient,
+        rules.suppress(organization=organization, channel=notification.channel, address=notification.recipient,
                           reason=SuppressionReason.UNSUBSCRIBED, detail=f"Unsubscribe link in message {notification.public_id}")
         return render(request, "notifications/unsubscribe.html", {"done": True, "merchant": organization.brand_name})
     return render(request, "notifications/unsubscribe.html", {
-        "merchant": organization.brand_name, "masked": services.mask(notification.recipient),
+        "merchant": organization.brand_name, "masked": channels.mask(notification.recipient),
     })
 
 
@@ -113,7 +113,7 @@ def open_pixel(request, public_id):
     """The 1×1 image at the end of an HTML e-mail: counts opens (where the mail client loads images)."""
     notification = Notification.objects.filter(public_id=public_id, channel=Channel.EMAIL).only("pk").first()
     if notification is not None:
-        services.count_engagement(notification, opened=True, at=timezone.now())
+        tracking.count_engagement(notification, opened=True, at=timezone.now())
     response = HttpResponse(PIXEL, content_type="image/gif")
     response["Cache-Control"] = "no-store"
     return response
@@ -146,17 +146,17 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
     kind = event.event_type
     if kind in ANYMAIL_STATUS:
         detail = event.description or event.mta_response or event.reject_reason or ""
-        services.record_status(notification, ANYMAIL_STATUS[kind], error=str(detail), at=at)
+        tracking.record_status(notification, ANYMAIL_STATUS[kind], error=str(detail), at=at)
     if kind == "bounced" or (kind == "rejected" and event.reject_reason in ("bounced", "invalid")):
-        services.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
+        rules.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
                           reason=SuppressionReason.BOUNCED, detail=str(event.description or esp_name))
     elif kind == "complained":
-        services.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
+        rules.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
                           reason=SuppressionReason.COMPLAINED, detail=f"Spam complaint reported by {esp_name}")
     elif kind == "unsubscribed":
-        services.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
+        rules.suppress(organization=notification.organization, channel=Channel.EMAIL, address=notification.recipient,
                           reason=SuppressionReason.UNSUBSCRIBED, detail=f"Unsubscribed at {esp_name}")
     elif kind == "opened":
-        services.count_engagement(notification, opened=True, at=at)
+        tracking.count_engagement(notification, opened=True, at=at)
     elif kind == "clicked":
-        services.count_engagement(notification, clicked=True, at=at)
+        tracking.count_engagement(notification, clicked=True, at=at)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications.services import send_link
+from notifications.sending import send_link
 from payments import selectors
 from payments.forms import PaymentFilterForm
 from recovery import messaging

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from payments.providers import CheckoutResult, ProviderUnavailable, checkout_provider
-from notifications.services import count_link_click
+from notifications.tracking import count_link_click
 from paypages import presentation
 from paypages.security import logo_origin, note_miss, pay_page
 from recovery.models import LinkStatus, Payment, PaymentStatus, RecoveryLink

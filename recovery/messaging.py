@@ -1,4 +1,4 @@
-"""Which channels can reach a customer, for the planner. Sending lives in notifications/ (services.send_for_attempt)."""
+"""Which channels can reach a customer, for the planner. Sending lives in notifications/ (sending.send_for_attempt)."""
 
 from __future__ import annotations
 

@@ -296,7 +296,7 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
 
 
 def _notify(payment, attempt, now) -> str:
-    from notifications.services import send_for_attempt
+    from notifications.sending import send_for_attempt
 
     result = send_for_attempt(payment=payment, attempt=attempt, now=now)
     if result.retry_at is not None:
@@ -344,7 +344,8 @@ def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
 
 def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]:
     """Inside a transaction: (outcomes of the messages handled here, ids left to :func:`run_attempt`)."""
-    from notifications.services import RespectFacts, send_for_attempt
+    from notifications.rules import RespectFacts
+    from notifications.sending import send_for_attempt
 
     now = timezone.now()
     messages = RecoveryAttempt.objects.filter(pk__in=attempt_ids, kind=AttemptKind.NOTIFICATION)
@@ -405,7 +406,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
 
 
 def _address(attempt) -> str:
-    from notifications.services import address_for
+    from notifications.rules import address_for
 
     return address_for(attempt.payment.customer, attempt.channel)
 

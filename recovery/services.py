@@ -412,7 +412,7 @@ def open_link(token: str, *, now=None) -> RecoveryLink | None:
         link.first_opened_at = link.first_opened_at or now
         link.last_opened_at = now
         link.save(update_fields=["status", "open_count", "first_opened_at", "last_opened_at"])
-        from notifications.services import count_link_click
+        from notifications.tracking import count_link_click
 
         count_link_click(link, at=now)
         return link

@@ -22,7 +22,7 @@ def run_attempts(attempt_ids: list[int]) -> None:
 
     One attempt's failure does not stop the others.
     """
-    from notifications.services import delivery_batch
+    from notifications.delivery import delivery_batch
 
     # The messages these attempts store leave together, in one delivery job, after the last attempt.
     with delivery_batch():

@@ -28,14 +28,8 @@ def _clear_cache():
     # rule table, and a rule cached from before would point at a deleted row.
     from recovery.classifier import invalidate_rules
 
-    from notifications.services import forget_templates
-
     cache.clear()
     invalidate_rules()
-    forget_templates()
-    from notifications.services import forget_messaging_settings
-
-    forget_messaging_settings()
     yield
     cache.clear()
     # Requests through the test client leave their language active on this thread (LocaleMiddleware

@@ -37,7 +37,7 @@ from recovery.planner import (
 )
 from recovery.simulator.population import Failure, PopulationModel, charge_succeeds, pays_after_message
 
-CAP_WINDOW = timedelta(hours=24)  # notifications.services: one message per customer in 24 hours
+CAP_WINDOW = timedelta(hours=24)  # notifications.rules: one message per customer in 24 hours
 LINK_TTL = timedelta(hours=48)  # recovery.services.LINK_TTL
 MAX_STEPS = 200
 

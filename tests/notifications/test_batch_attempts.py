@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services
+from notifications import delivery, sending
 from notifications.models import Notification, Suppression
 from recovery import runner
 from recovery import tasks as recovery_tasks
@@ -97,18 +97,18 @@ def test_one_failing_attempt_does_not_stop_the_others_and_is_left_for_the_schedu
 
     attempts = _due(api, [_customer(i) for i in range(3)])
     broken = attempts[1]
-    compose = services.compose
+    compose = sending.compose
 
     def failing(**kwargs):
         if kwargs["payment"].pk == broken.payment_id:
             raise RuntimeError("renderer crashed")
         return compose(**kwargs)
 
-    monkeypatch.setattr(services, "compose", failing)
+    monkeypatch.setattr(sending, "compose", failing)
     jobs = []
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: jobs.append(list(ids)))
 
-    with django_capture_on_commit_callbacks(execute=True), services.delivery_batch():
+    with django_capture_on_commit_callbacks(execute=True), delivery.delivery_batch():
         outcomes = runner.run_notification_attempts([a.pk for a in attempts])
     with django_capture_on_commit_callbacks(execute=True):
         recovery_tasks.run_attempts.fn([broken.pk])  # the actor logs it and carries on too

@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from notifications import channels, services
+from notifications import channels, copy, delivery
 from notifications.models import MessagingSettings, Notification
 from recovery import tasks as recovery_tasks
 from tests.notifications.conftest import Received, due_message, ingest
@@ -92,7 +92,6 @@ def test_a_recovery_job_sends_its_messages_in_one_delivery_job_over_one_session(
     jobs = []
     original = tasks.deliver_notifications.send
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: (jobs.append(list(ids)), original(ids))[1])
-    monkeypatch.setattr(tasks.deliver_notification, "send", lambda *a: pytest.fail("one job per message"))
 
     with django_capture_on_commit_callbacks(execute=True):
         recovery_tasks.run_attempts.fn([a.pk for a in attempts])
@@ -112,7 +111,7 @@ def test_a_recovery_job_sends_its_messages_in_one_delivery_job_over_one_session(
 def test_delivery_jobs_hold_at_most_a_batch_each(api, settings, monkeypatch, django_capture_on_commit_callbacks):
     from notifications import tasks
 
-    monkeypatch.setattr(services, "DELIVERY_BATCH", 2)
+    monkeypatch.setattr(delivery, "DELIVERY_BATCH", 2)
     attempts = _due(api, [f"c{i}@example.com" for i in range(5)])
     jobs = []
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: jobs.append(list(ids)))
@@ -122,63 +121,108 @@ def test_delivery_jobs_hold_at_most_a_batch_each(api, settings, monkeypatch, dja
     assert jobs == [ids[0:2], ids[2:4], ids[4:5]]
 
 
-def test_a_refused_address_fails_only_its_own_message_and_a_retry_sends_no_message_twice(api, smtp):
-    ids = _queued(api, ["a@example.com", REFUSED, "c@example.com"])
-
-    with pytest.raises(services.DeliveryRetry) as raised:
-        services.deliver_many(ids)
-    assert str(ids[1]) in str(raised.value)
-    assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com"]
-    by_id = Notification.objects.in_bulk(ids)
-    assert [by_id[pk].status for pk in ids] == ["sent", "queued", "sent"]
-    assert by_id[ids[1]].attempts == 1 and "SMTPRecipientsRefused" in by_id[ids[1]].error
-    assert by_id[ids[0]].attempts == by_id[ids[2]].attempts == 1
-
-    # Dramatiq retries the job: only the message still queued goes out, once.
-    smtp.refused.clear()
-    assert [n.pk for n in services.deliver_many(ids)] == [ids[1]]
-    assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com", REFUSED]
-    assert set(Notification.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
-    assert Notification.objects.get(pk=ids[1]).attempts == 2
-
-    # Once everything went out, the same job (or a duplicate of it) sends nothing.
-    assert services.deliver_many(ids) == []
-    assert len(smtp) == 3
-
-
-def test_a_message_refused_on_every_try_ends_failed_while_the_others_are_sent(api, smtp):
-    ids = _queued(api, [REFUSED, "b@example.com"])
-    Notification.objects.filter(pk=ids[0]).update(attempts=services.MAX_ATTEMPTS - 1)
-
-    sent = services.deliver_many(ids)  # nothing left to retry: no DeliveryRetry
-    by_id = {n.pk: n for n in sent}
-    assert by_id[ids[0]].status == "failed" and by_id[ids[0]].failed_at is not None
-    assert by_id[ids[1]].status == "sent"
-    assert [_to(raw) for raw in smtp] == ["b@example.com"]
-    stored = Notification.objects.in_bulk(ids)
-    assert (stored[ids[0]].status, stored[ids[1]].status) == ("failed", "sent")
-
-
-def test_requeue_stuck_sends_lost_messages_in_batches(api, monkeypatch):
+def test_a_refused_address_is_retried_later_by_its_row_and_no_message_goes_twice(api, smtp):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    ids = _queued(api, ["a@example.com", REFUSED, "c@example.com"])
+    now = timezone.now()
+
+    tried = delivery.deliver_many(ids, now=now)  # no exception: the outcome is on each row
+    assert [n.pk for n in tried] == ids
+    assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com"]
+    by_id = Notification.objects.in_bulk(ids)
+    assert [by_id[pk].status for pk in ids] == ["sent", "queued", "sent"]
+    refused = by_id[ids[1]]
+    assert refused.attempts == 1 and "SMTPRecipientsRefused" in refused.error
+    assert refused.next_attempt_at == now + delivery.RETRY_SCHEDULE[0] and refused.sending_until is None
+    assert by_id[ids[0]].next_attempt_at is None and by_id[ids[0]].attempts == 1
+
+    # A duplicate job before the retry is due sends nothing.
+    assert delivery.deliver_many(ids, now=now + timedelta(seconds=5)) == []
+
+    # The server accepts it now: the retry, when due, sends it once.
+    smtp.refused.clear()
+    later = now + delivery.RETRY_SCHEDULE[0]
+    assert [n.pk for n in delivery.deliver_many(ids, now=later)] == [ids[1]]
+    assert sorted(_to(raw) for raw in smtp) == ["a@example.com", "c@example.com", REFUSED]
+    refused.refresh_from_db()
+    assert (refused.status, refused.attempts, refused.error, refused.next_attempt_at) == ("sent", 2, "", None)
+    assert delivery.deliver_many(ids, now=later + timedelta(hours=1)) == []
+    assert len(smtp) == 3
+
+
+def test_a_message_refused_on_every_try_is_given_up_with_the_reason(api, smtp, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    ids = _queued(api, [REFUSED, "b@example.com"])
+    at = timezone.now()
+    for attempt in range(1, delivery.MAX_ATTEMPTS + 1):
+        with django_capture_on_commit_callbacks(execute=False):
+            delivery.deliver_many(ids, now=at)
+        n = Notification.objects.get(pk=ids[0])
+        assert n.attempts == attempt
+        if attempt < delivery.MAX_ATTEMPTS:
+            assert n.status == "queued" and n.next_attempt_at == at + delivery.RETRY_SCHEDULE[attempt - 1]
+            at = n.next_attempt_at
+    assert n.status == "failed" and n.failed_at == at and n.next_attempt_at is None
+    assert n.error.startswith(f"Gave up after {delivery.MAX_ATTEMPTS} tries; last: SMTPRecipientsRefused")
+    assert Notification.objects.get(pk=ids[1]).status == "sent"
+    assert [_to(raw) for raw in smtp] == ["b@example.com"]
+    assert delivery.deliver_many(ids, now=at + timedelta_hours(24)) == []
+
+
+def timedelta_hours(hours):
+    from datetime import timedelta
+
+    return timedelta(hours=hours)
+
+
+def test_a_worker_that_died_while_sending_leaves_its_message_failed_in_doubt_never_sent_twice(api, smtp):
+    from django.utils import timezone
+
+    (pk,) = _queued(api, ["a@example.com"])
+    now = timezone.now()
+    claimed = delivery._claim([pk], now)  # a worker took it, then was killed before recording anything
+    assert [n.pk for n in claimed] == [pk]
+
+    # While its lease lasts, no other job touches it.
+    assert delivery.deliver_many([pk], now=now + delivery.LEASE / 2) == []
+    # After it, the message is failed as in doubt, not sent again.
+    assert delivery.deliver_many([pk], now=now + delivery.LEASE) == []
+    n = Notification.objects.get(pk=pk)
+    assert (n.status, n.error, n.sending_until, n.next_attempt_at) == ("failed", delivery.IN_DOUBT, None, None)
+    assert len(smtp) == 0
+
+
+def test_the_sweep_enqueues_overdue_messages_in_batches_and_leaves_fresh_ones_to_their_own_job(api, monkeypatch):
+    from django.utils import timezone
+
     from notifications import tasks
 
-    monkeypatch.setattr(services, "DELIVERY_BATCH", 2)
+    monkeypatch.setattr(delivery, "DELIVERY_BATCH", 2)
     ids = _queued(api, [f"c{i}@example.com" for i in range(3)])
-    Notification.objects.filter(pk__in=ids).update(updated_at=timezone.now() - timedelta(minutes=11))
     jobs = []
     monkeypatch.setattr(tasks.deliver_notifications, "send", lambda chunk: jobs.append(sorted(chunk)))
-    assert services.requeue_stuck() == 3
+    now = timezone.now()
+    assert delivery.enqueue_due(now=now) == 0
+    assert delivery.enqueue_due(now=now + delivery.SWEEP_GRACE + timedelta_hours(0.01)) == 3
     assert sorted(pk for job in jobs for pk in job) == sorted(ids)
     assert [len(job) for job in jobs] == [2, 1]
 
 
+def test_delivery_jobs_are_never_retried_by_dramatiq():
+    from notifications import tasks
+
+    assert tasks.deliver_notifications.options["max_retries"] == 0
+    assert tasks.enqueue_due_notifications.options["max_retries"] == 0
+    assert not hasattr(tasks, "requeue_stuck_notifications")
+
+
 def test_messaging_settings_edit_reaches_the_next_message_at_once(org):
-    services._settings(org)  # a miss, remembered
-    assert services.org_default_locale(org) == "en"
+    copy.org_copy(org)  # a miss, remembered
+    assert copy.org_default_locale(org) == "en"
     MessagingSettings.objects.create(organization=org, default_locale="fr")
     fresh = type(org).objects.get(pk=org.pk)
-    assert services.org_default_locale(fresh) == "fr"
+    assert copy.org_default_locale(fresh) == "fr"

@@ -52,6 +52,28 @@ def test_outbox_records_suppressed_messages_with_the_reason(api, owner_client):
     assert "Suppressed" in listing and "Opted out" in listing
 
 
+def test_outbox_shows_a_message_waiting_for_its_next_try_and_one_given_up_with_the_reason(api, owner_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    waiting, given_up = sent_message(api), sent_message(api)
+    next_try = timezone.now() + timedelta(minutes=10)
+    Notification.objects.filter(pk=waiting.pk).update(attempts=2, error="SMTPServerDisconnected: gone",
+                                                      next_attempt_at=next_try)
+    Notification.objects.filter(pk=given_up.pk).update(
+        status="failed", attempts=6, next_attempt_at=None,
+        error="Gave up after 6 tries; last: SMTPServerDisconnected: gone",
+    )
+
+    listing = owner_client.get(reverse("console:outbox")).content.decode()
+    assert "SMTPServerDisconnected: gone" in listing and "Attempts: 2" in listing and "Next try" in listing
+    failed = owner_client.get(reverse("console:outbox"), {"status": "failed"}).content.decode()
+    assert "Failed" in failed and "Gave up after 6 tries; last: SMTPServerDisconnected: gone" in failed
+    page = owner_client.get(reverse("console:outbox_message", args=[waiting.public_id])).content.decode()
+    assert "Next try" in page and "SMTPServerDisconnected: gone" in page
+
+
 def test_another_orgs_message_is_404(api, outsider_client):
     n = sent_message(api)
     assert outsider_client.get(reverse("console:outbox_message", args=[n.public_id])).status_code == 404

@@ -94,12 +94,12 @@ def _postmark(client, settings, payload):
 
 
 def _sent_email(api) -> Notification:
-    from notifications import services
+    from notifications import delivery
 
     payment = ingest(api)
     runner.run_attempt(due_message(payment).pk)
     notification = Notification.objects.get(payment=payment)
-    services.deliver(notification.pk)
+    delivery.deliver(notification.pk)
     notification.refresh_from_db()
     return notification
 

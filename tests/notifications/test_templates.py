@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from notifications import rendering, services
+from tinko import crypto
+from notifications import rendering
 from notifications.models import MessageTemplate, MessagingSettings, Notification
 from recovery import runner
 from tests.notifications.conftest import due_message, ingest
@@ -51,10 +52,10 @@ def test_customer_locale_picks_the_language_and_amount_format(api):
     notification = Notification.objects.get(payment=payment)
     assert notification.locale == "es"
     assert notification.subject.startswith("Tu pago a Acme")
-    text = services.crypto.decrypt(notification.text_encrypted)
+    text = crypto.decrypt(notification.text_encrypted)
     assert "Hola, Ana:" in text and "49,99" in text and "actualiza los datos de tu tarjeta" in text
     assert "Darse de baja de estos correos: http://testserver/m/unsubscribe/" in text
-    assert '<html lang="es">' in services.crypto.decrypt(notification.html_encrypted)
+    assert '<html lang="es">' in crypto.decrypt(notification.html_encrypted)
 
 
 def test_shipped_email_reads_as_a_letter_with_an_expiry_to_the_minute_in_the_customers_zone(api):
@@ -65,7 +66,7 @@ def test_shipped_email_reads_as_a_letter_with_an_expiry_to_the_minute_in_the_cus
                                     "locale": "en", "timezone": "Asia/Kolkata"})
     runner.run_attempt(due_message(payment).pk)
     notification = Notification.objects.get(payment=payment)
-    text = services.crypto.decrypt(notification.text_encrypted)
+    text = crypto.decrypt(notification.text_encrypted)
     greeting, first_line = text.split("\n\n")[:2]
     assert greeting == "Hi Sam,"
     assert first_line[0].isupper(), first_line
@@ -98,8 +99,8 @@ def test_copy_fits_the_decline(api):
     runner.run_attempt(attempt.pk)
     n = Notification.objects.get(payment=payment)
     assert n.subject == "Please confirm your payment to Acme"
-    assert "approve the payment with your bank" in services.crypto.decrypt(n.text_encrypted)
-    assert "Confirm payment" in services.crypto.decrypt(n.html_encrypted)
+    assert "approve the payment with your bank" in crypto.decrypt(n.text_encrypted)
+    assert "Confirm payment" in crypto.decrypt(n.html_encrypted)
 
 
 def test_merchants_own_template_is_used(api, org):
@@ -109,7 +110,7 @@ def test_merchants_own_template_is_used(api, org):
     runner.run_attempt(due_message(payment).pk)
     n = Notification.objects.get(payment=payment)
     assert n.subject == "Acme: action needed"
-    assert services.crypto.decrypt(n.text_encrypted).startswith("Dear Ada, pay at http://testserver/pay/")
+    assert crypto.decrypt(n.text_encrypted).startswith("Dear Ada, pay at http://testserver/pay/")
 
 
 def form(**overrides):

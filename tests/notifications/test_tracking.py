@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from notifications import services
+from tinko import crypto
+from notifications import delivery, tracking
 from notifications.models import Notification
 from recovery import runner
 from recovery.services import open_link
@@ -20,14 +21,14 @@ def sent(api) -> Notification:
     payment = ingest(api)
     runner.run_attempt(due_message(payment).pk)
     n = Notification.objects.get(payment=payment)
-    services.deliver(n.pk)
+    delivery.deliver(n.pk)
     n.refresh_from_db()
     return n
 
 
 def test_open_pixel_counts_opens_and_is_an_image(api, client):
     n = sent(api)
-    html = services.crypto.decrypt(n.html_encrypted)
+    html = crypto.decrypt(n.html_encrypted)
     pixel = f"/m/o/{n.public_id}.gif"
     assert f"http://testserver{pixel}" in html
     response = client.get(pixel)
@@ -44,7 +45,7 @@ def test_unknown_pixel_still_answers_an_image_and_counts_nothing(client):
 
 def test_opening_the_pay_link_counts_a_click_on_its_message(api):
     n = sent(api)
-    token = services.crypto.decrypt(n.pay_url_encrypted).rstrip("/").rsplit("/", 1)[1]
+    token = crypto.decrypt(n.pay_url_encrypted).rstrip("/").rsplit("/", 1)[1]
     open_link(token)
     open_link(token)
     n.refresh_from_db()
@@ -77,14 +78,14 @@ def test_esp_delivered_event_moves_the_message_on_and_a_late_sent_does_not_undo_
                 content_type="application/json", headers={"Authorization": f"Basic {auth}"})
     n.refresh_from_db()
     assert n.status == "delivered"
-    assert services.record_status(n, "sent") is False
+    assert tracking.record_status(n, "sent") is False
     n.refresh_from_db()
     assert n.status == "delivered"
 
 
 def test_visiting_the_pay_page_counts_a_click_on_the_message_that_carried_it(api, client):
     n = sent(api)
-    pay_path = services.crypto.decrypt(n.pay_url_encrypted).split("://", 1)[1].split("/", 1)[1]
+    pay_path = crypto.decrypt(n.pay_url_encrypted).split("://", 1)[1].split("/", 1)[1]
     assert client.get(f"/{pay_path}").status_code == 200
     client.get(f"/{pay_path}")
     n.refresh_from_db()

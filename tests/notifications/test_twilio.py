@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from notifications import services
+from notifications import delivery
 from notifications.models import MessagingSettings, Notification, Suppression
 from recovery import runner
 from tests.notifications.conftest import TWILIO_SID, due_message, ingest, twilio_signature
@@ -21,7 +21,7 @@ def sms_notification(api, twilio) -> Notification:
     assert attempt.channel == "sms"
     assert runner.run_attempt(attempt.pk) == "sent"
     notification = Notification.objects.get(payment=payment)
-    services.deliver(notification.pk)
+    delivery.deliver(notification.pk)
     notification.refresh_from_db()
     return notification
 
@@ -55,7 +55,7 @@ def test_whatsapp_uses_the_orgs_sender_and_approved_content_template(api, org, t
     attempt = due_message(payment)
     assert attempt.channel == "whatsapp"
     runner.run_attempt(attempt.pk)
-    services.deliver(Notification.objects.get(payment=payment).pk)
+    delivery.deliver(Notification.objects.get(payment=payment).pk)
 
     (request,) = twilio.requests
     assert request["data"]["To"] == "whatsapp:+14155550123"

@@ -195,7 +195,7 @@ def test_recharge_outcomes_and_recovery_are_emitted(api, org, owner, receiver):
 
 
 def test_notification_delivery_is_emitted(api, org, owner, receiver, twilio, client):
-    from notifications import services
+    from notifications import delivery
     from notifications.models import Notification
     from tests.notifications.conftest import twilio_signature
 
@@ -203,7 +203,7 @@ def test_notification_delivery_is_emitted(api, org, owner, receiver, twilio, cli
     payment = ingest(api, customer={"id": "c1", "phone": "+14155550123", "timezone": "UTC"})
     runner.run_attempt(due_message(payment).pk)
     notification = Notification.objects.get(payment=payment)
-    services.deliver(notification.pk)
+    delivery.deliver(notification.pk)
     notification.refresh_from_db()
     params = {"MessageSid": notification.provider_message_id, "MessageStatus": "delivered"}
     url = "http://testserver/webhooks/messages/twilio/status/"
