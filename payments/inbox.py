@@ -43,7 +43,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from payments.events import apply_outcome
@@ -271,20 +271,46 @@ def process_due(*, seconds: float | None = None, batch: int | None = None) -> in
 
 
 def process_batch(*, limit: int) -> int:
-    """Claim up to ``limit`` due messages (the oldest unfinished one per ordering key) and process them in order."""
+    """Claim up to ``limit`` due messages (the oldest unfinished one per ordering key) and process them.
+
+    Each is interpreted first (PSP re-fetches, outside any transaction). Failure
+    reports of one account are then recorded together, one ``record_failures``
+    and one UPDATE of their messages in one transaction (the API's batch path);
+    everything else, and a batch that cannot go through whole, is applied one
+    message per transaction. The claim holds one message per ordering key, so
+    applying the batch together reorders nothing that must stay in order.
+    """
     messages = _claim(limit)
     if not messages:
         return 0
     accounts = ProviderAccount.objects.select_related("organization").in_bulk({m.account_id for m in messages})
     deadline = time.monotonic() + settings.TINKO_INBOX_LEASE / 2
+    failures: dict[int, list] = {}
+    handled = len(messages)
     with _lock_timeout():
         for index, message in enumerate(messages):
             if time.monotonic() > deadline:
                 # Whatever is left goes back before the lease runs out, rather than to a second worker mid-way.
                 _release(messages[index:])
-                return index
-            _process_claimed(message, accounts.get(message.account_id))
-    return len(messages)
+                handled = index
+                break
+            account = accounts.get(message.account_id)
+            if account is None:
+                _give_up(message, "The message's account no longer exists.")
+                continue
+            outcome, done = _interpret(message, account)
+            if done is not None:
+                continue
+            if _failures_only(outcome):
+                failures.setdefault(account.pk, []).append((message, outcome))
+            else:
+                _apply(message, account, outcome)
+        for account_id, items in failures.items():
+            if len(items) > 1 and _apply_failures(accounts[account_id], items):
+                continue
+            for message, outcome in items:
+                _apply(message, accounts[account_id], outcome)
+    return handled
 
 
 def _claim(limit: int) -> list[WebhookMessage]:
@@ -391,18 +417,30 @@ def _process_claimed(message: WebhookMessage, account, *, event: WebhookEvent | 
     """Interpret (outside any transaction) and apply one claimed message; record the outcome or the error."""
     if account is None:
         return _give_up(message, "The message's account no longer exists.")
+    outcome, done = _interpret(message, account, event=event)
+    return done if done is not None else _apply(message, account, outcome)
+
+
+def _interpret(message: WebhookMessage, account, *, event: WebhookEvent | None = None):
+    """``(outcome, None)`` to apply, or ``(None, (code, text))`` when the message is finished (ignored) or failed."""
     psp = provider_for_account(account)
     try:
         event = event or _stored_event(message)
         outcome = psp.interpret_event(event)
     except ValueError as exc:
         # The event is genuine but says nothing Tinko can use: retrying would not help.
-        return _finish_unless_lost(message, status=WebhookStatus.IGNORED, error=str(exc)[:2000])
+        return None, _finish_unless_lost(message, status=WebhookStatus.IGNORED, error=str(exc)[:2000])
     except Exception as exc:
         logger.exception("Webhook message %s: reading %s from the PSP failed", message.pk, message.event_type)
-        return _retry(message, exc)
+        return None, _retry(message, exc)
     if outcome is None:
-        return _finish_unless_lost(message, status=WebhookStatus.IGNORED, result=f"Tinko does not use {event.type} events.")
+        return None, _finish_unless_lost(message, status=WebhookStatus.IGNORED,
+                                         result=f"Tinko does not use {event.type} events.")
+    return outcome, None
+
+
+def _apply(message: WebhookMessage, account, outcome) -> tuple[int, str]:
+    """Apply one interpreted message in one transaction that also records its outcome (if the claim is still ours)."""
     try:
         with transaction.atomic():
             result = apply_outcome(account=account, outcome=outcome)
@@ -414,6 +452,91 @@ def _process_claimed(message: WebhookMessage, account, *, event: WebhookEvent | 
     except Exception as exc:
         logger.warning("Webhook message %s: processing %s failed", message.pk, message.event_type, exc_info=True)
         return _retry(message, exc)
+
+
+def _failures_only(outcome) -> bool:
+    """Only failure reports, none that could be a decline of Tinko's own invoice payment (those are checked one by one)."""
+    return bool(outcome.failures) and not (
+        outcome.successes or outcome.card_updates or outcome.card_changes or outcome.own_attempt or outcome.note
+    ) and not any(r.event_id and r.reference.startswith("in_") for r in outcome.failures)
+
+
+class _Separately(Exception):
+    """The batch cannot be applied whole: roll it back and apply its messages one by one."""
+
+
+def _apply_failures(account, items: list) -> bool:
+    """Record the failure reports of several messages of ``account`` at once; False: nothing done, apply them singly.
+
+    The same writes and notes as :func:`payments.events.record_failure` per
+    report, but one ``record_failures`` for all. A payment already recovered, a
+    success waiting for one of the payments, or a claim another worker took
+    sends the whole batch back to the one-by-one path, which handles each case.
+    """
+    from payments.models import ProviderSuccess
+    from recovery.ingestion import record_failures
+
+    pairs = []
+    for message, outcome in items:
+        for report in outcome.failures:
+            report.provider_account_id, report.provider_account = account.pk, account
+            pairs.append((message, report))
+    try:
+        with transaction.atomic():
+            results = record_failures(organization=account.organization, reports=[r for _, r in pairs],
+                                      source=account.provider, skip_recovered=True)
+            waiting = ProviderSuccess.objects.filter(account=account, payment__isnull=True)
+            if waiting.exists():
+                match = Q()
+                for result in results:
+                    match |= Q(references__contains=f" {result.payment.reference} ")
+                    match |= Q(references__contains=f" {result.payment.provider_payment_id or '-'} ")
+                if waiting.filter(match).exists():
+                    raise _Separately
+            notes: dict[int, list[str]] = {}
+            payments: dict[int, int] = {}
+            for (message, report), result in zip(pairs, results):
+                payment = result.payment
+                payments.setdefault(message.pk, payment.pk)
+                notes.setdefault(message.pk, []).append(
+                    f"Failure {report.event_id} of payment {payment.reference} was already recorded." if result.duplicate
+                    else f"Failure of payment {payment.reference} recorded ({result.event.category})."
+                )
+            _finish_many([m for m, _ in items], notes=notes, payments=payments)
+    except Exception as exc:  # whatever it was, the one-by-one path meets it again and records it per message
+        logger.info("Webhook messages of account %s applied one by one: %s", account.pk, type(exc).__name__)
+        return False
+    return True
+
+
+def _finish_many(messages: list[WebhookMessage], *, notes: dict, payments: dict) -> None:
+    """Record several processed messages in one UPDATE; raise _Lost (rolling back) unless every claim is still ours."""
+    if connection.vendor != "postgresql":
+        for message in messages:
+            _finish(message, status=WebhookStatus.PROCESSED, result=" ".join(notes[message.pk])[:5000],
+                    payment_id=payments.get(message.pk))
+        return
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    table = qn(WebhookMessage._meta.db_table)
+    rows, params = [], []
+    for message in messages:
+        rows.append("(%s::bigint, %s::integer, %s::text, %s::bigint)")
+        params += [message.pk, message.tries, " ".join(notes[message.pk])[:5000], payments.get(message.pk)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} t SET status = %s, result = v.result, error = '', processed_at = %s, next_try_at = NULL, "
+            f"payment_id = COALESCE(v.payment_id, t.payment_id) FROM (VALUES {', '.join(rows)}) AS v(id, tries, result, payment_id) "
+            f"WHERE t.id = v.id AND t.tries = v.tries AND t.status = %s",
+            [WebhookStatus.PROCESSED, now, *params, WebhookStatus.PROCESSING],
+        )
+        if cursor.rowcount != len(messages):
+            raise _Lost
+    for message in messages:
+        message.status, message.processed_at, message.next_try_at = WebhookStatus.PROCESSED, now, None
+        message.result, message.error = " ".join(notes[message.pk])[:5000], ""
+        metrics.inbox_message(provider=message.provider, status=WebhookStatus.PROCESSED, received_at=message.received_at,
+                              processed_at=now)
 
 
 def _finish(message: WebhookMessage, *, status: str, result: str = "", error: str = "",

@@ -197,3 +197,39 @@ def test_a_paused_account_is_refused_from_the_next_request(client, stripe_accoun
     assert post_stripe(client, stripe_account, _failure(1)).status_code == 200  # the account is cached now
     accounts.set_active(account=stripe_account, active=False, actor=owner)
     assert post_stripe(client, stripe_account, _failure(2)).status_code == 404
+
+
+def test_failures_of_several_customers_are_recorded_together(client, stripe_account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    post_stripe(client, stripe_account, _failure(0, customer="cus_warm"))  # the classifier's rules are read
+    for n in range(1, 6):
+        post_stripe(client, stripe_account, _failure(n, customer=f"cus_{n}"), process=False)
+    with CaptureQueriesContext(connection) as ctx:
+        assert process_inbox() == 5
+    # One record_failures and one UPDATE for the five, not five transactions of ~14 statements.
+    assert len(ctx.captured_queries) <= 25, len(ctx.captured_queries)
+    for n in range(1, 6):
+        message = WebhookMessage.objects.get(event_id=f"evt_order{n}")
+        payment = Payment.objects.get(reference=f"pi_order{n}")
+        assert (message.status, message.payment_id) == (WebhookStatus.PROCESSED, payment.pk)
+        assert message.result == f"Failure of payment pi_order{n} recorded (insufficient_funds)."
+        assert FailureEvent.objects.filter(payment=payment).count() == 1
+
+
+def test_a_batch_holding_a_late_failure_of_a_recovered_payment_is_applied_one_by_one(client, fake_psp, stripe_account):
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+    fake_psp.add("GET", "/v1/payment_intents/pi_3QfailPI0001", load("stripe", "payment_intent.retrieved_succeeded"))
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.succeeded"))
+    late = load("stripe", "charge.failed")
+    late["id"] = "evt_late"
+    late["data"]["object"].update(id="ch_late", payment_intent="pi_3QfailPI0001", metadata={}, customer="cus_late")
+    post_stripe(client, stripe_account, late, process=False)
+    post_stripe(client, stripe_account, _failure(1, customer="cus_other"), process=False)
+    assert process_inbox() == 2
+    late_message = WebhookMessage.objects.get(event_id="evt_late")
+    assert late_message.status == WebhookStatus.PROCESSED and "already recovered" in late_message.result
+    assert Payment.objects.get(reference="pi_3QfailPI0001").status == PaymentStatus.RECOVERED
+    assert WebhookMessage.objects.get(event_id="evt_order1").status == WebhookStatus.PROCESSED
+    assert Payment.objects.get(reference="pi_order1").failure_count == 1
