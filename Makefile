@@ -35,7 +35,7 @@ help:
 	@echo "make bench-analytics  time the dashboard at 100,000 and 1,000,000 payments (PostgreSQL; several minutes)"
 	@echo "make bench-pages      time the payments list at 1,000,000 payments and the pay page"
 	@echo "make bench-notifications  10,000 recovery e-mails through the worker to a local SMTP server"
-	@echo "make bench-webhooks   Stripe webhook acknowledgement under gunicorn at 100 requests/s"
+	@echo "make bench-webhooks   Stripe webhooks: ack at 100/s vs verify-only, processing lag, 400/s sustained, cost per webhook"
 	@echo "make bench-console    Customers and Developers → Logs at 1,000,000 rows; the API log's cost on ingestion"
 	@echo "make chaos    fault suite on its own PostgreSQL and Redis (kill -9, Redis and PostgreSQL outages, SIGTERM; ~6 min)"
 
@@ -147,7 +147,7 @@ bench-notifications: $(VENV)/.installed-dev
 # BENCH_ANALYTICS_ARGS e.g. "--small 20000 --large 200000 --requests 20".
 BENCH_ANALYTICS_ARGS ?=
 # Stripe webhook acknowledgement under gunicorn (tests/bench/webhooks.py), e.g.
-# make bench-webhooks BENCH_ARGS="--duration 20" for a quick look.
+# make bench-webhooks BENCH_ARGS="--duration 10 --sustain 10" for a quick look.
 .PHONY: bench-webhooks
 bench-webhooks: $(VENV)/.installed-dev
 	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \

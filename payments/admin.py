@@ -55,7 +55,8 @@ class ProviderAccountAdmin(ReadOnlyAdmin):
 class WebhookMessageAdmin(ReadOnlyAdmin):
     """The webhook inbox: every request as it arrived. Staff may replay verified messages."""
 
-    list_display = ("received_at", "provider", "account", "event_type", "received_event_id", "status", "response_status")
+    list_display = ("received_at", "provider", "account", "event_type", "received_event_id", "status", "tries",
+                    "response_status")
     list_filter = ("provider", "status", "event_type", "received_at")
     search_fields = ("received_event_id", "event_type", "account_public_id", "organization__slug")
     list_select_related = ("account",)
@@ -64,7 +65,7 @@ class WebhookMessageAdmin(ReadOnlyAdmin):
     actions = ["replay"]
     fields = ("provider", "account", "organization", "account_public_id", "received_at", "remote_addr", "headers", "body",
               "signature_valid", "received_event_id", "event_id", "event_type", "status", "response_status", "result",
-              "error", "processed_at", "replays")
+              "error", "processed_at", "ordering_key", "tries", "next_try_at", "deliveries", "replays")
     readonly_fields = fields
 
     def has_replay_permission(self, request):

@@ -10,3 +10,15 @@ class PaymentsConfig(AppConfig):
         from recovery.timeline import register_source
 
         register_source(webhook_entries)
+
+        from django.db.models.signals import post_delete, post_save
+
+        from payments import inbox
+        from payments.models import ProviderAccount
+        from tinko.scheduler import on_tick
+
+        # A paused account or a new webhook secret counts from the next request, in every web process.
+        post_save.connect(inbox.forget_account, sender=ProviderAccount, dispatch_uid="inbox_forget_account")
+        post_delete.connect(inbox.forget_account, sender=ProviderAccount, dispatch_uid="inbox_forget_account_deleted")
+        # Webhooks whose message to the workers was lost, whose worker died or whose retry is due.
+        on_tick(inbox.sweep)

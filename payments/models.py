@@ -133,6 +133,8 @@ class ProviderAccount(models.Model):
 
 class WebhookStatus(models.TextChoices):
     RECEIVED = "received", _("Received")
+    PROCESSING = "processing", _("Processing")
+    RETRYING = "retrying", _("Retrying")
     REJECTED = "rejected", _("Rejected")
     PROCESSED = "processed", _("Processed")
     IGNORED = "ignored", _("Ignored")
@@ -141,13 +143,17 @@ class WebhookStatus(models.TextChoices):
 
 
 class WebhookMessage(models.Model):
-    """One request to a PSP webhook URL, stored before anything else happens to it.
+    """One request to a PSP webhook URL, stored before it is answered and processed later by a worker.
 
-    ``event_id`` is claimed (set) only by the delivery that processes the
-    event, inside the processing transaction: the unique constraint absorbs
-    duplicates, and a delivery whose processing failed leaves it free for the
-    PSP's retry. Every other delivery keeps ``event_id`` empty and says why in
-    ``status`` and ``error`` (``received_event_id`` keeps what it carried).
+    A verified event is stored with ``event_id`` set and status ``received``:
+    the unique (account, event_id) constraint absorbs a second delivery of the
+    same event in the same INSERT (``deliveries`` counts them). A worker claims
+    due rows (``next_try_at``; while ``processing`` it is the lease's end),
+    applies them in order per ``ordering_key`` (the PSP object the event is
+    about: customer, order, …), and records the outcome, or the error and the
+    next try (``retrying``), giving up after TINKO_INBOX_MAX_TRIES (``failed``).
+    A refused request (unknown account, bad signature, …) is stored ``rejected``
+    with ``event_id`` empty (``received_event_id`` keeps what it carried).
     """
 
     provider = models.CharField(max_length=10)
@@ -176,6 +182,15 @@ class WebhookMessage(models.Model):
     replays = models.PositiveSmallIntegerField(default=0)
     # The payment the event concerned, once processed (for the payment's timeline).
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_messages")
+    # Events with the same key (the PSP's customer, order, …) are applied one at a time, in arrival order.
+    ordering_key = models.CharField(max_length=255, blank=True)
+    # Processing: how many times a worker claimed it, and when it may be claimed (again).
+    tries = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries of this event the PSP made (a second one is absorbed, counted here).
+    deliveries = models.PositiveIntegerField(default=1)
+
+    PENDING = (WebhookStatus.RECEIVED, WebhookStatus.PROCESSING, WebhookStatus.RETRYING)
 
     class Meta:
         constraints = [
@@ -183,7 +198,15 @@ class WebhookMessage(models.Model):
                 fields=["account", "event_id"], condition=~Q(event_id=""), name="webhook_unique_event_per_account"
             ),
         ]
-        indexes = [models.Index(fields=["organization", "-received_at"], name="webhook_org_received")]
+        indexes = [
+            models.Index(fields=["organization", "-received_at"], name="webhook_org_received"),
+            # The workers' claim: due rows among the few not finished yet.
+            models.Index(fields=["next_try_at"], name="webhook_pending_due",
+                         condition=Q(status__in=["received", "processing", "retrying"])),
+            # Per-object order: is an earlier event of the same object still unfinished?
+            models.Index(fields=["account", "ordering_key", "id"], name="webhook_pending_order",
+                         condition=Q(status__in=["received", "processing", "retrying"])),
+        ]
 
     def __str__(self):
         return f"{self.provider} {self.event_type or '?'} {self.received_event_id or ''} ({self.status})"

@@ -208,6 +208,14 @@ class PaymentProvider(abc.ABC):
         """Why ``payment`` cannot be re-charged off-session with this provider ("" when it can). Reads only."""
         return ""
 
+    def webhook_ordering_key(self, event: "WebhookEvent") -> str:
+        """The PSP object whose events must be applied one at a time, in arrival order ("": none). Reads only the event.
+
+        The inbox's workers never apply two events with the same key at once,
+        nor a later one before an earlier one has finished (or been given up).
+        """
+        return ""
+
     # Hosted checkout for the pay page. Not abstract: a provider without one keeps these.
 
     def create_checkout(self, *, payment, link, token: str, success_url: str, cancel_url: str, locale: str = "") -> CheckoutSession:

@@ -15,3 +15,11 @@ from tinko.scheduler import periodic
 def reconcile_payments() -> None:
     """Ask connected PSPs about payments under recovery that may have been paid outside Tinko."""
     reconciliation.reconcile()
+
+
+@dramatiq.actor(queue_name="inbox", max_retries=0, time_limit=300_000)
+def process_webhooks() -> None:
+    """Process the PSP webhooks waiting in the inbox (sent after each stored webhook, at most one waiting at a time)."""
+    from payments import inbox
+
+    inbox.process_due(seconds=60)

@@ -613,6 +613,13 @@ TINKO_WEBHOOK_MAX_BODY = _int("TINKO_WEBHOOK_MAX_BODY", 1024 * 1024, minimum=102
 # What is kept of a request to a webhook URL that names no active account: a stub
 # of headers, size, SHA-256 and this many first bytes of the body.
 TINKO_WEBHOOK_STUB_BYTES = _int("TINKO_WEBHOOK_STUB_BYTES", 2048, minimum=0)
+# Processing of stored PSP webhooks (payments/inbox.py): messages a worker claims at once; seconds a
+# claim lasts (a dead worker's messages are taken again after it); tries before a message is given up
+# (``failed``, replayable from admin); seconds before the first retry (doubling, at most an hour).
+TINKO_INBOX_BATCH = _int("TINKO_INBOX_BATCH", 100, minimum=1)
+TINKO_INBOX_LEASE = _int("TINKO_INBOX_LEASE", 60, minimum=10)
+TINKO_INBOX_MAX_TRIES = _int("TINKO_INBOX_MAX_TRIES", 15, minimum=1)
+TINKO_INBOX_RETRY_BASE = _int("TINKO_INBOX_RETRY_BASE", 5, minimum=1)
 # Retention (one job, tinko/retention.py; 0 keeps forever).
 TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS = _int("TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS", 30)
 TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS = _int("TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS", 7)

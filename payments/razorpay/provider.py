@@ -467,6 +467,16 @@ class RazorpayProvider(PaymentProvider):
             raise WebhookRejected("The body is not a Razorpay event (event and payload are required).")
         return WebhookEvent(id=event_id, type=payload["event"], payload=payload, created=payload.get("created_at") or 0)
 
+    def webhook_ordering_key(self, event: WebhookEvent) -> str:
+        """The customer, else the order, else the entity the event is about: a payment's and its order's events stay in order."""
+        for name in ("payment", "order", "payment_link", "subscription", "token"):
+            entity = _entity(event.payload, name)
+            for field_name in ("customer_id", "order_id", "id"):
+                key = entity.get(field_name)
+                if key and isinstance(key, str):
+                    return key[:255]
+        return ""
+
     def interpret_event(self, event: WebhookEvent) -> EventOutcome | None:
         """What ``event`` means for Tinko; None for an event type Tinko does not use. Successes are re-fetched."""
         payload = event.payload

@@ -577,6 +577,15 @@ class StripeProvider(PaymentProvider):
             raise WebhookRejected("The body is not a Stripe event (id, type and data.object are required).")
         return WebhookEvent(id=payload["id"], type=payload["type"], payload=payload, created=payload.get("created") or 0)
 
+    def webhook_ordering_key(self, event: WebhookEvent) -> str:
+        """The customer the event is about (else its invoice, PaymentIntent or object): a renewal's events stay in order."""
+        obj = event.payload["data"]["object"]
+        for field_name in ("customer", "invoice", "payment_intent", "id"):
+            key = _id(obj.get(field_name))
+            if key and isinstance(key, str):
+                return key[:255]
+        return ""
+
     def interpret_event(self, event: WebhookEvent) -> EventOutcome | None:
         """What ``event`` means for Tinko; None for an event type Tinko does not use. May re-fetch from Stripe."""
         obj = event.payload["data"]["object"]

@@ -13,6 +13,8 @@ os.environ.setdefault("TINKO_ENCRYPTION_KEYS", "N8-eQAI0Z24aDNGkOtfcpczfgHh3P0G6
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 # High enough that the per-key throttle counts every request but never refuses one.
 os.environ.setdefault("TINKO_API_RATE", "100000000/min")
+# The webhook benchmark's load comes from one address (a PSP sends from many): counted, never refused.
+os.environ.setdefault("TINKO_WEBHOOK_RATE", "100000000/min")
 
 from tinko.settings import *  # noqa: E402,F403
 

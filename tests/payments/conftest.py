@@ -39,17 +39,34 @@ def razorpay_account(org, owner):
     )
 
 
-def post_stripe(client, account, event, *, secret=STRIPE_WEBHOOK_SECRET, timestamp=None, signature=None, body=None):
+def process_inbox() -> int:
+    """Run the inbox's processing step here, as a worker would: every due message, in this thread."""
+    from payments import inbox
+
+    return inbox.process_due()
+
+
+def post_stripe(client, account, event, *, secret=STRIPE_WEBHOOK_SECRET, timestamp=None, signature=None, body=None,
+                process=True):
+    """POST a signed Stripe event; then (``process``) run the inbox's processing step, as a worker would."""
     body = body if body is not None else json.dumps(event).encode()
     headers = {}
     if signature is not False:
         headers["HTTP_STRIPE_SIGNATURE"] = signature or stripe_signature(body, secret, timestamp=timestamp)
-    return client.post(account.webhook_path, data=body, content_type="application/json", **headers)
+    response = client.post(account.webhook_path, data=body, content_type="application/json", **headers)
+    if process:
+        process_inbox()
+    return response
 
 
-def post_razorpay(client, account, event, *, event_id="evt_rzp_1", secret=RAZORPAY_WEBHOOK_SECRET, body=None, signature=None):
+def post_razorpay(client, account, event, *, event_id="evt_rzp_1", secret=RAZORPAY_WEBHOOK_SECRET, body=None, signature=None,
+                  process=True):
+    """POST a signed Razorpay event; then (``process``) run the inbox's processing step, as a worker would."""
     body = body if body is not None else json.dumps(event).encode()
     headers = {"HTTP_X_RAZORPAY_EVENT_ID": event_id} if event_id else {}
     if signature is not False:
         headers["HTTP_X_RAZORPAY_SIGNATURE"] = signature or razorpay_signature(body, secret)
-    return client.post(account.webhook_path, data=body, content_type="application/json", **headers)
+    response = client.post(account.webhook_path, data=body, content_type="application/json", **headers)
+    if process:
+        process_inbox()
+    return response

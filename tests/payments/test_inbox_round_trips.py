@@ -8,9 +8,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from payments.models import ProviderAccount, WebhookMessage, WebhookStatus
-from payments.providers import provider_account_for
 from recovery.models import Payment
-from tests.payments.conftest import post_stripe
+from payments.providers import provider_account_for
+from tests.payments.conftest import post_stripe, process_inbox
 from tests.payments.psp import load
 
 pytestmark = pytest.mark.django_db
@@ -20,26 +20,37 @@ def _sql(ctx) -> list[str]:
     return [q["sql"] for q in ctx.captured_queries]
 
 
-def test_a_new_stripe_failure_is_stored_verified_and_processed_in_few_statements(client, stripe_account):
-    # Steady state: the process has read the classification rules once already.
+def test_a_verified_stripe_webhook_is_acknowledged_with_one_insert(client, stripe_account):
+    # Steady state: the account is in the cache since the first request.
     assert post_stripe(client, stripe_account, load("stripe", "charge.failed")).status_code == 200
     with CaptureQueriesContext(connection) as ctx:
-        response = post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"))
+        response = post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"), process=False)
     assert response.status_code == 200, response.content
     statements = _sql(ctx)
-    # Account lookup and store (1), claim (1), ingestion with its savepoint and the
-    # recovered check (12), outcome (1), and the savepoint the test's own transaction
-    # turns the processing transaction into (24 before these were folded together).
-    assert len(statements) <= 16, "\n".join(s[:120] for s in statements)
-    # The account is read once, with the store: ingestion reuses it to decide who can re-charge.
-    assert sum('FROM "payments_provideraccount"' in s for s in statements) == 1
-    # The raw request is one INSERT, and the claim carries the lock timeout: no SET statements.
-    assert not [s for s in statements if s.lstrip().upper().startswith("SET ")]
-    assert sum('INSERT INTO "payments_webhookmessage"' in s for s in statements) == 1
+    assert len(statements) == 1 and statements[0].startswith('INSERT INTO "payments_webhookmessage"'), statements
     message = WebhookMessage.objects.get(received_event_id="evt_3QfailPI0001")
-    assert (message.status, message.event_id) == (WebhookStatus.PROCESSED, "evt_3QfailPI0001")
+    # Stored, not processed: nothing of the payment exists yet.
+    assert (message.status, message.event_id, message.response_status) == (WebhookStatus.RECEIVED, "evt_3QfailPI0001", 200)
+    assert not Payment.objects.filter(reference="pi_3QfailPI0001").exists()
     assert (message.account_id, message.organization_id) == (stripe_account.pk, stripe_account.organization_id)
     assert message.headers.get("Stripe-Signature") and message.body.startswith("{")
+
+
+def test_processing_a_stored_stripe_failure_takes_few_statements(client, stripe_account):
+    # Steady state: the process has read the classification rules once already.
+    assert post_stripe(client, stripe_account, load("stripe", "charge.failed")).status_code == 200
+    post_stripe(client, stripe_account, load("stripe", "payment_intent.payment_failed"), process=False)
+    with CaptureQueriesContext(connection) as ctx:
+        assert process_inbox() == 1
+    statements = _sql(ctx)
+    # Claim (1), the batch's accounts (1), ingestion with its savepoint and the recovered check (12),
+    # outcome (1), the savepoint the test's own transaction turns the processing transaction into (2),
+    # and the claim that finds nothing more (1). Claim, accounts and the last claim are per batch.
+    assert len(statements) <= 18, "\n".join(s[:120] for s in statements)
+    assert sum('FROM "payments_provideraccount"' in s for s in statements) == 1
+    assert not [s for s in statements if s.lstrip().upper().startswith("SET ")]
+    message = WebhookMessage.objects.get(received_event_id="evt_3QfailPI0001")
+    assert (message.status, message.tries) == (WebhookStatus.PROCESSED, 1)
     assert Payment.objects.get(reference="pi_3QfailPI0001").provider_account == stripe_account
 
 
@@ -121,8 +132,8 @@ def test_a_late_failure_of_a_recovered_payment_changes_nothing_not_even_its_cust
     intent["last_payment_error"]["payment_method"]["billing_details"].update(email="new@example.com", name="New Name")
     response = post_stripe(client, stripe_account, late)
     assert response.status_code == 200
-    assert "already recovered" in response.json()["detail"]
     message = WebhookMessage.objects.get(received_event_id="evt_late")
+    assert "already recovered" in message.result
     assert (message.status, message.payment_id) == (WebhookStatus.PROCESSED, payment.pk)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.RECOVERED and payment.failure_count == 1
