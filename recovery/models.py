@@ -18,6 +18,7 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
+from recovery import psp
 from recovery.steps import default_steps
 from tinko.models import Organization, hash_token, validate_currency, validate_timezone
 
@@ -96,7 +97,7 @@ class Payment(models.Model):
     # Indexed by the (organization, reference) constraint and the list indexes.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments", db_index=False)
     reference = models.CharField(max_length=200)
-    # A registered provider's name or "other" (payments/providers.py provider_names; checked at ingestion).
+    # A registered provider's name or "other" (recovery.psp.provider_names; checked at ingestion).
     provider = models.CharField(max_length=10)
     provider_payment_id = models.CharField(max_length=200, blank=True)
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
@@ -185,13 +186,7 @@ class Payment(models.Model):
     @property
     def provider_label(self) -> str:
         """The provider's name for people: the built-ins translated, others as their package registered them."""
-        from payments.models import Provider
-        from payments.providers import provider_label
-
-        try:
-            return Provider(self.provider).label
-        except ValueError:
-            return provider_label(self.provider)
+        return psp.provider_label(self.provider)
 
     @property
     def card_key(self) -> str:
