@@ -15,9 +15,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics.holdout import draw_holdout_group
 from recovery import sql
 from recovery.classifier import classify
+from recovery.holdout import draw_holdout_group
 from recovery.models import Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from recovery.planner import plan_payments
 from recovery.reports import FailureReport, failure_codes
