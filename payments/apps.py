@@ -6,10 +6,14 @@ class PaymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from payments.gateway import PaymentsGateway
         from payments.timeline import webhook_entries
+        from recovery import psp
         from recovery.timeline import register_source
 
         register_source(webhook_entries)
+        # The recovery core reaches the PSPs only through this port (recovery/psp.py).
+        psp.connect(PaymentsGateway())
 
         from django.db.models.signals import post_delete, post_save
 

@@ -24,70 +24,14 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 
+# What a charge answered is the core's type (recovery/psp.py); providers import it from here as before.
+from recovery.psp import ChargeResult  # noqa: F401
+
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
 logger = logging.getLogger(__name__)
 
 PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox", "payments.stripe", "payments.razorpay")
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    """What a PSP answered to a charge, in the PSP's own (Stripe-style) codes.
-
-    ``status`` is one of:
-
-    - ``"succeeded"``: money moved; ``charge_id``, ``amount`` and ``currency`` say which charge.
-    - ``"declined"``: the PSP answered and nothing was charged; the codes say why.
-    - ``"error"``: the PSP could not be reached or answered unexpectedly. The outcome
-      is unknown, and it is safe to retry with the SAME idempotency key (never a new one,
-      which could charge twice). ``code="idempotency_error"`` is the exception: the key
-      was first used for a different charge, and retrying with it will never succeed.
-      ``code="authentication_error"`` means the PSP refused the account's key: nothing
-      was charged, and nothing will be until the merchant fixes the key.
-    - ``"pending"``: the PSP took the charge and has not settled it (a bank debit on a
-      mandate can take days). Ask again later with the SAME key; never charge anew
-      meanwhile.
-
-    - ``"settled"``: nothing was charged because the debt is closed at the PSP (a Stripe
-      invoice already paid, void or uncollectible); ``code`` says which (``invoice_paid``, …).
-      ``code="earlier_attempt_paid"``: an earlier re-charge of Tinko's, whose answers were
-      all lost, did charge; ``attempt_key`` names that attempt, ``charge_id``/``amount`` its charge.
-
-    ``requires_action`` means the customer must authenticate (3-D Secure): bring them
-    back on-session, do not retry blindly. ``card`` says which card was charged and why
-    (e.g. "Visa •••• 4242 (the customer's default payment method)"), for the timeline.
-    """
-
-    status: str
-    charge_id: str = ""
-    amount: int = 0
-    currency: str = ""
-    code: str = ""
-    decline_code: str = ""
-    advice_code: str = ""
-    network_advice_code: str = ""
-    network_decline_code: str = ""
-    message: str = ""
-    requires_action: bool = False
-    raw: dict = field(default_factory=dict)
-    card: str = ""
-    # With code="earlier_attempt_paid": the idempotency key of the earlier attempt whose charge paid the debt.
-    attempt_key: str = ""
-
-    SUCCEEDED = "succeeded"
-    DECLINED = "declined"
-    ERROR = "error"
-    PENDING = "pending"
-    # The code of an error whose PSP refused the account's credentials (HTTP 401).
-    AUTHENTICATION_ERROR = "authentication_error"
-    SETTLED = "settled"
-    # A settled code: an earlier attempt's re-charge (its answers lost) paid the debt; nothing new was charged.
-    EARLIER_ATTEMPT_PAID = "earlier_attempt_paid"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == self.SUCCEEDED
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
+from recovery import psp
 from recovery.steps import default_steps
 from tinko.models import Organization, hash_token, validate_currency, validate_timezone
 
@@ -103,7 +104,7 @@ class Payment(models.Model):
     # Indexed by the (organization, reference) constraint and the list indexes.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="payments", db_index=False)
     reference = models.CharField(max_length=200)
-    # A registered provider's name or "other" (payments/providers.py provider_names; checked at ingestion).
+    # A registered provider's name or "other" (recovery.psp.provider_names; checked at ingestion).
     provider = models.CharField(max_length=10)
     provider_payment_id = models.CharField(max_length=200, blank=True)
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
@@ -152,7 +153,7 @@ class Payment(models.Model):
     recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Incrementality experiment: drawn once, when the payment is first reported, from the
-    # policy's holdout percentage; blank when no experiment was running (analytics/holdout.py).
+    # policy's holdout percentage; blank when no experiment was running (recovery/holdout.py).
     holdout_group = models.CharField(max_length=10, choices=HoldoutGroup.choices, blank=True)
 
     created_at = models.DateTimeField(default=now, editable=False)
@@ -195,13 +196,7 @@ class Payment(models.Model):
     @property
     def provider_label(self) -> str:
         """The provider's name for people: the built-ins translated, others as their package registered them."""
-        from payments.models import Provider
-        from payments.providers import provider_label
-
-        try:
-            return Provider(self.provider).label
-        except ValueError:
-            return provider_label(self.provider)
+        return psp.provider_label(self.provider)
 
     @property
     def card_key(self) -> str:

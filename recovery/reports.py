@@ -18,7 +18,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from payments.providers import provider_choices, provider_names
+from recovery.psp import provider_choices, provider_names
 from tinko.models import validate_currency, validate_timezone
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)

@@ -21,11 +21,19 @@ from django.db import transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
-from payments.providers import ChargeResult, recharge_provider
 from recovery import leases
 from recovery.classifier import classify
-from recovery.ingestion import PLANNED_FIELDS, plan_payments
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, Payment, PaymentStatus, RecoveryAttempt
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    FailureEvent,
+    FailureSource,
+    Payment,
+    PaymentStatus,
+    RecoveryAttempt,
+)
+from recovery.planner import PLANNED_FIELDS, plan_payments
+from recovery.psp import ChargeResult, credentials_refused, recharge_provider
 from recovery.reports import failure_codes
 from recovery.services import mark_recovered
 from tinko import bulk, metrics
@@ -83,10 +91,8 @@ def run_attempt(attempt_id: int) -> str:
     with leases.held(attempt.pk, attempt.claims):
         provider, why_not = recharge_provider(payment)
         result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
-        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR and getattr(provider, "account", None):
-            from payments.accounts import pause_recharges
-
-            pause_recharges(account=provider.account, reason=result.message)
+        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR:
+            credentials_refused(provider, result.message)
         return finish_attempt(attempt, result=result, why_not=why_not)
 
 

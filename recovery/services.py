@@ -207,8 +207,8 @@ def retry_now(*, payment, actor=None, request=None, override_quiet_hours: bool =
     a person (a signed-in team member) may ask for; the attempt's reason then
     says who overrode them. Must not move money itself: the runner does.
     """
-    from payments.providers import recharge_provider
     from recovery.planner import plan_retry_now
+    from recovery.psp import recharge_provider
     from tinko.models import ApiKey
 
     payment = _locked_payment(payment)
@@ -265,8 +265,8 @@ def card_changed(*, payment, source: str, brand: str = "", last4: str = "", exp_
     recovery window. Returns (the planned re-charge or None, what happened).
     Must not move money itself: the runner does, at the planned time.
     """
-    from payments.providers import recharge_provider
     from recovery.planner import plan_card_changed
+    from recovery.psp import recharge_provider
 
     payment = _locked_payment(payment)
     now = now or timezone.now()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments.providers import provider_choices
 from recovery.models import (
     Action,
     AttemptKind,
@@ -23,11 +22,12 @@ from recovery.models import (
     RetryPolicy,
 )
 from recovery import steps as policy_steps
+from recovery.psp import provider_choices
 from recovery.reports import MAX_AMOUNT
 
 
 class ProviderField(serializers.ChoiceField):
-    """A provider code: the registered providers and ``other`` (payments/providers.py), read when used."""
+    """A provider code: the registered providers and ``other`` (recovery.psp, from the PSP layer), read when used."""
 
     def __init__(self, **kwargs):
         super().__init__(choices=[], **kwargs)
