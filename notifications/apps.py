@@ -29,3 +29,11 @@ class NotificationsConfig(AppConfig):
         post_delete.connect(forget_messaging_settings, sender=MessagingSettings, dispatch_uid="tinko_msg_settings_deleted")
         register_source(timeline.notification_entries)
         register_source(timeline.webhook_entries)
+        # The merchant's webhooks and link clicks follow the engine's events (recovery.signals).
+        from notifications import receivers
+        from notifications.messenger import NotificationsMessenger
+        from recovery.ports import register_messenger
+
+        receivers.connect()
+        # The engine sends its messages through this port (recovery/ports.py).
+        register_messenger(NotificationsMessenger())

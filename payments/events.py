@@ -7,7 +7,7 @@ transaction:
 
 - failures go through the same service as the ingestion API
   (``recovery.ingestion.record_failures``);
-- successes end recoveries through ``recovery.services.mark_recovered`` under
+- successes end recoveries through ``recovery.transitions.recover`` under
   the payment's row lock, and are kept as :class:`ProviderSuccess` rows so
   that a success delivered before its failure still ends the recovery when the
   failure arrives;
@@ -209,7 +209,7 @@ def record_success(*, account, success: SuccessFacts, touched: list | None = Non
 
 def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts | None) -> str:
     from recovery.models import RecoveryAttempt, RecoveryLink
-    from recovery.services import mark_recovered
+    from recovery import transitions
 
     payment = Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=payment.pk)
     ProviderSuccess.objects.filter(pk=success.pk).update(payment=payment)
@@ -229,7 +229,7 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
         detail = "Recovered: the customer paid through the pay page."
     else:
         detail = f"Paid at {english(account.get_provider_display())} ({success.charge_id})."
-    changed = mark_recovered(
+    changed = transitions.recover(
         payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, detail=detail,
     )
     if not changed:
@@ -267,7 +267,7 @@ def _recovering_charge(*, payment, success: ProviderSuccess, attempt) -> str:
 
 def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
     """Record the alert once per second charge: audit (timeline, console) and a merchant webhook event."""
-    from notifications.webhooks import payment_event
+    from recovery import signals
     from tinko.models import AuditEvent
     from tinko.services import record_audit
 
@@ -280,9 +280,11 @@ def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
     data = {"reference": payment.reference, "first_charge": first, "second_charge": second.charge_id,
             "amount": second.amount, "currency": second.currency}
     record_audit(organization=payment.organization, action=action, target=payment, data=data)
-    payment_event(payment, action, double_payment={
-        "first_charge": first, "second_charge": second.charge_id, "amount": second.amount, "currency": second.currency,
-    })
+    # The merchant's webhook is notifications' business (notifications/receivers.py).
+    signals.possible_double_payment.send(
+        sender=Payment, payment=payment, first_charge=first, second_charge=second.charge_id, amount=second.amount,
+        currency=second.currency,
+    )
     return (
         f"Payment {payment.reference} was already recovered by {first}, and {second.charge_id} paid it again: "
         "possible double payment."

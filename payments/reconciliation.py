@@ -41,7 +41,7 @@ def due_payments(*, now, limit: int):
 def reconcile(*, now=None, limit: int = 200) -> dict:
     """One pass; returns counts {"checked", "recovered", "errors"}."""
     from recovery.models import RecoveryAttempt
-    from recovery.services import mark_recovered
+    from recovery import transitions
 
     now = now or timezone.now()
     counts = {"checked": 0, "recovered": 0, "errors": 0}
@@ -68,7 +68,7 @@ def reconcile(*, now=None, limit: int = 200) -> dict:
                 attempt = RecoveryAttempt.objects.filter(
                     payment=locked, idempotency_key=state.attempt_key
                 ).first() if state.attempt_key else None
-                recovered = mark_recovered(
+                recovered = transitions.recover(
                     payment=locked, amount=state.amount_paid, now=now, attempt=attempt,
                     detail=(f"Recovered by automatic retry {attempt.sequence} (found by reconciliation): {state.detail}"
                             if attempt is not None else f"Paid outside Tinko: {state.detail}"),

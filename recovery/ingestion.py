@@ -20,10 +20,10 @@ from analytics.holdout import draw_holdout_group
 from payments.models import Customer, Payment, PaymentStatus
 from payments.providers import connected_accounts, recharge_provider
 from recovery import history as history_loader
-from recovery import sql
+from recovery import sql, transitions
 from recovery.classifier import classify
 from recovery.messaging import reachable_channels
-from recovery.models import AttemptStatus, FailureEvent, RecoveryAttempt, RetryPolicy
+from recovery.models import FailureEvent, RecoveryAttempt, RetryPolicy
 from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
 from recovery.reports import FailureReport, failure_codes
@@ -373,6 +373,7 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
 
     # Plans.
     replan = [payments[ref] for ref in references]
+    previous = {p.pk: p.status for p in replan}
     planned = plan_payments(
         organization=organization, payments=replan, latest=latest, now=now, created=created_refs, writes=writes
     )
@@ -380,10 +381,9 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
     stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
     sql.update_rows(Payment, stored, PAYMENT_UPDATE_FIELDS)
-    if created_refs:
-        from notifications.webhooks import payments_event
-
-        payments_event(organization.pk, [payments[ref] for ref in sorted(created_refs)], "payment.recovery_started")
+    transitions.recovery_started(organization_id=organization.pk,
+                                 payments=[payments[ref] for ref in sorted(created_refs)])
+    transitions.plans_saved(replan, previous=previous)
     for result in results:
         if result is not None and not result.duplicate:
             result.next_attempt = planned.get(result.payment.reference)
@@ -499,9 +499,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
     # Cancel first, then read the history: a step that was only scheduled neither counts as done
     # nor against the card networks' limits, so the new plan takes it up again.
     if ids:
-        RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
-            status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a new plan after a new failure."
-        )
+        transitions.cancel_attempts(payment_ids=ids, now=now, outcome="Replaced by a new plan after a new failure.")
     histories = history_loader.payment_histories(ids)
     cards = history_loader.card_histories(
         organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
@@ -532,8 +530,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
             now=now,
             timing=timings.get(payment.customer_id, NO_TIMING),
         )
-        payment.status = plan.status
-        payment.status_reason = plan.reason
+        transitions.plan(payment, plan.status, plan.reason)
         if plan.attempt is not None:
             attempt = sql.build(
                 RecoveryAttempt,
