@@ -142,7 +142,7 @@ class Payment(models.Model):
     recovered_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Incrementality experiment: drawn once, when the payment is first reported, from the
-    # policy's holdout percentage; blank when no experiment was running (analytics/holdout.py).
+    # policy's holdout percentage; blank when no experiment was running (recovery/holdout.py).
     holdout_group = models.CharField(max_length=10, choices=HoldoutGroup.choices, blank=True)
 
     created_at = models.DateTimeField(default=now, editable=False)

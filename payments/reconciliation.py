@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus, ReconciliationCheck
 from payments.providers import provider_account_for, provider_for_account
+from recovery import transitions
+from recovery.models import RecoveryAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ def due_payments(*, now, limit: int):
 
 def reconcile(*, now=None, limit: int = 200) -> dict:
     """One pass; returns counts {"checked", "recovered", "errors"}."""
-    from recovery.models import RecoveryAttempt
-    from recovery import transitions
-
     now = now or timezone.now()
     counts = {"checked": 0, "recovered": 0, "errors": 0}
     for payment in list(due_payments(now=now, limit=limit)):

@@ -16,12 +16,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics.holdout import draw_holdout_group
 from payments.models import Customer, Payment, PaymentStatus
 from payments.providers import connected_accounts, recharge_provider
 from recovery import history as history_loader
 from recovery import sql, transitions
 from recovery.classifier import classify
+from recovery.holdout import draw_holdout_group
 from recovery.messaging import reachable_channels
 from recovery.models import FailureEvent, RecoveryAttempt, RetryPolicy
 from recovery.payday import NO_TIMING

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
-from recovery import leases, ports, sql, transitions
+from recovery import leases, ports, signals, sql, transitions
 from recovery.classifier import classify
 from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
@@ -82,10 +82,9 @@ def run_attempt(attempt_id: int) -> str:
     with leases.held(attempt.pk, attempt.claims):
         provider, why_not = recharge_provider(payment)
         result = charge(provider, payment=payment, attempt=attempt) if provider is not None else None
-        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR and getattr(provider, "account", None):
-            from payments.accounts import pause_recharges
-
-            pause_recharges(account=provider.account, reason=result.message)
+        if result is not None and result.code == ChargeResult.AUTHENTICATION_ERROR:
+            # payments pauses the account's re-charges and tells its admins (payments/apps.py).
+            signals.provider_refused_key.send(sender=type(provider), provider=provider, reason=result.message)
         return finish_attempt(attempt, result=result, why_not=why_not)
 
 

@@ -11,17 +11,24 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from payments.models import Channel, Payment, PaymentStatus
+from payments.providers import recharge_provider
 from recovery import history as history_loader
 from recovery import transitions
+from recovery.messaging import enabled_channels
 from recovery.models import (
     AttemptKind,
     FailureEvent,
     RecoveryAttempt,
     RecoveryLink,
     RetryPolicy,
+    default_channels,
 )
+from recovery.planner import plan_card_changed, plan_retry_now
+from tinko import crypto
+from tinko.models import ApiKey, Organization
 from tinko.services import record_audit
 
 LINK_TTL = timedelta(hours=48)
@@ -39,9 +46,6 @@ class RecoveryError(Exception):
 
 def default_policy_channels() -> list[str]:
     """The default channels, in order, that this deployment can send on (no SMS/WhatsApp without Twilio)."""
-    from recovery.messaging import enabled_channels
-    from recovery.models import default_channels
-
     enabled = enabled_channels()
     return [c for c in default_channels() if c in enabled]
 
@@ -75,8 +79,6 @@ def _locked_payment(payment) -> Payment:
 
 def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
     """A new pay link; returns (link, token). The token is stored only encrypted (for the next message)."""
-    from tinko import crypto
-
     now = now or timezone.now()
     token, token_hash = RecoveryLink.new_token()
     link = RecoveryLink.objects.create(
@@ -95,8 +97,6 @@ def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[Recove
     predates stored tokens); nothing is revoked here. The caller holds the
     payment's lock. Must not move money.
     """
-    from tinko import crypto
-
     link = (
         RecoveryLink.objects.select_for_update()
         .filter(payment=payment, status__in=RecoveryLink.LIVE, expires_at__gt=now)
@@ -176,10 +176,6 @@ def retry_now(*, payment, actor=None, request=None, override_quiet_hours: bool =
     a person (a signed-in team member) may ask for; the attempt's reason then
     says who overrode them. Must not move money itself: the runner does.
     """
-    from payments.providers import recharge_provider
-    from recovery.planner import plan_retry_now
-    from tinko.models import ApiKey
-
     payment = _locked_payment(payment)
     if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
         raise RecoveryError(f"The payment is {payment.status}; it cannot be retried.")
@@ -234,9 +230,6 @@ def card_changed(*, payment, source: str, brand: str = "", last4: str = "", exp_
     recovery window. Returns (the planned re-charge or None, what happened).
     Must not move money itself: the runner does, at the planned time.
     """
-    from payments.providers import recharge_provider
-    from recovery.planner import plan_card_changed
-
     payment = _locked_payment(payment)
     now = now or timezone.now()
     old_card = (payment.card_fingerprint, payment.card_last4, payment.provider_payment_method_id)
@@ -327,10 +320,6 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
 @transaction.atomic
 def save_policy(*, serializer, organization, request=None) -> RetryPolicy:
     """Create or change a policy from a validated serializer; making it the default unsets the old one."""
-    from rest_framework.exceptions import ValidationError as ApiValidationError
-
-    from tinko.models import Organization
-
     # One policy change per organization at a time: two requests making
     # different policies the default must not both clear the old one first.
     Organization.objects.select_for_update().filter(pk=organization.pk).first()

@@ -33,6 +33,10 @@ recovery_exhausted = Signal()
 # A recovery was stopped (the merchant, a team member, or the debt closed at the PSP). Arguments: payment, previous.
 recovery_cancelled = Signal()
 
+# The PSP refused the credentials of the provider a re-charge went through (outside any transaction; nothing
+# was charged). Arguments: provider (the PaymentProvider instance), reason.
+provider_refused_key = Signal()
+
 # A customer opened a live pay link. Arguments: link, at.
 link_opened = Signal()
 

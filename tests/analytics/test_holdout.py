@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from analytics import selectors
-from analytics.holdout import draw_holdout_group
 from analytics.selectors import Period
 from payments.models import Payment
 from recovery import sql
+from recovery.holdout import draw_holdout_group
 from recovery.ingestion import default_policy, record_failures
 from recovery.models import RecoveryAttempt, RetryPolicy
 from recovery.planner import HOLDOUT_REASON

@@ -141,7 +141,7 @@ def _sandbox_form(client, token):
 
 
 def test_the_sandbox_form_lists_test_cards_that_do_what_it_says(payment, link_and_token, site):
-    from payments.sandbox.provider import TEST_CARDS
+    from payments.sandbox.cards import TEST_CARDS
 
     by_number = {card.number: card for card in TEST_CARDS.values()}
 

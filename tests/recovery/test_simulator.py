@@ -10,7 +10,7 @@ import pytest
 
 from notifications.models import Notification
 from payments.models import Payment
-from payments.sandbox.provider import card_for
+from payments.sandbox.cards import card_for
 from recovery import dispatch, runner
 from recovery.ingestion import record_failures
 from recovery.models import AttemptStatus, RecoveryAttempt, RetryPolicy

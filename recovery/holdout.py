@@ -5,7 +5,8 @@ recovering. The draw happens once, when a payment is first reported
 (recovery.ingestion), with the operating system's randomness, and is recorded
 on the payment (``Payment.holdout_group``); the planner then plans nothing for
 the held-out ones (recovery.planner.plan_next). The dashboard compares the two
-groups' recovery rates (analytics.selectors.holdout).
+groups' recovery rates (analytics.selectors.holdout). The draw is the engine's
+decision, so it lives here; analytics only reads its outcome.
 """
 
 from __future__ import annotations
