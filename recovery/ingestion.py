@@ -380,10 +380,9 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     writes.flush()
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
     stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
-    sql.update_rows(Payment, stored, PAYMENT_UPDATE_FIELDS)
     transitions.recovery_started(organization_id=organization.pk,
                                  payments=[payments[ref] for ref in sorted(created_refs)])
-    transitions.plans_saved(replan, previous=previous)
+    transitions.save_plans(replan, written=stored, fields=PAYMENT_UPDATE_FIELDS, previous=previous)
     for result in results:
         if result is not None and not result.duplicate:
             result.next_attempt = planned.get(result.payment.reference)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentStatus
 from payments.providers import ChargeResult, recharge_provider
-from recovery import leases, ports, signals, sql, transitions
+from recovery import leases, ports, signals, transitions
 from recovery.classifier import classify
 from recovery.ingestion import plan_payments
 from recovery.models import AttemptKind, AttemptStatus, FailureEvent, FailureSource, RecoveryAttempt
@@ -39,6 +39,9 @@ START_FIELDS = [
     "payment__card_brand", "payment__card_last4", "payment__card_fingerprint", "payment__customer_id",
     "payment__provider_account_id", "payment__provider_customer_id", "payment__provider_payment_method_id",
 ]
+
+# What a re-plan changes on a payment (its decline is counted when it is recorded).
+PLANNED_FIELDS = ["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"]
 
 # A PSP error leaves the outcome unknown: the same attempt (same idempotency
 # key) is tried again after a growing pause, until this many runs have asked the
@@ -254,8 +257,7 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     previous = {payment.pk: payment.status}
     plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
     payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
-    transitions.plans_saved([payment], previous=previous)
+    transitions.save_plans([payment], fields=PLANNED_FIELDS, previous=previous)
 
 
 def _notify(payment, attempt, now) -> str:
@@ -377,5 +379,4 @@ def _replan_many(payments: list[Payment], now) -> None:
                       latest={p.reference: events[p.pk] for p in group}, now=now)
     for payment in planned:
         payment.updated_at = now
-    sql.update_rows(Payment, planned, ["status", "status_reason", "category", "failure_count", "last_failed_at", "updated_at"])
-    transitions.plans_saved(planned, previous=previous)
+    transitions.save_plans(planned, fields=PLANNED_FIELDS, previous=previous)

@@ -60,10 +60,10 @@ def can_move(current: str, new: str) -> bool:
 def plan(payment, status: str, reason: str) -> bool:
     """Set a planned status and its reason on ``payment`` in memory; True if the status changed.
 
-    For the bulk paths (ingestion, the runner's re-plans), which hold the rows'
-    locks and write many payments' plans in one ``UPDATE``, then call
-    :func:`plans_saved`. A status a plan may not set (a recovered or cancelled
-    payment is never re-opened) is refused with ValueError.
+    For the paths that plan many payments at once (ingestion, the runner's
+    re-plans): they hold the rows' locks, and :func:`save_plans` writes the plans.
+    A status a plan may not set (a recovered or cancelled payment is never
+    re-opened) is refused with ValueError.
     """
     if status != payment.status and not can_move(payment.status, status):
         raise ValueError(f"A plan cannot move payment {payment.pk} from {payment.status} to {status}.")
@@ -73,8 +73,14 @@ def plan(payment, status: str, reason: str) -> bool:
     return changed
 
 
-def plans_saved(payments, *, previous: dict) -> None:
-    """Announce what the plans just written changed (``previous``: each payment's status before, by pk)."""
+def save_plans(payments, *, fields, previous: dict, written=None) -> None:
+    """Write the planned payments' ``fields`` in one ``UPDATE`` and announce what their plans changed.
+
+    ``previous``: each payment's status before its plan, by pk. ``written``: the
+    payments to write when the caller already inserted some of them (ingestion's
+    new payments go in with their first plan); all of them otherwise.
+    """
+    sql.update_rows(Payment, payments if written is None else written, fields)
     exhausted = [
         p for p in payments if p.status == PaymentStatus.EXHAUSTED and previous.get(p.pk, "") != PaymentStatus.EXHAUSTED
     ]

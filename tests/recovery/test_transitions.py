@@ -204,3 +204,15 @@ def test_two_confirmations_of_one_payment_record_one_recovery(api_key):
     assert sorted(concurrently(2, confirm)) == [False, True]
     assert AuditEvent.objects.filter(action="payment.recovered").count() == 1
     assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["payment.recovered"]
+
+
+@pytest.mark.django_db
+def test_a_plan_that_exhausts_the_recovery_is_announced_once(payment, api):
+    _subscribe(payment.organization)
+    Payment.objects.filter(pk=payment.pk).update(recovery_ends_at=timezone.now() - timedelta(minutes=1))
+
+    api.post("events/payment_failed", report(reference="order-1"))
+    api.post("events/payment_failed", report(reference="order-1"))
+
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.EXHAUSTED
+    assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["payment.exhausted"]
