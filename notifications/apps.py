@@ -26,3 +26,11 @@ class NotificationsConfig(AppConfig):
             post_delete.connect(copy.forget, sender=model, dispatch_uid=f"tinko_copy_deleted_{model.__name__}")
         register_source(timeline.notification_entries)
         register_source(timeline.webhook_entries)
+        # The merchant's webhooks and link clicks follow the engine's events (recovery.signals).
+        from notifications import receivers
+        from notifications.messenger import NotificationsMessenger
+        from recovery.ports import register_messenger
+
+        receivers.connect()
+        # The engine sends its messages through this port (recovery/ports.py).
+        register_messenger(NotificationsMessenger())

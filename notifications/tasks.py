@@ -18,12 +18,6 @@ def deliver_notifications(notification_ids: list[int]) -> None:
     delivery.deliver_many(notification_ids)
 
 
-@dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=60_000)
-def deliver_webhook(delivery_id: int) -> None:
-    """Try one merchant webhook delivery; the retry schedule lives in the database, not in Dramatiq."""
-    webhooks.deliver(delivery_id)
-
-
 @periodic(every=timedelta(seconds=30))
 @dramatiq.actor(queue_name="webhooks", max_retries=0)
 def enqueue_due_webhooks() -> None:

@@ -27,6 +27,7 @@ import time as time_module
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import dramatiq
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -41,6 +42,7 @@ from notifications.models import (
     new_webhook_secret,
 )
 from tinko import crypto, metrics
+from tinko.background import send_safely
 
 logger = logging.getLogger(__name__)
 
@@ -288,9 +290,6 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
 
 def _enqueue(ids, delay_ms: int | None = None):
     """Send deliveries to the workers; with the broker down they wait for the scheduler's sweep (enqueue_due)."""
-    from notifications.tasks import deliver_webhook
-    from tinko.background import send_safely
-
     for pk in ids:
         if not send_safely(deliver_webhook, pk, delay=delay_ms):
             return
@@ -344,6 +343,14 @@ def send_test_event(*, endpoint, user=None, request=None) -> WebhookDelivery:
 
 
 # --- Delivering -----------------------------------------------------------------------------------------
+
+
+# The actor lives beside the function it runs, so that emitting an event enqueues it without importing
+# notifications.tasks (which imports this module for its periodic sweep: an import cycle).
+@dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=60_000)
+def deliver_webhook(delivery_id: int) -> None:
+    """Try one merchant webhook delivery; the retry schedule lives in the database, not in Dramatiq."""
+    deliver(delivery_id)
 
 
 # While a worker is sending a delivery, it is not due for anyone else (a duplicate message, the sweep).

@@ -26,3 +26,4 @@ class PaymentsConfig(AppConfig):
         post_delete.connect(inbox.forget_account, sender=ProviderAccount, dispatch_uid="inbox_forget_account_deleted")
         # Webhooks whose message to the workers was lost, whose worker died or whose retry is due.
         on_tick(inbox.sweep)
+

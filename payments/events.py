@@ -7,7 +7,7 @@ transaction:
 
 - failures go through the same service as the ingestion API
   (``recovery.ingestion.record_failures``);
-- successes end recoveries through ``recovery.services.mark_recovered`` under
+- successes end recoveries through ``recovery.transitions.recover`` under
   the payment's row lock, and are kept as :class:`ProviderSuccess` rows so
   that a success delivered before its failure still ends the recovery when the
   failure arrives;
@@ -28,9 +28,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.models import ProviderSuccess
-from recovery.models import Payment, PaymentStatus
+from recovery import signals, transitions
+from recovery.ingestion import PaymentRecovered, record_failures
+from recovery.models import Payment, PaymentStatus, RecoveryAttempt, RecoveryLink
 from recovery.reports import FailureReport
+from recovery.services import card_changed
 from tinko.formatting import english
+from tinko.models import AuditEvent
+from tinko.services import record_audit
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,6 @@ def apply_outcome(*, account, outcome: EventOutcome) -> str:
     """Write what an event means. Runs inside the caller's transaction; returns a one-line summary."""
     notes = [outcome.note] if outcome.note else []
     if outcome.own_attempt:
-        from recovery.models import RecoveryAttempt
-
         # Within the account's organization only: the key comes from the PSP object's metadata.
         payment_id = RecoveryAttempt.objects.filter(
             organization_id=account.organization_id, idempotency_key=outcome.own_attempt
@@ -117,8 +120,6 @@ def _payment_q(references) -> Q:
 
 def record_failure(*, account, report: FailureReport, touched: list | None = None) -> str:
     """Record one PSP-reported failure through the ingestion service, unless the payment is already recovered."""
-    from recovery.ingestion import PaymentRecovered, record_failures
-
     organization = account.organization
     report.provider_account_id = account.pk
     report.provider_account = account
@@ -158,8 +159,6 @@ def record_failure(*, account, report: FailureReport, touched: list | None = Non
 
 def _own_decline(*, account, report: FailureReport):
     """The attempt whose re-charge ``report`` reports (same payment, same declined charge), or None."""
-    from recovery.models import RecoveryAttempt
-
     if not report.event_id or not report.reference.startswith("in_"):
         # Only an invoice's payment cannot carry Tinko's metadata (the others are skipped by the provider).
         return None
@@ -173,8 +172,6 @@ def _own_decline(*, account, report: FailureReport):
 
 def record_success(*, account, success: SuccessFacts, touched: list | None = None) -> str:
     """Keep the success, and end the matching recovery (if Tinko knows the payment yet)."""
-    from recovery.models import RecoveryLink
-
     try:
         with transaction.atomic():
             stored = ProviderSuccess.objects.create(
@@ -195,8 +192,6 @@ def record_success(*, account, success: SuccessFacts, touched: list | None = Non
         payment = payments.filter(pk=success.payment_id).first()
     if payment is None and success.attempt_key:
         # Tinko's own re-charge, whose PSP object may carry nothing but the attempt's key.
-        from recovery.models import RecoveryAttempt
-
         payment = payments.filter(pk__in=RecoveryAttempt.objects.filter(
             organization_id=account.organization_id, idempotency_key=success.attempt_key).values("payment_id")).first()
     if payment is None:
@@ -209,9 +204,6 @@ def record_success(*, account, success: SuccessFacts, touched: list | None = Non
 
 
 def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts | None) -> str:
-    from recovery.models import RecoveryAttempt, RecoveryLink
-    from recovery.services import mark_recovered
-
     payment = Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=payment.pk)
     ProviderSuccess.objects.filter(pk=success.pk).update(payment=payment)
     if success.currency.upper() != payment.currency.upper():
@@ -230,7 +222,7 @@ def _recover(*, account, payment, success: ProviderSuccess, facts: SuccessFacts 
         detail = "Recovered: the customer paid through the pay page."
     else:
         detail = f"Paid at {english(account.get_provider_display())} ({success.charge_id})."
-    changed = mark_recovered(
+    changed = transitions.recover(
         payment=payment, amount=success.amount, now=timezone.now(), attempt=attempt, link=link, detail=detail,
     )
     if not changed:
@@ -247,8 +239,6 @@ def _recovering_charge(*, payment, success: ProviderSuccess, attempt) -> str:
     The same money reported twice (an attempt's own payment, a PaymentIntent's
     and its invoice's success, both keyed by the PaymentIntent) is not a second payment.
     """
-    from recovery.models import RecoveryAttempt
-
     if payment.status != PaymentStatus.RECOVERED:
         return ""
     if attempt is not None and attempt.pk == payment.recovered_attempt_id:
@@ -268,10 +258,6 @@ def _recovering_charge(*, payment, success: ProviderSuccess, attempt) -> str:
 
 def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
     """Record the alert once per second charge: audit (timeline, console) and a merchant webhook event."""
-    from notifications.webhooks import payment_event
-    from tinko.models import AuditEvent
-    from tinko.services import record_audit
-
     action = "payment.possible_double_payment"
     if AuditEvent.objects.filter(
         organization_id=payment.organization_id, action=action, target_type="recovery.payment",
@@ -281,9 +267,11 @@ def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
     data = {"reference": payment.reference, "first_charge": first, "second_charge": second.charge_id,
             "amount": second.amount, "currency": second.currency}
     record_audit(organization=payment.organization, action=action, target=payment, data=data)
-    payment_event(payment, action, double_payment={
-        "first_charge": first, "second_charge": second.charge_id, "amount": second.amount, "currency": second.currency,
-    })
+    # The merchant's webhook is notifications' business (notifications/receivers.py).
+    signals.possible_double_payment.send(
+        sender=Payment, payment=payment, first_charge=first, second_charge=second.charge_id, amount=second.amount,
+        currency=second.currency,
+    )
     return (
         f"Payment {payment.reference} was already recovered by {first}, and {second.charge_id} paid it again: "
         "possible double payment."
@@ -297,8 +285,6 @@ def recharge_with_new_card(payment, *, why: str, change: CardChange | None = Non
     changed card: one re-charge with the new card as soon as quiet hours, the
     card networks' limits and the recovery window allow.
     """
-    from recovery.services import card_changed
-
     card = {}
     if change is not None and change.payment_method_id:
         card = {"brand": change.brand, "last4": change.last4, "exp_month": change.exp_month,
@@ -336,8 +322,6 @@ def update_card(*, account, update: CardUpdate, touched: list | None = None) -> 
     Each payment goes through :func:`recovery.services.card_changed`, the one
     path for a changed card (quiet hours, network limits, the window apply).
     """
-    from recovery.services import card_changed
-
     payments = _open_payments(account, provider_payment_method_id=update.payment_method_id)
     if not payments:
         return f"No payment under recovery uses payment method {update.payment_method_id}."

@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from payments.models import ReconciliationCheck
 from payments.providers import provider_account_for, provider_for_account
-from recovery.models import Payment, PaymentStatus
+from recovery import transitions
+from recovery.models import Payment, PaymentStatus, RecoveryAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ def due_payments(*, now, limit: int):
 
 def reconcile(*, now=None, limit: int = 200) -> dict:
     """One pass; returns counts {"checked", "recovered", "errors"}."""
-    from recovery.models import RecoveryAttempt
-    from recovery.services import mark_recovered
-
     now = now or timezone.now()
     counts = {"checked": 0, "recovered": 0, "errors": 0}
     for payment in list(due_payments(now=now, limit=limit)):
@@ -69,7 +67,7 @@ def reconcile(*, now=None, limit: int = 200) -> dict:
                 attempt = RecoveryAttempt.objects.filter(
                     payment=locked, idempotency_key=state.attempt_key
                 ).first() if state.attempt_key else None
-                recovered = mark_recovered(
+                recovered = transitions.recover(
                     payment=locked, amount=state.amount_paid, now=now, attempt=attempt,
                     detail=(f"Recovered by automatic retry {attempt.sequence} (found by reconciliation): {state.detail}"
                             if attempt is not None else f"Paid outside Tinko: {state.detail}"),

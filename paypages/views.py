@@ -1,4 +1,4 @@
-"""The customer's pay pages. Thin: recovery.services opens and settles links, the provider runs the checkout.
+"""The customer's pay pages. Thin: recovery.transitions opens and settles links, the provider runs the checkout.
 
 Success is believed only from the PSP (``confirm_checkout`` re-fetches or
 verifies), never from the customer's browser landing on the return address.
@@ -10,8 +10,6 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,11 +18,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from payments.providers import CheckoutResult, ProviderUnavailable, checkout_provider
-from notifications.tracking import count_link_click
 from paypages import presentation
 from paypages.security import logo_origin, note_miss, pay_page
-from recovery.models import LinkStatus, Payment, PaymentStatus, RecoveryLink
-from recovery.services import mark_recovered
+from recovery import transitions
+from recovery.models import Payment, PaymentStatus, RecoveryLink
 from tinko.models import hash_token
 
 logger = logging.getLogger(__name__)
@@ -93,33 +90,13 @@ def _pay_url(token: str, language: str) -> str:
     return f"{reverse('pay:page', args=[token])}?lang={language}"
 
 
-def count_open(link, *, now) -> None:
-    """Count a customer's visit (``active → opened``), or expire a live link past its expiry.
-
-    Like recovery.services.open_link, but one conditional UPDATE in autocommit
-    instead of a locking SELECT: the pay page is the hot path, and the lock
-    would also hold the payment and organization rows it joins.
-    """
-    live = RecoveryLink.objects.filter(pk=link.pk, status__in=RecoveryLink.LIVE)
-    if link.status in RecoveryLink.LIVE and link.expires_at <= now:
-        live.update(status=LinkStatus.EXPIRED)
-        link.status = LinkStatus.EXPIRED
-    elif link.status in RecoveryLink.LIVE:
-        if live.update(
-            status=LinkStatus.OPENED, open_count=F("open_count") + 1,
-            first_opened_at=Coalesce(F("first_opened_at"), Value(now)), last_opened_at=now,
-        ):
-            link.status = LinkStatus.OPENED
-            count_link_click(link, at=now)
-
-
 @pay_page
 @require_GET
 def page(request, token):
     link = find_link(token)
     if link is None:
         return not_found(request)
-    count_open(link, now=timezone.now())
+    transitions.open_link(link, now=timezone.now())
     language = presentation.choose_language(request, link.payment.customer)
     closed = closed_page(request, link, language)
     if closed is not None:
@@ -145,8 +122,7 @@ def checkout(request, token):
     payment = link.payment
     language = presentation.choose_language(request, payment.customer)
     if link.status in RecoveryLink.LIVE and link.expires_at <= timezone.now():
-        RecoveryLink.objects.filter(pk=link.pk, status__in=RecoveryLink.LIVE).update(status=LinkStatus.EXPIRED)
-        link.status = LinkStatus.EXPIRED
+        transitions.expire_link(link)
     closed = closed_page(request, link, language)
     if closed is not None:
         return closed
@@ -173,7 +149,7 @@ def settle(*, link, result: CheckoutResult) -> bool:
         payment = (
             Payment.objects.select_for_update(of=("self",)).select_related("organization").get(pk=link.payment_id)
         )
-        return mark_recovered(
+        return transitions.recover(
             payment=payment, amount=result.amount or payment.amount, now=timezone.now(), link=link,
             detail=f"Paid on the pay page. {result.detail}".strip(),
         )

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from recovery import transitions
 from recovery.models import AttemptStatus, RecoveryAttempt
 from tinko import metrics
 
@@ -60,11 +61,7 @@ def _claim_batch(due: dict, *, now, size: int) -> int:
         )
         if not ids:
             return 0
-        from django.db.models import F
-
-        RecoveryAttempt.objects.filter(pk__in=ids).update(
-            status=AttemptStatus.QUEUED, queued_at=now, lease_expires_at=now + lease(), claims=F("claims") + 1
-        )
+        transitions.queue_attempts(ids, now=now, lease_until=now + lease())
         transaction.on_commit(lambda: enqueue(ids))
     metrics.attempts_claimed(len(ids), reason="due" if "scheduled_for__lte" in due else "lease_expired")
     return len(ids)

@@ -15,10 +15,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from recovery import transitions
 from recovery.classifier import classify
 from recovery.holdout import draw_holdout_group
 from recovery.models import Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
-from recovery.planner import plan_payments
+from recovery.planning import plan_payments
 from recovery.reports import FailureReport, failure_codes
 from tinko import bulk, metrics
 
@@ -350,17 +351,16 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
 
     # Plans.
     replan = [payments[ref] for ref in references]
+    previous = {p.pk: p.status for p in replan}
     planned = plan_payments(
         organization=organization, payments=replan, latest=latest, now=now, created=created_refs, writes=writes
     )
     writes.flush()
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
     stored = replan if not writes.fast else [p for p in replan if p.reference not in created_refs]
-    bulk.update(Payment, stored, PAYMENT_UPDATE_FIELDS)
-    if created_refs:
-        from notifications.webhooks import payments_event
-
-        payments_event(organization.pk, [payments[ref] for ref in sorted(created_refs)], "payment.recovery_started")
+    transitions.recovery_started(organization_id=organization.pk,
+                                 payments=[payments[ref] for ref in sorted(created_refs)])
+    transitions.save_plans(replan, written=stored, fields=PAYMENT_UPDATE_FIELDS, previous=previous)
     for result in results:
         if result is not None and not result.duplicate:
             result.next_attempt = planned.get(result.payment.reference)

@@ -1,17 +1,16 @@
-"""Which channels can reach a customer, for the planner. Sending lives in notifications/ (sending.send_for_attempt)."""
+"""Which channels can reach a customer, for the planner. Sending is notifications' work, through recovery.ports."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
+from recovery import ports
 from recovery.models import Channel
 
 
 def enabled_channels() -> set[str]:
     """Channels Tinko can send on in this deployment."""
-    from notifications.channels import enabled_channels as configured
-
-    return configured()
+    return ports.messenger().enabled_channels()
 
 
 def reachable_channels(*, policy, customer) -> list[str]:

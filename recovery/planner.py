@@ -1,10 +1,11 @@
 """The planner: from policy + classification + history, the next step of a recovery.
 
-The decisions are pure functions of their inputs (no queries);
-:func:`plan_payments`, at the end, is the one that reads and writes around them
-for ingestion and the attempt runner: it cancels what was scheduled, loads the
-histories in bulk (recovery/history.py), asks the PSP layer which payments can
-be re-charged (recovery/psp.py) and saves the attempts the plans say. Every decision carries a plain-language ``reason`` so that a merchant can
+The decisions are pure functions of their inputs (no queries); recovery/planning.py
+(``plan_payments``) reads and writes around them for ingestion and the attempt
+runner: it cancels what was scheduled, loads the histories in bulk
+(recovery/history.py), asks the PSP port which payments can be re-charged
+(recovery/psp.py) and saves the attempts the plans say. Every decision carries
+a plain-language ``reason`` so that a merchant can
 see why Tinko did what it did, or why it did nothing.
 
 The policy model (recovery/steps.py has the shape and its checks)
@@ -69,21 +70,16 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from recovery import steps as policy_steps
-from recovery.messaging import reachable_channels
 from recovery.models import (
     Action,
     AttemptKind,
-    AttemptStatus,
     Category,
     Channel,
     MessageKind,
     NetworkLimit,
     PaymentStatus,
-    RecoveryAttempt,
 )
 from recovery.payday import NO_TIMING, CustomerTiming, message_time, payday_for
-from recovery.psp import connected_accounts, recharge_provider
-from tinko import bulk
 from tinko.formatting import english
 
 VISA_WINDOW = timedelta(days=30)
@@ -556,93 +552,3 @@ def _sentence(head: str, notes: list[str]) -> str:
 
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-# --- Planning stored payments (reads and writes) ---------------------------------
-
-
-# The payment fields plan_payments sets: what its callers save.
-PLANNED_FIELDS = ("status", "status_reason", "limit_code", "category")
-
-
-def plan_payments(*, organization, payments, latest, now, created=(), writes=None) -> dict[str, RecoveryAttempt]:
-    """Cancel what was scheduled and plan the next attempt for each payment (its latest event decides).
-
-    Payments with an attempt queued or running are left alone: that attempt's
-    outcome re-plans them, and planning a second re-charge beside it could
-    charge the customer twice.
-    """
-    # recovery.history builds this module's CardHistory and PaymentHistory: imported here, not at the top.
-    from recovery import history as history_loader
-
-    ids = [p.pk for p in payments if p.reference not in created]
-    # Cancel first, then read the history: a step that was only scheduled neither counts as done
-    # nor against the card networks' limits, so the new plan takes it up again.
-    if ids:
-        RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
-            status=AttemptStatus.CANCELLED, finished_at=now, outcome="Replaced by a new plan after a new failure."
-        )
-    histories = history_loader.payment_histories(ids)
-    cards = history_loader.card_histories(
-        organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
-    )
-    org_tz = ZoneInfo(organization.timezone)
-    timings = history_loader.customer_timings(customers=[p.customer for p in payments], now=now, default_tz=org_tz)
-    accounts = connected_accounts(payments)
-    new_attempts = {}
-    for payment in payments:
-        event = latest[payment.reference]
-        payment.category = event.category
-        history = histories[payment.pk]
-        if history.busy:
-            payment.status_reason = "An attempt is in progress; its outcome decides what happens next."
-            continue
-        customer = payment.customer
-        tz = ZoneInfo(customer.timezone) if customer and customer.timezone else org_tz
-        card_key = payment.card_key or f"payment:{payment.pk}"
-        plan = plan_next(
-            payment=payment,
-            policy=payment.policy,
-            classification=event,
-            history=history,
-            card=cards[card_key],
-            channels=reachable_channels(policy=payment.policy, customer=customer),
-            can_recharge=_can_recharge(payment, accounts),
-            tz=tz,
-            now=now,
-            timing=timings.get(payment.customer_id, NO_TIMING),
-        )
-        payment.status = plan.status
-        payment.status_reason = plan.reason
-        if plan.limit_code:
-            payment.limit_code = plan.limit_code
-        if plan.attempt is not None:
-            attempt = bulk.build(
-                RecoveryAttempt,
-                organization_id=organization.pk,
-                payment_id=payment.pk,
-                sequence=history.last_sequence + 1,
-                kind=plan.attempt.kind,
-                channel=plan.attempt.channel,
-                message_kind=plan.attempt.message_kind,
-                scheduled_for=plan.attempt.scheduled_for,
-                reason=plan.attempt.reason,
-                limit_code=plan.attempt.limit_code,
-                card_key=card_key,
-                amount=payment.amount,
-                currency=payment.currency,
-                created_at=now,
-            )
-            new_attempts[payment.reference] = attempt
-            if attempt.kind == "auto_retry":
-                cards[card_key].attempts.append((attempt.amount, attempt.currency, attempt.scheduled_for))
-    if writes is not None:
-        writes.add(RecoveryAttempt, list(new_attempts.values()))
-    elif new_attempts:
-        RecoveryAttempt.objects.bulk_create(new_attempts.values())
-    return new_attempts
-
-
-def _can_recharge(payment, accounts=None) -> tuple[bool, str]:
-    provider, why = recharge_provider(payment, accounts)
-    return provider is not None, why

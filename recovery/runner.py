@@ -18,10 +18,10 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Subquery
+from django.db.models import Subquery
 from django.utils import timezone
 
-from recovery import leases
+from recovery import leases, ports, transitions
 from recovery.classifier import classify
 from recovery.models import (
     AttemptKind,
@@ -32,11 +32,9 @@ from recovery.models import (
     PaymentStatus,
     RecoveryAttempt,
 )
-from recovery.planner import PLANNED_FIELDS, plan_payments
+from recovery.planning import PLANNED_FIELDS, plan_payments
 from recovery.psp import ChargeResult, credentials_refused, recharge_provider
 from recovery.reports import failure_codes
-from recovery.services import mark_recovered
-from tinko import bulk, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +102,8 @@ def start_attempt(attempt_id: int):
     write rows and enqueue mail after commit).
     """
     now = timezone.now()
-    # A re-charge is claimed with one conditional UPDATE. It races the UPDATE
-    # with which cancel_recovery or a new failure cancels queued attempts on the
-    # same row, and exactly one of them wins.
-    claimed = RecoveryAttempt.objects.filter(
-        pk=attempt_id, status=AttemptStatus.QUEUED, kind=AttemptKind.AUTO_RETRY
-    ).update(
-        status=AttemptStatus.RUNNING, started_at=now, lease_expires_at=now + leases.run_lease(),
-        # Counted as it starts: a worker that dies in the PSP call has asked the PSP all the same.
-        psp_calls=F("psp_calls") + 1,
-    )
-    if claimed:
+    # A re-charge is claimed with one conditional UPDATE, no lock (transitions.start_recharge).
+    if transitions.start_recharge(attempt_id, now=now, lease_until=now + leases.run_lease()):
         attempt = RecoveryAttempt.objects.select_related("payment").only(*START_FIELDS).get(pk=attempt_id)
         payment = attempt.payment
         if payment.status not in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
@@ -126,7 +115,8 @@ def start_attempt(attempt_id: int):
         if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED) and attempt.status in (
             AttemptStatus.QUEUED, AttemptStatus.RUNNING
         ):
-            _finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.", now)
+            transitions.finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.",
+                               now=now, payment=payment)
             return "cancelled"
         if attempt.status != AttemptStatus.QUEUED:
             return f"not queued ({attempt.status})"
@@ -187,27 +177,16 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         payment = _lock_payment(attempt.pk, attempt.payment_id)
         # Only the run that holds the current claim records its answer; after a
         # lease ran out, the newer run does (it gets the same answer from the PSP).
-        if not RecoveryAttempt.objects.filter(
-            pk=attempt.pk, status=AttemptStatus.RUNNING, claims=attempt.claims
-        ).update(**fields):
+        code = (result.decline_code or result.code) if result is not None else ""
+        if not transitions.record_recharge(attempt, payment=payment, fields=fields, code=code):
             return "superseded"
-        metrics.attempt_finished(attempt.kind, fields["status"])
-        for name, value in fields.items():
-            setattr(attempt, name, value)
         if result is None:
             _replan(payment, now)
             return "skipped"
         if result.status == ChargeResult.SETTLED:
             return _settled(payment, result, now)
-        from notifications.webhooks import payment_event
-
-        if result is not None and attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
-            payment_event(payment, f"attempt.{attempt.status}", attempt={
-                "sequence": attempt.sequence, "amount": attempt.amount, "currency": attempt.currency,
-                "outcome": attempt.outcome, "code": result.decline_code or result.code or None,
-            })
         if result.status == "succeeded":
-            mark_recovered(
+            transitions.recover(
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
                 detail=f"Recovered by automatic retry {attempt.sequence}.",
             )
@@ -228,12 +207,10 @@ def _card_words(result: ChargeResult, joiner: str = " ") -> str:
 
 def _settled(payment, result: ChargeResult, now) -> str:
     """The debt closed at the PSP before the re-charge (nothing was charged): end or stop the recovery with why."""
-    from recovery.services import cancel_recovery
-
     if result.code == ChargeResult.EARLIER_ATTEMPT_PAID:
         # An earlier attempt's re-charge took the money though its answers were lost: that attempt recovered it.
         earlier = RecoveryAttempt.objects.filter(payment=payment, idempotency_key=result.attempt_key).first()
-        mark_recovered(
+        transitions.recover(
             payment=payment, amount=result.amount or payment.amount, now=now, attempt=earlier,
             detail=(f"Recovered by automatic retry {earlier.sequence} (its answer was lost; the payment provider confirmed "
                     f"{result.charge_id} before a new re-charge)." if earlier is not None
@@ -241,22 +218,11 @@ def _settled(payment, result: ChargeResult, now) -> str:
         )
         return "settled (earlier attempt paid)"
     if result.code == "invoice_paid":
-        mark_recovered(payment=payment, amount=result.amount or payment.amount, now=now,
-                       detail=f"Paid at the payment provider, not by Tinko: {result.message}")
+        transitions.recover(payment=payment, amount=result.amount or payment.amount, now=now,
+                            detail=f"Paid at the payment provider, not by Tinko: {result.message}")
         return "settled (paid)"
-    if payment.status not in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
-        cancel_recovery(payment=payment)
-        Payment.objects.filter(pk=payment.pk).update(status_reason=f"Recovery stopped: {result.message}")
+    transitions.cancel(payment=payment, now=now, reason=f"Recovery stopped: {result.message}")
     return "settled (closed)"
-
-
-def _finish(attempt, status, outcome, now):
-    metrics.attempt_finished(attempt.kind, status)
-    attempt.status = status
-    attempt.outcome = outcome
-    attempt.finished_at = now
-    attempt.lease_expires_at = None
-    attempt.save(update_fields=["status", "outcome", "finished_at", "lease_expires_at", "result", "link"])
 
 
 def _result_data(result: ChargeResult) -> dict:
@@ -291,28 +257,20 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     event = event or FailureEvent.objects.filter(payment=payment).order_by("-occurred_at", "-pk").first()
     if event is None:
         return
-    previous = payment.status
+    previous = {payment.pk: payment.status}
     plan_payments(organization=payment.organization, payments=[payment], latest={payment.reference: event}, now=now)
     payment.updated_at = now
-    payment.save(update_fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
-    if payment.status == PaymentStatus.EXHAUSTED and previous != PaymentStatus.EXHAUSTED:
-        from notifications.webhooks import payment_event
-
-        payment_event(payment, "payment.exhausted")
+    transitions.save_plans([payment], fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"], previous=previous)
 
 
 def _notify(payment, attempt, now) -> str:
-    from notifications.sending import send_for_attempt
-
-    result = send_for_attempt(payment=payment, attempt=attempt, now=now)
+    result = ports.messenger().send_for_attempt(payment=payment, attempt=attempt, now=now)
     if result.retry_at is not None:
         # Quiet hours or the 24-hour cap: the same message goes out when they allow.
-        RecoveryAttempt.objects.filter(pk=attempt.pk).update(
-            status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None, outcome=result.outcome
-        )
-        metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
+        transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
         return "deferred"
-    _finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome, now)
+    transitions.finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome,
+                       now=now, payment=payment)
     _replan(payment, now)
     return "sent" if result.sent else "skipped"
 
@@ -350,9 +308,7 @@ def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
 
 def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]:
     """Inside a transaction: (outcomes of the messages handled here, ids left to :func:`run_attempt`)."""
-    from notifications.rules import RespectFacts
-    from notifications.sending import send_for_attempt
-
+    messenger = ports.messenger()
     now = timezone.now()
     messages = RecoveryAttempt.objects.filter(pk__in=attempt_ids, kind=AttemptKind.NOTIFICATION)
     payments = {
@@ -381,40 +337,28 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
     if not mine:
         return {}, alone
 
-    facts = RespectFacts.load(
-        [(a.payment.organization, a.payment.customer, a.channel, _address(a)) for a in mine], now=now
+    facts = messenger.load_facts(
+        [(a.payment.organization, a.payment.customer, a.channel,
+          messenger.address_for(a.payment.customer, a.channel)) for a in mine], now=now
     )
     outcomes, finished, replan = {}, [], []
     for attempt in mine:
-        result = send_for_attempt(payment=attempt.payment, attempt=attempt, now=now, facts=facts)
+        result = messenger.send_for_attempt(payment=attempt.payment, attempt=attempt, now=now, facts=facts)
         if result.retry_at is not None:
             # Quiet hours or the 24-hour cap: the same message goes out when they allow.
-            RecoveryAttempt.objects.filter(pk=attempt.pk).update(
-                status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None,
-                outcome=result.outcome,
-            )
+            transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
             outcomes[attempt.pk] = "deferred"
-            metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
             continue
         attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
         attempt.outcome = result.outcome
-        attempt.finished_at = now
-        attempt.lease_expires_at = None
         finished.append(attempt)
         replan.append(attempt.payment)
         outcomes[attempt.pk] = "sent" if result.sent else "skipped"
-        metrics.attempt_finished(attempt.kind, attempt.status)
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.
-        bulk.update(RecoveryAttempt, finished, ["status", "outcome", "finished_at", "lease_expires_at", "link"])
+        transitions.finish_messages(finished, now=now)
         _replan_many(replan, now)
     return outcomes, alone
-
-
-def _address(attempt) -> str:
-    from notifications.rules import address_for
-
-    return address_for(attempt.payment.customer, attempt.channel)
 
 
 def _replan_many(payments: list[Payment], now) -> None:
@@ -438,9 +382,4 @@ def _replan_many(payments: list[Payment], now) -> None:
                       latest={p.reference: events[p.pk] for p in group}, now=now)
     for payment in planned:
         payment.updated_at = now
-    bulk.update(Payment, planned, [*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"])
-    for payment in planned:
-        if payment.status == PaymentStatus.EXHAUSTED and previous[payment.pk] != PaymentStatus.EXHAUSTED:
-            from notifications.webhooks import payment_event
-
-            payment_event(payment, "payment.exhausted")
+    transitions.save_plans(planned, fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"], previous=previous)

@@ -1,31 +1,36 @@
 """Writes of the recovery engine: policies, links, manual actions, the end of a recovery.
 
-Lock, check, transition: every status change takes the payment's (or
-attempt's) row lock, checks the current state and returns early if the work
-is already done.
+Lock, check, transition: each action takes the payment's row lock, checks the
+current state and returns early if the work is already done; the status
+change itself is made by :mod:`recovery.transitions`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from recovery import history as history_loader
+from recovery import transitions
+from recovery.messaging import enabled_channels
 from recovery.models import (
     AttemptKind,
-    AttemptStatus,
     Channel,
     FailureEvent,
-    LinkStatus,
     Payment,
     PaymentStatus,
     RecoveryAttempt,
     RecoveryLink,
     RetryPolicy,
+    default_channels,
 )
-from tinko import metrics
+from recovery.planner import plan_card_changed, plan_retry_now
+from recovery.psp import recharge_provider
+from tinko import crypto
+from tinko.models import ApiKey, Organization
 from tinko.services import record_audit
 
 LINK_TTL = timedelta(hours=48)
@@ -43,9 +48,6 @@ class RecoveryError(Exception):
 
 def default_policy_channels() -> list[str]:
     """The default channels, in order, that this deployment can send on (no SMS/WhatsApp without Twilio)."""
-    from recovery.messaging import enabled_channels
-    from recovery.models import default_channels
-
     enabled = enabled_channels()
     return [c for c in default_channels() if c in enabled]
 
@@ -79,8 +81,6 @@ def _locked_payment(payment) -> Payment:
 
 def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
     """A new pay link; returns (link, token). The token is stored only encrypted (for the next message)."""
-    from tinko import crypto
-
     now = now or timezone.now()
     token, token_hash = RecoveryLink.new_token()
     link = RecoveryLink.objects.create(
@@ -99,8 +99,6 @@ def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[Recove
     predates stored tokens); nothing is revoked here. The caller holds the
     payment's lock. Must not move money.
     """
-    from tinko import crypto
-
     link = (
         RecoveryLink.objects.select_for_update()
         .filter(payment=payment, status__in=RecoveryLink.LIVE, expires_at__gt=now)
@@ -120,13 +118,6 @@ def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[Recove
     return link, token
 
 
-def revoke_live_links(*, payment, now, keep: RecoveryLink | None = None) -> int:
-    links = RecoveryLink.objects.filter(payment=payment, status__in=RecoveryLink.LIVE)
-    if keep is not None:
-        links = links.exclude(pk=keep.pk)
-    return links.update(status=LinkStatus.REVOKED, revoked_at=now)
-
-
 @transaction.atomic
 def send_recovery_link(*, payment, actor=None, request=None) -> tuple[RecoveryLink, str]:
     """A fresh pay link for an open recovery; earlier live links stop working. Returns (link, token)."""
@@ -135,7 +126,7 @@ def send_recovery_link(*, payment, actor=None, request=None) -> tuple[RecoveryLi
         raise RecoveryError(f"The payment is {payment.status}; there is nothing left to pay.")
     now = timezone.now()
     link, token = create_link(payment=payment, now=now)
-    revoke_live_links(payment=payment, now=now, keep=link)
+    transitions.revoke_links(payment=payment, now=now, keep=link)
     record_audit(
         organization=payment.organization, action="link.created", actor=actor, request=request, target=link,
         data={"payment": payment.reference, "expires_at": link.expires_at.isoformat()},
@@ -151,21 +142,7 @@ def cancel_recovery(*, payment, actor=None, request=None) -> Payment:
         return payment
     if payment.status == PaymentStatus.RECOVERED:
         raise RecoveryError("The payment is already recovered; there is nothing to cancel.")
-    now = timezone.now()
-    RecoveryAttempt.objects.filter(payment=payment, status__in=[AttemptStatus.SCHEDULED, AttemptStatus.QUEUED]).update(
-        status=AttemptStatus.CANCELLED, finished_at=now, outcome="Recovery cancelled."
-    )
-    revoke_live_links(payment=payment, now=now)
-    previous = payment.status
-    payment.status = PaymentStatus.CANCELLED
-    payment.cancelled_at = now
-    payment.status_reason = "Recovery cancelled."
-    payment.updated_at = now
-    payment.save(update_fields=["status", "cancelled_at", "status_reason", "updated_at"])
-    record_audit(
-        organization=payment.organization, action="payment.cancelled", actor=actor, request=request, target=payment,
-        data={"reference": payment.reference, "from": previous},
-    )
+    transitions.cancel(payment=payment, now=timezone.now(), actor=actor, request=request)
     return payment
 
 
@@ -178,19 +155,13 @@ def _customer_zone(payment):
 
 def _planned_recharge(*, payment, attempt, history, now, outcome: str) -> RecoveryAttempt:
     """Save a planned re-charge in place of what was scheduled (the caller holds the payment's lock)."""
-    RecoveryAttempt.objects.filter(payment=payment, status=AttemptStatus.SCHEDULED).update(
-        status=AttemptStatus.CANCELLED, finished_at=now, outcome=outcome
-    )
+    transitions.cancel_attempts(payment_ids=[payment.pk], now=now, outcome=outcome)
     saved = RecoveryAttempt.objects.create(
         organization_id=payment.organization_id, payment=payment, sequence=history.last_sequence + 1,
         kind=AttemptKind.AUTO_RETRY, channel=Channel.PSP, scheduled_for=attempt.scheduled_for, reason=attempt.reason,
         limit_code=attempt.limit_code, card_key=payment.card_key or f"payment:{payment.pk}", amount=payment.amount, currency=payment.currency,
     )
-    payment.status = PaymentStatus.RECOVERING
-    payment.status_reason = saved.reason
-    payment.limit_code = attempt.limit_code or payment.limit_code
-    payment.updated_at = now
-    payment.save(update_fields=["status", "status_reason", "limit_code", "updated_at"])
+    transitions.plan_recharge(payment=payment, reason=saved.reason, now=now, limit_code=attempt.limit_code)
     return saved
 
 
@@ -207,10 +178,6 @@ def retry_now(*, payment, actor=None, request=None, override_quiet_hours: bool =
     a person (a signed-in team member) may ask for; the attempt's reason then
     says who overrode them. Must not move money itself: the runner does.
     """
-    from recovery.planner import plan_retry_now
-    from recovery.psp import recharge_provider
-    from tinko.models import ApiKey
-
     payment = _locked_payment(payment)
     if payment.status not in Payment.OPEN and payment.status != PaymentStatus.EXHAUSTED:
         raise RecoveryError(f"The payment is {payment.status}; it cannot be retried.")
@@ -265,9 +232,6 @@ def card_changed(*, payment, source: str, brand: str = "", last4: str = "", exp_
     recovery window. Returns (the planned re-charge or None, what happened).
     Must not move money itself: the runner does, at the planned time.
     """
-    from recovery.planner import plan_card_changed
-    from recovery.psp import recharge_provider
-
     payment = _locked_payment(payment)
     now = now or timezone.now()
     old_card = (payment.card_fingerprint, payment.card_last4, payment.provider_payment_method_id)
@@ -305,60 +269,6 @@ def card_changed(*, payment, source: str, brand: str = "", last4: str = "", exp_
     return attempt, f"Card of payment {payment.reference} updated; re-charge {attempt.sequence} planned."
 
 
-def link_channel(link) -> str:
-    """The channel that carried ``link`` to the customer (the attempt that sent it), or "link" when none did."""
-    channel = (
-        RecoveryAttempt.objects.filter(payment_id=link.payment_id, link_id=link.pk).values_list("channel", flat=True).first()
-    )
-    return channel or "link"
-
-
-def mark_recovered(
-    *, payment, amount: int, now, attempt: RecoveryAttempt | None = None, link: RecoveryLink | None = None,
-    channel: str = "", detail: str = "",
-) -> bool:
-    """End a recovery with success. The caller holds the payment's row lock. False if it was already recovered.
-
-    Attribution: the attempt (and its channel) or the link that brought the
-    money back; without ``channel``, a link's is the channel that carried it.
-    Remaining attempts are cancelled; the paying link is completed, other
-    live links revoked.
-    """
-    if payment.status == PaymentStatus.RECOVERED:
-        return False
-    previous = payment.status
-    payment.status = PaymentStatus.RECOVERED
-    payment.recovered_at = now
-    payment.recovered_amount = amount
-    payment.recovered_attempt = attempt
-    payment.recovered_channel = channel or (
-        link_channel(link) if link is not None else attempt.channel if attempt is not None else ""
-    )
-    payment.status_reason = detail or "Recovered."
-    payment.updated_at = now
-    payment.save(
-        update_fields=[
-            "status", "recovered_at", "recovered_amount", "recovered_attempt", "recovered_channel", "status_reason",
-            "updated_at",
-        ]
-    )
-    if link is not None:
-        RecoveryLink.objects.filter(pk=link.pk).update(status=LinkStatus.COMPLETED, completed_at=now)
-    _end_pending(payment=payment, now=now, attempt=attempt, link=link)
-    metrics.payment_recovered(amount=amount, currency=payment.currency, channel=payment.recovered_channel)
-    from notifications.webhooks import payment_event
-
-    payment_event(payment, "payment.recovered", attempt=attempt.sequence if attempt else None)
-    record_audit(
-        organization=payment.organization, action="payment.recovered", target=payment,
-        data={
-            "reference": payment.reference, "from": previous, "amount": amount, "currency": payment.currency,
-            "channel": payment.recovered_channel, "attempt": attempt.sequence if attempt else None,
-        },
-    )
-    return True
-
-
 @transaction.atomic
 def report_paid(*, payment, amount: int | None = None, actor=None, request=None) -> Payment:
     """The merchant says the customer paid outside Tinko (a bank transfer, their own retry): end the recovery.
@@ -375,86 +285,13 @@ def report_paid(*, payment, amount: int | None = None, actor=None, request=None)
         raise RecoveryError(
             f"The amount paid must be between 1 and the payment's {payment.amount} (minor units).", code="invalid"
         )
-    mark_recovered(payment=payment, amount=amount, now=timezone.now(), detail="Paid outside Tinko (reported by the merchant).")
+    transitions.recover(payment=payment, amount=amount, now=timezone.now(),
+                        detail="Paid outside Tinko (reported by the merchant).")
     record_audit(
         organization=payment.organization, action="payment.reported_paid", actor=actor, request=request, target=payment,
         data={"reference": payment.reference, "amount": amount, "currency": payment.currency},
     )
     return payment
-
-
-def open_link(token: str, *, now=None) -> RecoveryLink | None:
-    """The link for ``token`` (None if there is none); a live one is counted as opened (``active → opened``).
-
-    For the pay page, which shows its own page for an expired, revoked or
-    completed link. A live link past its expiry becomes ``expired`` here even
-    before the sweep gets to it.
-    """
-    from tinko.models import hash_token
-
-    now = now or timezone.now()
-    with transaction.atomic():
-        link = (
-            RecoveryLink.objects.select_for_update()
-            .select_related("payment", "payment__organization")
-            .filter(token_hash=hash_token(token))
-            .first()
-        )
-        if link is None:
-            return None
-        if link.status in RecoveryLink.LIVE and link.expires_at <= now:
-            link.status = LinkStatus.EXPIRED
-            link.save(update_fields=["status"])
-        if link.status not in RecoveryLink.LIVE:
-            return link
-        link.status = LinkStatus.OPENED
-        link.open_count += 1
-        link.first_opened_at = link.first_opened_at or now
-        link.last_opened_at = now
-        link.save(update_fields=["status", "open_count", "first_opened_at", "last_opened_at"])
-        from notifications.tracking import count_link_click
-
-        count_link_click(link, at=now)
-        return link
-
-
-def _end_pending(*, payment, now, attempt, link) -> None:
-    """Cancel the payment's other active attempts and revoke its other live links, in one round trip.
-
-    This runs once per recovered payment, ten thousand times in a busy minute
-    of automatic retries, so on PostgreSQL the two UPDATEs travel together
-    (SQLite has no data-modifying WITH).
-    """
-    if connection.vendor != "postgresql":
-        pending = RecoveryAttempt.objects.filter(payment=payment, status__in=RecoveryAttempt.ACTIVE)
-        if attempt is not None:
-            pending = pending.exclude(pk=attempt.pk)
-        pending.update(status=AttemptStatus.CANCELLED, finished_at=now, outcome="The payment was recovered.")
-        revoke_live_links(payment=payment, now=now, keep=link)
-        return
-    attempts = RecoveryAttempt._meta.db_table
-    links = RecoveryLink._meta.db_table
-    active = ", ".join(["%s"] * len(RecoveryAttempt.ACTIVE))
-    live = ", ".join(["%s"] * len(RecoveryLink.LIVE))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH cancelled AS (UPDATE {attempts} SET status = %s, finished_at = %s, outcome = %s "
-            f"WHERE payment_id = %s AND status IN ({active}) AND id <> %s RETURNING 1) "
-            f"UPDATE {links} SET status = %s, revoked_at = %s WHERE payment_id = %s AND status IN ({live}) AND id <> %s",
-            [
-                AttemptStatus.CANCELLED, now, "The payment was recovered.", payment.pk, *RecoveryAttempt.ACTIVE,
-                attempt.pk if attempt is not None else 0,
-                LinkStatus.REVOKED, now, payment.pk, *RecoveryLink.LIVE, link.pk if link is not None else 0,
-            ],
-        )
-
-
-def expire_links(*, now=None) -> int:
-    """Live links past their expiry become ``expired``."""
-    now = now or timezone.now()
-    return RecoveryLink.objects.filter(status__in=RecoveryLink.LIVE, expires_at__lte=now).update(
-        status=LinkStatus.EXPIRED
-    )
 
 
 def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
@@ -475,19 +312,7 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
             if not payments:
                 return total
             ids = [p.pk for p in payments]
-            RecoveryAttempt.objects.filter(payment_id__in=ids, status=AttemptStatus.SCHEDULED).update(
-                status=AttemptStatus.CANCELLED, finished_at=now, outcome="The recovery window ended."
-            )
-            # Live links are left to run to their expiry: a customer was told until when each one works.
-            Payment.objects.filter(pk__in=ids, status__in=Payment.OPEN).update(
-                status=PaymentStatus.EXHAUSTED, status_reason="The recovery window ended without payment.",
-                updated_at=now,
-            )
-            from notifications.webhooks import payments_event
-
-            for payment in payments:
-                payment.status, payment.status_reason = PaymentStatus.EXHAUSTED, "The recovery window ended without payment."
-                payments_event(payment.organization_id, [payment], "payment.exhausted")
+            transitions.exhaust(payments, now=now, reason="The recovery window ended without payment.")
         total += len(ids)
         if len(ids) < batch_size:
             return total
@@ -497,10 +322,6 @@ def exhaust_ended_recoveries(*, now=None, batch_size: int = 500) -> int:
 @transaction.atomic
 def save_policy(*, serializer, organization, request=None) -> RetryPolicy:
     """Create or change a policy from a validated serializer; making it the default unsets the old one."""
-    from rest_framework.exceptions import ValidationError as ApiValidationError
-
-    from tinko.models import Organization
-
     # One policy change per organization at a time: two requests making
     # different policies the default must not both clear the old one first.
     Organization.objects.select_for_update().filter(pk=organization.pk).first()

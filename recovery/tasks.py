@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import dramatiq
 
-from recovery import runner, services
+from django.utils import timezone
+
+from recovery import ports, runner, services, transitions
 from tinko.scheduler import periodic
 
 
@@ -22,10 +24,8 @@ def run_attempts(attempt_ids: list[int]) -> None:
 
     One attempt's failure does not stop the others.
     """
-    from notifications.delivery import delivery_batch
-
     # The messages these attempts store leave together, in one delivery job, after the last attempt.
-    with delivery_batch():
+    with ports.messenger().delivery_batch():
         # Messages are recorded together (one transaction); re-charges and the rest run one by one inside.
         runner.run_notification_attempts(attempt_ids)
 
@@ -34,7 +34,7 @@ def run_attempts(attempt_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="housekeeping", max_retries=0)
 def sweep_recoveries() -> None:
     """Expire pay links past their expiry; end recoveries whose window has closed."""
-    services.expire_links()
+    transitions.expire_links(now=timezone.now())
     services.exhaust_ended_recoveries()
 
 

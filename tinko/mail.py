@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import dramatiq
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 
 from tinko import crypto
+from tinko.background import send_safely
 from tinko.models import OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -53,9 +55,6 @@ def queue_email(*, subject: str, body: str, to: list[str], html: str | None = No
     The request does not wait on the mail server; a rolled back transaction
     stores and sends nothing.
     """
-    from tinko.background import send_safely
-    from tinko.tasks import send_email
-
     # Header values must be one line: a name with a line break (org names are
     # user input) would otherwise fail at send time, or worse, add headers.
     subject = " ".join(subject.split())[:255]
@@ -110,10 +109,16 @@ def deliver(email_id: int) -> OutboundEmail | None:
     return email
 
 
+# The actor lives beside the function it runs, so that queue_email can enqueue it without importing
+# tinko.tasks (which imports this module for its periodic jobs: an import cycle).
+@dramatiq.actor(queue_name="email", max_retries=6, min_backoff=5_000, max_backoff=300_000)
+def send_email(email_id: int) -> None:
+    """Deliver one stored e-mail (:func:`deliver`); Dramatiq retries it with backoff on failure."""
+    deliver(email_id)
+
+
 def requeue_stuck_emails(*, now=None) -> list[int]:
     """Re-enqueue stored mail that no worker has tried for a while (e.g. the broker lost it)."""
-    from tinko.tasks import send_email
-
     now = now or timezone.now()
     cutoff = now - STUCK_AFTER
     stuck = list(

@@ -15,12 +15,6 @@ from tinko import mail
 from tinko.scheduler import periodic
 
 
-@dramatiq.actor(queue_name="email", max_retries=6, min_backoff=5_000, max_backoff=300_000)
-def send_email(email_id: int) -> None:
-    """Deliver one stored e-mail (tinko.mail.deliver); Dramatiq retries it with backoff on failure."""
-    mail.deliver(email_id)
-
-
 @periodic(every=timedelta(minutes=5))
 @dramatiq.actor(queue_name="email", max_retries=0)
 def requeue_stuck_emails() -> None:

@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 
 from payments.models import SandboxCharge, SandboxChargeStatus
 from payments.providers import CheckoutResult, CheckoutSession
-from payments.sandbox.provider import card_for, set_outcome
+from payments.sandbox.cards import card_for, set_outcome
 
 SESSION_SALT = "tinko.sandbox.checkout"
 # A checkout session lives as long as a Stripe Checkout Session does by default.

@@ -10,7 +10,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from payments.models import SandboxCharge
-from payments.sandbox.provider import TEST_CARDS, SandboxProvider
+from payments.sandbox.cards import TEST_CARDS
+from payments.sandbox.provider import SandboxProvider
 from recovery.models import Payment
 
 pytestmark = pytest.mark.django_db

@@ -141,7 +141,7 @@ def _sandbox_form(client, token):
 
 
 def test_the_sandbox_form_lists_test_cards_that_do_what_it_says(payment, link_and_token, site):
-    from payments.sandbox.provider import TEST_CARDS
+    from payments.sandbox.cards import TEST_CARDS
 
     by_number = {card.number: card for card in TEST_CARDS.values()}
 
@@ -281,12 +281,12 @@ def test_every_visit_is_counted(token, link_and_token):
 def test_confirming_page_polls_until_the_payment_is_recovered(payment, token):
     from django.utils import timezone as tz
 
-    from recovery.services import mark_recovered
+    from recovery.transitions import recover
 
     client = Client()
     waiting = client.get(f"/pay/{token}/status/", headers={"HX-Request": "true"})
     assert waiting.status_code == 200 and b"We are confirming your payment" in waiting.content
     payment.refresh_from_db()
-    mark_recovered(payment=payment, amount=payment.amount, now=tz.now(), channel="link")
+    recover(payment=payment, amount=payment.amount, now=tz.now(), channel="link")
     done = client.get(f"/pay/{token}/status/", headers={"HX-Request": "true"})
     assert done.status_code == 204 and done["HX-Redirect"] == f"/pay/{token}/paid/"

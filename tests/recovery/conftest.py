@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from tinko import services
@@ -60,3 +62,26 @@ def api(api_key):
 def other_api(other_org, outsider):
     _, key = services.create_api_key(organization=other_org, name="Globex key", created_by=outsider)
     return Api(key)
+
+
+def concurrently(n, fn) -> list:
+    """Run ``fn`` in ``n`` threads released together (each on its own connection); their results in any order."""
+    barrier = threading.Barrier(n)
+    results = []
+    lock = threading.Lock()
+
+    def run():
+        try:
+            barrier.wait()
+            outcome = fn()
+            with lock:
+                results.append(outcome)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

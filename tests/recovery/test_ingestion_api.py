@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from recovery.models import Customer, FailureEvent, Payment, RecoveryAttempt
-from tests.recovery.conftest import Api, report
+from tests.recovery.conftest import Api, concurrently, report
 from tinko.models import IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
@@ -119,35 +117,13 @@ def test_a_request_that_failed_validation_can_be_retried_with_its_key(api):
     assert IdempotencyRecord.objects.get(key="k-retry").status_code == 201
 
 
-def _concurrently(n, fn):
-    barrier = threading.Barrier(n)
-    results = []
-    lock = threading.Lock()
-
-    def run():
-        try:
-            barrier.wait()
-            outcome = fn()
-            with lock:
-                results.append(outcome)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("default_rules")
 def test_twenty_concurrent_requests_with_one_idempotency_key_record_one_event(api_key):
     key = api_key[1]
     data = report(event_id=None, reference="order-race")
 
-    results = _concurrently(20, lambda: Api(key).post("events/payment_failed", data, **{"Idempotency-Key": "k-race"}))
+    results = concurrently(20, lambda: Api(key).post("events/payment_failed", data, **{"Idempotency-Key": "k-race"}))
 
     assert sorted(r.status_code for r in results) == [201] * 20
     assert len({r.json()["id"] for r in results}) == 1
@@ -161,7 +137,7 @@ def test_twenty_concurrent_reports_with_one_event_id_record_one_event(api_key):
     key = api_key[1]
     data = report(event_id="evt_race", reference="order-race")
 
-    results = _concurrently(20, lambda: Api(key).post("events/payment_failed", data))
+    results = concurrently(20, lambda: Api(key).post("events/payment_failed", data))
 
     assert sorted(r.status_code for r in results) == [200] * 19 + [201]
     assert FailureEvent.objects.count() == 1
@@ -173,7 +149,7 @@ def test_twenty_concurrent_reports_with_one_event_id_record_one_event(api_key):
 def test_concurrent_failures_of_one_reference_leave_one_scheduled_attempt(api_key):
     key = api_key[1]
 
-    results = _concurrently(8, lambda: Api(key).post("events/payment_failed", report(reference="order-same")))
+    results = concurrently(8, lambda: Api(key).post("events/payment_failed", report(reference="order-same")))
 
     assert sorted(r.status_code for r in results) == [201] * 8
     payment = Payment.objects.get()

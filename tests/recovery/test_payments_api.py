@@ -2,7 +2,7 @@
 
 Payments are created the way merchants create them, through
 ``POST /api/v1/events/payment_failed``; a payment is only marked recovered
-through :func:`recovery.services.mark_recovered`, the one code path that does it.
+through :func:`recovery.transitions.recover`, the one code path that does it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recovery import services
+from recovery import services, transitions
 from recovery.models import (
     AttemptKind,
     AttemptStatus,
@@ -52,7 +52,7 @@ def payment_path(reference: str, action: str = "") -> str:
 def mark_recovered(reference: str) -> None:
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(reference=reference)
-        services.mark_recovered(payment=payment, amount=payment.amount, now=timezone.now(), channel="psp")
+        transitions.recover(payment=payment, amount=payment.amount, now=timezone.now(), channel="psp")
 
 
 def references(response) -> list[str]:

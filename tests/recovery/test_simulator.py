@@ -9,7 +9,7 @@ import django.utils.timezone
 import pytest
 
 from notifications.models import Notification
-from payments.sandbox.provider import card_for
+from payments.sandbox.cards import card_for
 from recovery import dispatch, runner
 from recovery.ingestion import record_failures
 from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RetryPolicy

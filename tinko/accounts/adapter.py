@@ -56,7 +56,7 @@ class AccountAdapter(DefaultAccountAdapter):
         """Render allauth's mail here, send it from a worker after the transaction commits.
 
         The request does not wait on the mail server, a failing server is
-        retried with backoff (tinko.tasks.send_email).
+        retried with backoff (tinko.mail.send_email).
         """
         ctx = {
             "request": allauth_context.request,
