@@ -620,6 +620,8 @@ TINKO_INBOX_BATCH = _int("TINKO_INBOX_BATCH", 100, minimum=1)
 TINKO_INBOX_LEASE = _int("TINKO_INBOX_LEASE", 60, minimum=10)
 TINKO_INBOX_MAX_TRIES = _int("TINKO_INBOX_MAX_TRIES", 15, minimum=1)
 TINKO_INBOX_RETRY_BASE = _int("TINKO_INBOX_RETRY_BASE", 5, minimum=1)
+# Milliseconds a worker run waits before its first claim, so that webhooks arriving meanwhile share its batch.
+TINKO_INBOX_GATHER_MS = _int("TINKO_INBOX_GATHER_MS", 100, minimum=0)
 # Retention (one job, tinko/retention.py; 0 keeps forever).
 TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS = _int("TINKO_RETAIN_WEBHOOK_MESSAGES_DAYS", 30)
 TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS = _int("TINKO_RETAIN_UNMATCHED_SUCCESSES_DAYS", 7)
