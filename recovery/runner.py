@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from enum import StrEnum
 from datetime import timedelta
 
 from django.db import transaction
@@ -74,10 +75,30 @@ def _lock(attempt_id):
     return payment, RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)
 
 
-def run_attempt(attempt_id: int) -> str:
+class RunOutcome(StrEnum):
+    """What one run of an attempt did (for logs, metrics and tests; the attempt's ``outcome`` says it to people)."""
+
+    SUCCEEDED = "succeeded"  # the re-charge took the money
+    DECLINED = "declined"  # the re-charge was declined; the payment is planned again
+    PENDING_RESCHEDULED = "pending_rescheduled"  # the PSP has not decided yet: the same attempt runs again later
+    ERROR_RESCHEDULED = "error_rescheduled"  # no answer or a PSP error: the same attempt (same key) runs again later
+    SETTLED_BY_EARLIER_ATTEMPT = "settled_by_earlier_attempt"  # an earlier attempt's lost answer was a payment
+    SETTLED_PAID = "settled_paid"  # paid at the PSP, not by Tinko: nothing charged
+    SETTLED_CLOSED = "settled_closed"  # the debt is closed at the PSP: the recovery stops
+    SENT = "sent"  # the message went out
+    DEFERRED = "deferred"  # quiet hours or the daily cap: the message waits
+    SKIPPED = "skipped"  # nothing could run it (no channel, no provider, a suppressed address)
+    CANCELLED = "cancelled"  # the payment was already recovered or cancelled
+    NOT_QUEUED = "not_queued"  # another run got to it first (it is no longer queued)
+    SUPERSEDED = "superseded"  # a newer claim of the attempt records the answer
+    MISSING = "missing"  # the attempt or its payment is gone
+    ERROR = "error"  # running it raised; the scheduler claims it again
+
+
+def run_attempt(attempt_id: int) -> RunOutcome:
     """Run a queued attempt once; return what happened (for logs and tests). Safe to call twice."""
     started = start_attempt(attempt_id)
-    if isinstance(started, str):
+    if isinstance(started, RunOutcome):
         return started
     payment, attempt = started
     # The lease is renewed while this process runs the attempt, and runs out soon after it dies.
@@ -94,7 +115,7 @@ def run_attempt(attempt_id: int) -> str:
 def start_attempt(attempt_id: int):
     """Check the attempt is still wanted and mark it ``running`` under a lease.
 
-    Returns (payment, attempt) for a re-charge to make, or a string when the
+    Returns (payment, attempt) for a re-charge to make, or a :class:`RunOutcome` when the
     attempt needs nothing more (notifications are sent right here: they only
     write rows and enqueue mail after commit).
     """
@@ -117,14 +138,14 @@ def start_attempt(attempt_id: int):
     with transaction.atomic():
         payment, attempt = _lock(attempt_id)
         if attempt is None:
-            return "missing"
+            return RunOutcome.MISSING
         if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED) and attempt.status in (
             AttemptStatus.QUEUED, AttemptStatus.RUNNING
         ):
             _finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.", now)
-            return "cancelled"
+            return RunOutcome.CANCELLED
         if attempt.status != AttemptStatus.QUEUED:
-            return f"not queued ({attempt.status})"
+            return RunOutcome.NOT_QUEUED
         return _notify(payment, attempt, now)
 
 
@@ -139,7 +160,7 @@ def charge(provider, *, payment, attempt) -> ChargeResult:
         return ChargeResult(status="error", message=f"{type(exc).__name__}: {exc}"[:300])
 
 
-def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why_not: str = "") -> str:
+def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why_not: str = "") -> RunOutcome:
     """Record the PSP's answer for a running attempt (as started), end or re-plan the recovery."""
     now = timezone.now()
     fields = {"finished_at": now, "lease_expires_at": None}
@@ -185,13 +206,13 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         if not RecoveryAttempt.objects.filter(
             pk=attempt.pk, status=AttemptStatus.RUNNING, claims=attempt.claims
         ).update(**fields):
-            return "superseded"
+            return RunOutcome.SUPERSEDED
         metrics.attempt_finished(attempt.kind, fields["status"])
         for name, value in fields.items():
             setattr(attempt, name, value)
         if result is None:
             _replan(payment, now)
-            return "skipped"
+            return RunOutcome.SKIPPED
         if result.status == ChargeResult.SETTLED:
             return _settled(payment, result, now)
         from notifications.webhooks import payment_event
@@ -206,12 +227,12 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
                 detail=f"Recovered by automatic retry {attempt.sequence}.",
             )
-            return "succeeded"
+            return RunOutcome.SUCCEEDED
         if attempt.status == AttemptStatus.SCHEDULED:
-            return "pending, rescheduled" if result.status == ChargeResult.PENDING else "error, rescheduled"
+            return RunOutcome.PENDING_RESCHEDULED if result.status == ChargeResult.PENDING else RunOutcome.ERROR_RESCHEDULED
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
-        return "declined"
+        return RunOutcome.DECLINED
 
 
 def _card_words(result: ChargeResult, joiner: str = " ") -> str:
@@ -221,7 +242,7 @@ def _card_words(result: ChargeResult, joiner: str = " ") -> str:
     return f"{joiner}with {result.card}" if joiner == " " else f"{joiner}card: {result.card}"
 
 
-def _settled(payment, result: ChargeResult, now) -> str:
+def _settled(payment, result: ChargeResult, now) -> RunOutcome:
     """The debt closed at the PSP before the re-charge (nothing was charged): end or stop the recovery with why."""
     from recovery.services import cancel_recovery
 
@@ -234,15 +255,15 @@ def _settled(payment, result: ChargeResult, now) -> str:
                     f"{result.charge_id} before a new re-charge)." if earlier is not None
                     else f"Paid at the payment provider: {result.message}"),
         )
-        return "settled (earlier attempt paid)"
+        return RunOutcome.SETTLED_BY_EARLIER_ATTEMPT
     if result.code == "invoice_paid":
         mark_recovered(payment=payment, amount=result.amount or payment.amount, now=now,
                        detail=f"Paid at the payment provider, not by Tinko: {result.message}")
-        return "settled (paid)"
+        return RunOutcome.SETTLED_PAID
     if payment.status not in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED):
         cancel_recovery(payment=payment)
         Payment.objects.filter(pk=payment.pk).update(status_reason=f"Recovery stopped: {result.message}")
-    return "settled (closed)"
+    return RunOutcome.SETTLED_CLOSED
 
 
 def _finish(attempt, status, outcome, now):
@@ -296,7 +317,7 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
         payment_event(payment, "payment.exhausted")
 
 
-def _notify(payment, attempt, now) -> str:
+def _notify(payment, attempt, now) -> RunOutcome:
     from notifications.services import send_for_attempt
 
     result = send_for_attempt(payment=payment, attempt=attempt, now=now)
@@ -306,16 +327,16 @@ def _notify(payment, attempt, now) -> str:
             status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None, outcome=result.outcome
         )
         metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
-        return "deferred"
+        return RunOutcome.DEFERRED
     _finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome, now)
     _replan(payment, now)
-    return "sent" if result.sent else "skipped"
+    return RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
 
 
 # --- A job's messages together ------------------------------------------------------------------------
 
 
-def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
+def run_notification_attempts(attempt_ids: list[int]) -> dict[int, RunOutcome]:
     """Run a job's message attempts together: what :func:`run_attempt` does for each, in far fewer queries.
 
     One transaction locks the messages' payments (in the order ingestion locks
@@ -339,7 +360,7 @@ def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
             outcomes[attempt_id] = run_attempt(attempt_id)
         except Exception:
             logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
-            outcomes[attempt_id] = "error"
+            outcomes[attempt_id] = RunOutcome.ERROR
     return outcomes
 
 
@@ -387,7 +408,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
                 status=AttemptStatus.SCHEDULED, scheduled_for=result.retry_at, lease_expires_at=None,
                 outcome=result.outcome,
             )
-            outcomes[attempt.pk] = "deferred"
+            outcomes[attempt.pk] = RunOutcome.DEFERRED
             metrics.attempt_finished(attempt.kind, AttemptStatus.SCHEDULED)
             continue
         attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
@@ -396,7 +417,7 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
         attempt.lease_expires_at = None
         finished.append(attempt)
         replan.append(attempt.payment)
-        outcomes[attempt.pk] = "sent" if result.sent else "skipped"
+        outcomes[attempt.pk] = RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
         metrics.attempt_finished(attempt.kind, attempt.status)
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.

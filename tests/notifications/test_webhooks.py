@@ -186,7 +186,7 @@ def test_recharge_outcomes_and_recovery_are_emitted(api, org, owner, receiver):
 
     RecoveryAttempt.objects.filter(payment=payment).update(scheduled_for=timezone.now())
     dispatch.claim_due_attempts()
-    assert runner.run_attempt(payment.attempts.get().pk) == "succeeded"
+    assert runner.run_attempt(payment.attempts.get().pk) == runner.RunOutcome.SUCCEEDED
 
     types = list(WebhookMessage.objects.order_by("pk").values_list("event_type", flat=True))
     assert types == ["payment.recovery_started", "attempt.succeeded", "payment.recovered"]

@@ -46,7 +46,7 @@ def test_successful_retry_recovers_the_payment_with_attribution(api):
     payment = ingest(api, payment_method=card("4242"))
     attempt = due(payment)
 
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
 
     payment.refresh_from_db()
     attempt.refresh_from_db()
@@ -63,7 +63,7 @@ def test_decline_is_classified_and_replanned(api):
     payment = ingest(api, payment_method=card("9995"))
     attempt = due(payment)
 
-    assert runner.run_attempt(attempt.pk) == "declined"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DECLINED
 
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.FAILED
@@ -76,7 +76,7 @@ def test_decline_is_classified_and_replanned(api):
     assert following.sequence == 2
     assert following.kind == "notification"
     assert following.reason.startswith("Message 1 of 3 by Email: insufficient funds, alongside the automatic re-charges")
-    assert runner.run_attempt(due(payment).pk) == "sent"
+    assert runner.run_attempt(due(payment).pk) == runner.RunOutcome.SENT
     third = payment.attempts.get(status=AttemptStatus.SCHEDULED)
     assert third.reason.startswith("Re-charge 2 of 7")
     assert third.idempotency_key != attempt.idempotency_key
@@ -90,9 +90,9 @@ def recharges_only(payment, count=4):
 def test_card_that_recovers_succeeds_on_the_second_retry(api):
     payment = ingest(api, payment_method=card("9996"))
     recharges_only(payment)
-    assert runner.run_attempt(due(payment).pk) == "declined"
+    assert runner.run_attempt(due(payment).pk) == runner.RunOutcome.DECLINED
     payment.refresh_from_db()
-    assert runner.run_attempt(due(payment).pk) == "succeeded"
+    assert runner.run_attempt(due(payment).pk) == runner.RunOutcome.SUCCEEDED
     payment.refresh_from_db()
     assert payment.status == "recovered"
     assert payment.recovered_attempt.sequence == 2
@@ -102,7 +102,7 @@ def test_mac_03_decline_stops_retries_and_says_why(api):
     payment = ingest(api, payment_method=card("0303", "mastercard"), customer={"id": "c1"})
     attempt = due(payment)
 
-    assert runner.run_attempt(attempt.pk) == "declined"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DECLINED
 
     payment.refresh_from_db()
     assert not payment.attempts.filter(status=AttemptStatus.SCHEDULED).exists()
@@ -137,7 +137,7 @@ def test_worker_that_died_mid_charge_is_reclaimed_and_charges_exactly_once(api):
     attempt.refresh_from_db()
     assert (attempt.status, attempt.claims) == (AttemptStatus.QUEUED, 2)
 
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     assert SandboxCharge.objects.count() == 1
     assert SandboxCharge.objects.get().idempotency_key == attempt.idempotency_key
     payment.refresh_from_db()
@@ -150,12 +150,12 @@ def test_the_slow_first_run_finishing_late_changes_nothing(api):
     _, first = runner.start_attempt(attempt.pk)
     later = timezone.now() + dispatch.lease() + timedelta(seconds=1)
     dispatch.claim_due_attempts(now=later)
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
 
     from payments.providers import get_provider
 
     result = runner.charge(get_provider("sandbox"), payment=payment, attempt=first)
-    assert runner.finish_attempt(first, result=result) == "superseded"
+    assert runner.finish_attempt(first, result=result) == runner.RunOutcome.SUPERSEDED
     assert SandboxCharge.objects.count() == 1
 
 
@@ -163,7 +163,7 @@ def test_lost_psp_answer_is_retried_with_the_same_key_and_charges_once(api):
     payment = ingest(api, payment_method=card("0408"))
     attempt = due(payment)
 
-    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.ERROR_RESCHEDULED
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SCHEDULED
     assert "same idempotency key" in attempt.outcome
@@ -171,7 +171,7 @@ def test_lost_psp_answer_is_retried_with_the_same_key_and_charges_once(api):
 
     RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
     dispatch.claim_due_attempts()
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     attempt.refresh_from_db()
     assert attempt.idempotency_key == key
     assert SandboxCharge.objects.count() == 1
@@ -184,7 +184,7 @@ def test_running_twice_does_nothing_the_second_time(api):
     attempt = due(payment)
     runner.run_attempt(attempt.pk)
 
-    assert runner.run_attempt(attempt.pk) == "not queued (succeeded)"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.NOT_QUEUED
     assert SandboxCharge.objects.count() == 1
 
 
@@ -193,7 +193,7 @@ def test_attempt_of_a_cancelled_payment_is_not_run(api):
     attempt = due(payment)
     Payment.objects.filter(pk=payment.pk).update(status="cancelled")
 
-    assert runner.run_attempt(attempt.pk) == "cancelled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.CANCELLED
     assert SandboxCharge.objects.count() == 0
 
 
@@ -202,7 +202,7 @@ def test_notification_sends_an_email_with_a_fresh_pay_link(api, django_capture_o
     attempt = due(payment)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert runner.run_attempt(attempt.pk) == "sent"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SENT
     run_jobs()
 
     attempt.refresh_from_db()
@@ -247,7 +247,7 @@ def test_message_to_a_customer_who_opted_out_is_skipped_and_replanned(api):
     payment.customer.opted_out_channels = ["email"]
     payment.customer.save()
 
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SKIPPED
     payment.refresh_from_db()
@@ -458,7 +458,7 @@ def test_scheduler_reclaims_never_use_up_the_lost_answer_budget(api):
     """Claims grow with every re-claim (failed enqueues, expired leases); only PSP calls count against the budget."""
     payment = ingest(api, payment_method=card("0408"))
     attempt = due(payment)
-    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.ERROR_RESCHEDULED
     # Redis was down for a while: the scheduler re-claimed the attempt many times, each lease ran out.
     RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
     for _ in range(runner.MAX_PSP_CALLS + 3):
@@ -468,7 +468,7 @@ def test_scheduler_reclaims_never_use_up_the_lost_answer_budget(api):
     attempt.refresh_from_db()
     assert attempt.claims > runner.MAX_PSP_CALLS and attempt.psp_calls == 1
 
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     attempt.refresh_from_db()
     assert attempt.psp_calls == 2
     assert SandboxCharge.objects.count() == 1
@@ -487,7 +487,7 @@ def test_lost_answers_are_retried_until_the_psp_was_asked_the_budgeted_number_of
         assert started.psp_calls == call
         outcome = runner.finish_attempt(started, result=ChargeResult(status="error", code="api_connection_error"))
         if call < runner.MAX_PSP_CALLS:
-            assert outcome == "error, rescheduled"
+            assert outcome == runner.RunOutcome.ERROR_RESCHEDULED
             RecoveryAttempt.objects.filter(pk=attempt.pk).update(scheduled_for=timezone.now())
             dispatch.claim_due_attempts()
-    assert outcome == "declined"
+    assert outcome == runner.RunOutcome.DECLINED
