@@ -7,9 +7,10 @@ changes a payment (ingestion, the runner, recovery, the expiry sweep) sets
 ``updated_at``; a commit that lands after the refresh read its snapshot is
 caught by the next one thanks to ``MARGIN``. A time-zone change re-rolls all.
 
-Pure ORM, so local mode (SQLite) and PostgreSQL share it; payments are read
-in keyset chunks with their attempts and events, so memory stays flat at a
-million payments.
+Two ways to the same rows (tests/analytics/test_rollups.py checks they agree):
+on PostgreSQL one ``INSERT … SELECT … GROUP BY`` per table (its own SQL, below);
+elsewhere (local mode, SQLite) Python over keyset chunks of payments with their
+attempts and events, so memory stays flat at a million payments.
 """
 
 from __future__ import annotations

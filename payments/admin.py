@@ -17,6 +17,7 @@ from payments.models import (
     SandboxCharge,
     WebhookMessage,
 )
+from payments.providers import DECLINE_FIELDS
 from tinko.admin import ReadOnlyAdmin
 
 
@@ -30,8 +31,7 @@ class SandboxChargeAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     fields = (
         "charge_id", "organization", "payment", "idempotency_key", "status", "amount", "currency", "card_last4",
-        "off_session", "code", "decline_code", "advice_code", "network_advice_code", "network_decline_code",
-        "message", "created_at",
+        "off_session", *DECLINE_FIELDS, "created_at",
     )
     readonly_fields = fields
 

@@ -25,13 +25,15 @@ import logging
 from dataclasses import dataclass, field
 
 # What a charge answered is the core's type (recovery/psp.py); providers import it from here as before.
-from recovery.psp import ChargeResult  # noqa: F401
+from recovery.psp import DECLINE_FIELDS, ChargeResult  # noqa: F401
 
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
 logger = logging.getLogger(__name__)
 
 PROVIDER_MODULES: tuple[str, ...] = ("payments.sandbox", "payments.stripe", "payments.razorpay")
+
+
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ImproperlyConfigured
 
 
+# Why a payment failed, in the PSPs' words: a ChargeResult's, a SandboxCharge's, a FailureEvent's and a
+# failure report's fields of these names (recovery/reports.py) carry the same thing.
+DECLINE_FIELDS = ("code", "decline_code", "advice_code", "network_advice_code", "network_decline_code", "message")
+
+
 @dataclass(frozen=True)
 class ChargeResult:
     """What a PSP answered to a charge, in the PSP's own (Stripe-style) codes.

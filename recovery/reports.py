@@ -18,7 +18,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recovery.psp import provider_choices, provider_names
+from recovery.psp import DECLINE_FIELDS, provider_choices, provider_names
 from tinko.models import validate_currency, validate_timezone
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -26,7 +26,7 @@ MAX_AMOUNT = 10**15  # minor units; far above any real payment, well inside BIGI
 METADATA_MAX_KEYS = 50
 METADATA_MAX_BYTES = 4096
 
-FAILURE_FIELDS = ("code", "decline_code", "advice_code", "network_advice_code", "network_decline_code", "message")
+FAILURE_FIELDS = DECLINE_FIELDS  # a report's "failure" object
 TOP_FIELDS = {
     "event_id", "reference", "amount", "currency", "provider", "provider_payment_id", "occurred_at",
     "description", "failure", "customer", "payment_method", "metadata",

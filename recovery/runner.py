@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from enum import StrEnum
 from datetime import timedelta
 
 from django.db import transaction
@@ -79,10 +80,30 @@ def _lock(attempt_id):
     return payment, RecoveryAttempt.objects.select_for_update().get(pk=attempt_id)
 
 
-def run_attempt(attempt_id: int) -> str:
+class RunOutcome(StrEnum):
+    """What one run of an attempt did (for logs, metrics and tests; the attempt's ``outcome`` says it to people)."""
+
+    SUCCEEDED = "succeeded"  # the re-charge took the money
+    DECLINED = "declined"  # the re-charge was declined; the payment is planned again
+    PENDING_RESCHEDULED = "pending_rescheduled"  # the PSP has not decided yet: the same attempt runs again later
+    ERROR_RESCHEDULED = "error_rescheduled"  # no answer or a PSP error: the same attempt (same key) runs again later
+    SETTLED_BY_EARLIER_ATTEMPT = "settled_by_earlier_attempt"  # an earlier attempt's lost answer was a payment
+    SETTLED_PAID = "settled_paid"  # paid at the PSP, not by Tinko: nothing charged
+    SETTLED_CLOSED = "settled_closed"  # the debt is closed at the PSP: the recovery stops
+    SENT = "sent"  # the message went out
+    DEFERRED = "deferred"  # quiet hours or the daily cap: the message waits
+    SKIPPED = "skipped"  # nothing could run it (no channel, no provider, a suppressed address)
+    CANCELLED = "cancelled"  # the payment was already recovered or cancelled
+    NOT_QUEUED = "not_queued"  # another run got to it first (it is no longer queued)
+    SUPERSEDED = "superseded"  # a newer claim of the attempt records the answer
+    MISSING = "missing"  # the attempt or its payment is gone
+    ERROR = "error"  # running it raised; the scheduler claims it again
+
+
+def run_attempt(attempt_id: int) -> RunOutcome:
     """Run a queued attempt once; return what happened (for logs and tests). Safe to call twice."""
     started = start_attempt(attempt_id)
-    if isinstance(started, str):
+    if isinstance(started, RunOutcome):
         return started
     payment, attempt = started
     # The lease is renewed while this process runs the attempt, and runs out soon after it dies.
@@ -97,7 +118,7 @@ def run_attempt(attempt_id: int) -> str:
 def start_attempt(attempt_id: int):
     """Check the attempt is still wanted and mark it ``running`` under a lease.
 
-    Returns (payment, attempt) for a re-charge to make, or a string when the
+    Returns (payment, attempt) for a re-charge to make, or a :class:`RunOutcome` when the
     attempt needs nothing more (notifications are sent right here: they only
     write rows and enqueue mail after commit).
     """
@@ -111,15 +132,15 @@ def start_attempt(attempt_id: int):
     with transaction.atomic():
         payment, attempt = _lock(attempt_id)
         if attempt is None:
-            return "missing"
+            return RunOutcome.MISSING
         if payment.status in (PaymentStatus.RECOVERED, PaymentStatus.CANCELLED) and attempt.status in (
             AttemptStatus.QUEUED, AttemptStatus.RUNNING
         ):
             transitions.finish(attempt, AttemptStatus.CANCELLED, f"The payment is already {payment.status}.",
                                now=now, payment=payment)
-            return "cancelled"
+            return RunOutcome.CANCELLED
         if attempt.status != AttemptStatus.QUEUED:
-            return f"not queued ({attempt.status})"
+            return RunOutcome.NOT_QUEUED
         return _notify(payment, attempt, now)
 
 
@@ -134,7 +155,7 @@ def charge(provider, *, payment, attempt) -> ChargeResult:
         return ChargeResult(status="error", message=f"{type(exc).__name__}: {exc}"[:300])
 
 
-def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why_not: str = "") -> str:
+def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why_not: str = "") -> RunOutcome:
     """Record the PSP's answer for a running attempt (as started), end or re-plan the recovery."""
     now = timezone.now()
     fields = {"finished_at": now, "lease_expires_at": None}
@@ -179,10 +200,10 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         # lease ran out, the newer run does (it gets the same answer from the PSP).
         code = (result.decline_code or result.code) if result is not None else ""
         if not transitions.record_recharge(attempt, payment=payment, fields=fields, code=code):
-            return "superseded"
+            return RunOutcome.SUPERSEDED
         if result is None:
             _replan(payment, now)
-            return "skipped"
+            return RunOutcome.SKIPPED
         if result.status == ChargeResult.SETTLED:
             return _settled(payment, result, now)
         if result.status == "succeeded":
@@ -190,12 +211,12 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
                 detail=f"Recovered by automatic retry {attempt.sequence}.",
             )
-            return "succeeded"
+            return RunOutcome.SUCCEEDED
         if attempt.status == AttemptStatus.SCHEDULED:
-            return "pending, rescheduled" if result.status == ChargeResult.PENDING else "error, rescheduled"
+            return RunOutcome.PENDING_RESCHEDULED if result.status == ChargeResult.PENDING else RunOutcome.ERROR_RESCHEDULED
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
-        return "declined"
+        return RunOutcome.DECLINED
 
 
 def _card_words(result: ChargeResult, joiner: str = " ") -> str:
@@ -205,7 +226,7 @@ def _card_words(result: ChargeResult, joiner: str = " ") -> str:
     return f"{joiner}with {result.card}" if joiner == " " else f"{joiner}card: {result.card}"
 
 
-def _settled(payment, result: ChargeResult, now) -> str:
+def _settled(payment, result: ChargeResult, now) -> RunOutcome:
     """The debt closed at the PSP before the re-charge (nothing was charged): end or stop the recovery with why."""
     if result.code == ChargeResult.EARLIER_ATTEMPT_PAID:
         # An earlier attempt's re-charge took the money though its answers were lost: that attempt recovered it.
@@ -216,13 +237,13 @@ def _settled(payment, result: ChargeResult, now) -> str:
                     f"{result.charge_id} before a new re-charge)." if earlier is not None
                     else f"Paid at the payment provider: {result.message}"),
         )
-        return "settled (earlier attempt paid)"
+        return RunOutcome.SETTLED_BY_EARLIER_ATTEMPT
     if result.code == "invoice_paid":
         transitions.recover(payment=payment, amount=result.amount or payment.amount, now=now,
                             detail=f"Paid at the payment provider, not by Tinko: {result.message}")
-        return "settled (paid)"
+        return RunOutcome.SETTLED_PAID
     transitions.cancel(payment=payment, now=now, reason=f"Recovery stopped: {result.message}")
-    return "settled (closed)"
+    return RunOutcome.SETTLED_CLOSED
 
 
 def _result_data(result: ChargeResult) -> dict:
@@ -263,22 +284,22 @@ def _replan(payment, now, *, event: FailureEvent | None = None) -> None:
     transitions.save_plans([payment], fields=[*PLANNED_FIELDS, "failure_count", "last_failed_at", "updated_at"], previous=previous)
 
 
-def _notify(payment, attempt, now) -> str:
+def _notify(payment, attempt, now) -> RunOutcome:
     result = ports.messenger().send_for_attempt(payment=payment, attempt=attempt, now=now)
     if result.retry_at is not None:
         # Quiet hours or the 24-hour cap: the same message goes out when they allow.
         transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
-        return "deferred"
+        return RunOutcome.DEFERRED
     transitions.finish(attempt, AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED, result.outcome,
                        now=now, payment=payment)
     _replan(payment, now)
-    return "sent" if result.sent else "skipped"
+    return RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
 
 
 # --- A job's messages together ------------------------------------------------------------------------
 
 
-def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
+def run_notification_attempts(attempt_ids: list[int]) -> dict[int, RunOutcome]:
     """Run a job's message attempts together: what :func:`run_attempt` does for each, in far fewer queries.
 
     One transaction locks the messages' payments (in the order ingestion locks
@@ -302,7 +323,7 @@ def run_notification_attempts(attempt_ids: list[int]) -> dict[int, str]:
             outcomes[attempt_id] = run_attempt(attempt_id)
         except Exception:
             logger.exception("Recovery attempt %s failed to run; the scheduler will claim it again", attempt_id)
-            outcomes[attempt_id] = "error"
+            outcomes[attempt_id] = RunOutcome.ERROR
     return outcomes
 
 
@@ -347,13 +368,13 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
         if result.retry_at is not None:
             # Quiet hours or the 24-hour cap: the same message goes out when they allow.
             transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
-            outcomes[attempt.pk] = "deferred"
+            outcomes[attempt.pk] = RunOutcome.DEFERRED
             continue
         attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
         attempt.outcome = result.outcome
         finished.append(attempt)
         replan.append(attempt.payment)
-        outcomes[attempt.pk] = "sent" if result.sent else "skipped"
+        outcomes[attempt.pk] = RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.
         transitions.finish_messages(finished, now=now)

@@ -1,4 +1,5 @@
-"""Encryption of secrets at rest (TOTP seeds now; PSP credentials later).
+"""Encryption of secrets at rest: TOTP seeds, PSP credentials, webhook signing secrets, pay-link
+tokens, and the text of stored e-mails and messages (``manage.py reencrypt_secrets`` lists each field).
 
 Keys come from TINKO_ENCRYPTION_KEYS: Fernet keys, comma-separated, newest
 first. New values are encrypted with the newest; every listed key decrypts, so

@@ -48,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from payments.models import SandboxCharge, SandboxChargeStatus
+from recovery.psp import DECLINE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,5 @@ def set_outcome(charge: SandboxCharge, card: SandboxCard, *, succeeds: bool) -> 
         charge.status = SandboxChargeStatus.SUCCEEDED
         return
     charge.status = SandboxChargeStatus.DECLINED
-    charge.code = card.code
-    charge.decline_code = card.decline_code
-    charge.advice_code = card.advice_code
-    charge.network_advice_code = card.network_advice_code
-    charge.network_decline_code = card.network_decline_code
-    charge.message = card.message
+    for name in DECLINE_FIELDS:
+        setattr(charge, name, getattr(card, name))

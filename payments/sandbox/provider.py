@@ -21,6 +21,7 @@ from django.db.models import Count, Sum
 
 from payments.models import SandboxCharge, SandboxChargeStatus
 from payments.providers import (
+    DECLINE_FIELDS,
     ChargeResult,
     CheckoutResult,
     CheckoutSession,
@@ -68,12 +69,7 @@ def _result_from_charge(charge: SandboxCharge) -> ChargeResult:
         charge_id=charge.charge_id,
         amount=charge.amount,
         currency=charge.currency,
-        code=charge.code,
-        decline_code=charge.decline_code,
-        advice_code=charge.advice_code,
-        network_advice_code=charge.network_advice_code,
-        network_decline_code=charge.network_decline_code,
-        message=charge.message,
+        **{name: getattr(charge, name) for name in DECLINE_FIELDS},
         requires_action=charge.decline_code == "authentication_required",
         raw=raw,
     )

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from recovery.history import TIMING_HISTORY
 from recovery.models import FailureEvent, FailureSource, Payment, PaymentStatus, RetryPolicy
+from recovery.reports import FAILURE_FIELDS
 from recovery.simulator.population import PopulationModel, from_records, generate
 from recovery.simulator.results import compare
 
@@ -50,11 +51,7 @@ def recent_failures(organization, *, days: int = RECENT_DAYS, limit: int = MAX_S
     records = []
     for event in events:
         payment, customer = event.payment, event.payment.customer
-        codes = {
-            name: getattr(event, name)
-            for name in ("code", "decline_code", "advice_code", "network_advice_code", "network_decline_code", "message")
-            if getattr(event, name)
-        }
+        codes = {name: getattr(event, name) for name in FAILURE_FIELDS if getattr(event, name)}
         records.append({
             "category": event.category, "codes": codes, "amount": payment.amount, "currency": payment.currency,
             "brand": payment.card_brand, "failed_at": event.occurred_at,

@@ -111,7 +111,7 @@ def test_a_loop_bomb_in_the_preview_stops_fast_with_a_form_error(viewer_client):
     assert elapsed < 3
     assert len(response.content) < 50_000
     page = response.content.decode()
-    assert "The template&#x27;s loops run more than 10,000 times." in page or "characters" in page
+    assert "The template&#x27;s loops run more than 10,000 times." in page
 
 
 @pytest.mark.parametrize("source, message", [

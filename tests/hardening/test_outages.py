@@ -153,7 +153,7 @@ def test_a_dead_workers_recharge_is_claimed_again_within_30_seconds_and_charged_
     worst_case = settings.TINKO_ATTEMPT_RUN_LEASE + settings.TINKO_SCHEDULER_TICK
     assert worst_case < 30
     assert dispatch.claim_due_attempts(now=timezone.now() + timedelta(seconds=worst_case)) == 1
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     assert SandboxCharge.objects.count() == 1
     assert Payment.objects.get(pk=payment.pk).status == "recovered"
 

@@ -61,7 +61,7 @@ def test_a_job_records_each_message_and_re_plans_each_payment_in_few_queries(
 
 def test_a_job_respects_suppression_records_the_24_hour_cap_and_settled_payments(api):
     earlier = ingest(api, customer=_customer(9))
-    assert runner.run_attempt(due_message(earlier).pk) == "sent"
+    assert runner.run_attempt(due_message(earlier).pk) == runner.RunOutcome.SENT
     Suppression.objects.create(organization=earlier.organization, channel="email", address="c1@example.com",
                                reason="unsubscribed")
     sent, suppressed, twice_a, twice_b, capped, settled = _due(
@@ -71,8 +71,9 @@ def test_a_job_respects_suppression_records_the_24_hour_cap_and_settled_payments
 
     outcomes = runner.run_notification_attempts([a.pk for a in (sent, suppressed, twice_a, twice_b, capped, settled)])
 
-    assert outcomes == {sent.pk: "sent", suppressed.pk: "skipped", twice_a.pk: "sent", twice_b.pk: "deferred",
-                        capped.pk: "deferred", settled.pk: "cancelled"}
+    done = runner.RunOutcome
+    assert outcomes == {sent.pk: done.SENT, suppressed.pk: done.SKIPPED, twice_a.pk: done.SENT, twice_b.pk: done.DEFERRED,
+                        capped.pk: done.DEFERRED, settled.pk: done.CANCELLED}
     n = Notification.objects.get(attempt=suppressed)
     assert (n.status, n.reason) == ("suppressed", "unsubscribed")
     suppressed.refresh_from_db()
@@ -113,7 +114,7 @@ def test_one_failing_attempt_does_not_stop_the_others_and_is_left_for_the_schedu
     with django_capture_on_commit_callbacks(execute=True):
         recovery_tasks.run_attempts.fn([broken.pk])  # the actor logs it and carries on too
 
-    assert outcomes == {attempts[0].pk: "sent", broken.pk: "error", attempts[2].pk: "sent"}
+    assert outcomes == {attempts[0].pk: runner.RunOutcome.SENT, broken.pk: runner.RunOutcome.ERROR, attempts[2].pk: runner.RunOutcome.SENT}
     for attempt in attempts:
         attempt.refresh_from_db()
     assert [a.status for a in attempts] == [AttemptStatus.SUCCEEDED, AttemptStatus.QUEUED, AttemptStatus.SUCCEEDED]
@@ -135,6 +136,6 @@ def test_a_retried_job_or_a_second_job_after_the_lease_never_records_a_message_t
     RecoveryAttempt.objects.filter(pk__in=ids).update(lease_expires_at=None)
     again = runner.run_notification_attempts(ids)
 
-    assert again == {ids[0]: "not queued (succeeded)", ids[1]: "not queued (succeeded)"}
+    assert again == {ids[0]: runner.RunOutcome.NOT_QUEUED, ids[1]: runner.RunOutcome.NOT_QUEUED}
     assert Notification.objects.filter(attempt__in=ids).count() == 2
     assert RecoveryLink.objects.filter(payment__attempts__in=ids).count() == 2

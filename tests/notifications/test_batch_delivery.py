@@ -74,7 +74,7 @@ def _queued(api, addresses) -> list[int]:
 
     ids = []
     for attempt in _due(api, addresses):
-        assert runner.run_attempt(attempt.pk) == "sent"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SENT
         ids.append(Notification.objects.get(attempt=attempt).pk)
     return ids
 

@@ -34,7 +34,7 @@ def test_recovery_email_makes_a_real_smtp_round_trip(api, org, smtp_backend, dja
     attempt = due_message(payment)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert runner.run_attempt(attempt.pk) == "sent"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SENT
     run_jobs()
 
     (raw,) = smtp_backend

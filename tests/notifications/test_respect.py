@@ -27,7 +27,7 @@ def test_message_in_quiet_hours_is_suppressed_and_deferred_to_their_end(api):
         quiet_hours_end=(now_local + timedelta(hours=1)).time().replace(second=0, microsecond=0),
     )
 
-    assert runner.run_attempt(attempt.pk) == "deferred"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DEFERRED
 
     notification = Notification.objects.get(payment=payment)
     assert notification.status == "suppressed"
@@ -42,11 +42,11 @@ def test_message_in_quiet_hours_is_suppressed_and_deferred_to_their_end(api):
 def test_second_message_within_24_hours_is_suppressed_by_the_frequency_cap(api):
     customer = {"id": "c1", "email": "ada@example.com", "timezone": "UTC"}
     first = ingest(api, customer=customer)
-    assert runner.run_attempt(due_message(first).pk) == "sent"
+    assert runner.run_attempt(due_message(first).pk) == runner.RunOutcome.SENT
     second = ingest(api, customer=customer)
     attempt = due_message(second)
 
-    assert runner.run_attempt(attempt.pk) == "deferred"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DEFERRED
 
     notification = Notification.objects.get(payment=second)
     assert (notification.status, notification.reason) == ("suppressed", "frequency_cap")
@@ -61,7 +61,7 @@ def test_opted_out_customer_gets_a_suppressed_record_not_a_message(api):
     payment.customer.opted_out_channels = ["email"]
     payment.customer.save()
 
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
 
     notification = Notification.objects.get(payment=payment)
     assert (notification.status, notification.reason) == ("suppressed", "opted_out")
@@ -79,7 +79,7 @@ def test_stop_reply_suppresses_the_next_sms_with_reason_stop(api, twilio, client
     client.post("/webhooks/messages/twilio/inbound/", params,
                 headers={"X-Twilio-Signature": twilio_signature("http://testserver/webhooks/messages/twilio/inbound/", params)})
 
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
 
     notification = Notification.objects.get(payment=payment)
     assert (notification.status, notification.reason) == ("suppressed", "stop")
@@ -116,7 +116,7 @@ def test_bounce_reported_by_the_esp_marks_bounced_and_suppresses_the_address(api
     assert suppression.reason == "bounced"
     # A message to that address for another customer record is suppressed too, with the reason.
     other = ingest(api, customer={"id": "c2", "email": "ada@example.com", "timezone": "UTC"})
-    assert runner.run_attempt(due_message(other).pk) == "skipped"
+    assert runner.run_attempt(due_message(other).pk) == runner.RunOutcome.SKIPPED
     assert Notification.objects.get(payment=other).reason == "bounced"
 
 

@@ -19,7 +19,7 @@ def sms_notification(api, twilio) -> Notification:
     payment = ingest(api, customer=PHONE_CUSTOMER)
     attempt = due_message(payment)
     assert attempt.channel == "sms"
-    assert runner.run_attempt(attempt.pk) == "sent"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SENT
     notification = Notification.objects.get(payment=payment)
     delivery.deliver(notification.pk)
     notification.refresh_from_db()
@@ -110,7 +110,7 @@ def test_invalid_phone_number_is_suppressed_without_calling_twilio(api, twilio):
     payment.customer.phone = "0155 12"  # stored by an older import, not E.164
     payment.customer.save()
 
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
 
     notification = Notification.objects.get(payment=payment)
     assert notification.status == "suppressed"

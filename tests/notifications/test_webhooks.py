@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -149,15 +150,28 @@ def test_public_https_ip_is_accepted_in_production():
     webhooks.check_url("https://93.184.215.14/hooks")
 
 
-def test_delivery_rechecks_the_address_before_sending(org, owner, receiver, settings):
-    webhooks.create_endpoint(organization=org, url=receiver.url, events=[], user=owner)
+def test_delivery_rechecks_the_address_before_sending(org, owner, receiver, settings, monkeypatch):
+    """An https URL whose name now resolves to the receiver's private address is refused when connecting.
+
+    The URL passes every rule that needs no lookup (https, a public-looking name), so only
+    the check of the resolved address can stop the delivery; without it, the socket connects.
+    """
+    port = receiver.server.server_port
+    webhooks.create_endpoint(organization=org, url=f"https://hooks.example.com:{port}/hooks/tinko", events=[], user=owner)
     (message,) = webhooks.emit_many(organization_id=org.pk, events=[("payment.recovered", {}, None)])
-    settings.TINKO_WEBHOOKS_ALLOW_PRIVATE = False  # e.g. the name now resolves to a private address
+    settings.TINKO_WEBHOOKS_ALLOW_PRIVATE = False
+    looked_up, connected = [], []
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda host, *a, **k: looked_up.append(host) or [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
+    connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda sock, address: connected.append(address) or connect(sock, address))
 
     delivery = webhooks.deliver(WebhookDelivery.objects.get(message=message).pk)
 
+    assert looked_up == ["hooks.example.com"]
+    assert delivery.last_error == "The URL points at a private or local address."
+    assert ("127.0.0.1", port) not in connected
     assert receiver.received == []
-    assert "private or local" in delivery.last_error or "https" in delivery.last_error
 
 
 def test_batch_ingestion_emits_in_bulk_without_a_query_per_payment(api, org, owner, receiver):
@@ -186,7 +200,7 @@ def test_recharge_outcomes_and_recovery_are_emitted(api, org, owner, receiver):
 
     RecoveryAttempt.objects.filter(payment=payment).update(scheduled_for=timezone.now())
     dispatch.claim_due_attempts()
-    assert runner.run_attempt(payment.attempts.get().pk) == "succeeded"
+    assert runner.run_attempt(payment.attempts.get().pk) == runner.RunOutcome.SUCCEEDED
 
     types = list(WebhookMessage.objects.order_by("pk").values_list("event_type", flat=True))
     assert types == ["payment.recovery_started", "attempt.succeeded", "payment.recovered"]

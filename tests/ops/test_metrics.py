@@ -167,7 +167,7 @@ def test_a_recharge_counts_the_psp_call_the_attempt_and_the_value_recovered(api,
 
     with django_capture_on_commit_callbacks(execute=True):
         assert dispatch.claim_due_attempts() == 1
-        assert runner.run_attempt(attempt.pk) == "succeeded"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
 
     assert value("tinko_recovery_attempt_claims_total", reason="due") == claimed + 1
     assert value("tinko_psp_requests_total", provider="sandbox", operation="charge", outcome="ok") == calls + 1
@@ -185,7 +185,7 @@ def test_a_decline_counts_as_declined_and_failed(api, django_capture_on_commit_c
     failed = value("tinko_recovery_attempts_total", kind="auto_retry", outcome="failed")
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.claim_due_attempts()
-        assert runner.run_attempt(attempt.pk) == "declined"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DECLINED
     assert value("tinko_psp_requests_total", provider="sandbox", operation="charge", outcome="declined") == declined + 1
     assert value("tinko_recovery_attempts_total", kind="auto_retry", outcome="failed") == failed + 1
 

@@ -63,7 +63,7 @@ def test_a_new_provider_works_by_registration_alone(acmepay, api):
     attempt = payment.attempts.get(status=AttemptStatus.SCHEDULED)
     assert attempt.kind == "auto_retry"
     RecoveryAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.QUEUED, claims=1)
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     payment.refresh_from_db()
     assert payment.status == "recovered"
     assert payment.recovered_attempt_id == attempt.pk

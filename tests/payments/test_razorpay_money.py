@@ -73,7 +73,7 @@ def test_provider_errors_are_not_declines_and_the_next_try_reuses_the_receipt(ra
     else:
         razorpay.fail("POST", "/v1/payments/create/recurring", 200, {}, delay=2)
 
-    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.ERROR_RESCHEDULED
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SCHEDULED
     assert attempt.outcome.startswith("Provider rejected the request: ")
@@ -84,7 +84,7 @@ def test_provider_errors_are_not_declines_and_the_next_try_reuses_the_receipt(ra
     assert payment.failure_count == 1 and payment.status == "recovering"
 
     again(attempt)
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     receipts = {r.query["receipt"][0] for r in razorpay.calls("GET", "/v1/orders")}
     assert receipts == {receipt_for(attempt.idempotency_key)}
     assert len(razorpay.orders) == 1
@@ -99,7 +99,7 @@ def test_a_refused_key_pauses_the_accounts_recharges_and_tells_the_admins(razorp
     attempt = due(payment)
     razorpay.fail("GET", "/v1/orders", 401, BAD_KEY)
 
-    assert runner.run_attempt(attempt.pk) == "error, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.ERROR_RESCHEDULED
     attempt.refresh_from_db()
     assert attempt.outcome.startswith("Provider rejected the request: Razorpay refused the key id and secret")
     assert declines(payment) == 0
@@ -113,7 +113,7 @@ def test_a_refused_key_pauses_the_accounts_recharges_and_tells_the_admins(razorp
     # The next try makes no call: the paused account re-charges nothing, and the customer is asked instead.
     calls = len(razorpay.requests)
     again(attempt)
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
     assert len(razorpay.requests) == calls
     attempt.refresh_from_db()
     assert "paused" in attempt.outcome
@@ -135,7 +135,7 @@ def test_a_failed_debit_reported_as_a_400_is_still_a_decline(razorpay, razorpay_
     razorpay.recurring_status = "failed"
     payment = rzp_payment(razorpay_account)
     attempt = due(payment)
-    assert runner.run_attempt(attempt.pk) == "declined"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DECLINED
     assert declines(payment) == 1
     assert FailureEvent.objects.get(payment=payment, source=FailureSource.ATTEMPT).decline_code == "insufficient_funds"
 
@@ -176,14 +176,14 @@ def test_a_pending_mandate_debit_is_polled_and_never_debited_twice(razorpay, raz
     payment = rzp_payment(razorpay_account)
     attempt = due(payment)
 
-    assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.PENDING_RESCHEDULED
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SCHEDULED
     assert "no new charge meanwhile" in attempt.outcome
     first_wait = attempt.scheduled_for - timezone.now()
     for _ in range(3):
         again(attempt)
-        assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.PENDING_RESCHEDULED
     attempt.refresh_from_db()
     assert attempt.scheduled_for - timezone.now() > first_wait  # backoff
     assert len(razorpay.debits()) == 1 and len(razorpay.calls("POST", "/v1/payments/create/recurring")) == 1
@@ -191,7 +191,7 @@ def test_a_pending_mandate_debit_is_polled_and_never_debited_twice(razorpay, raz
 
     razorpay.settle(razorpay.debits()[0]["id"], "captured")
     again(attempt)
-    assert runner.run_attempt(attempt.pk) == "succeeded"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SUCCEEDED
     assert len(razorpay.debits()) == 1
     payment.refresh_from_db()
     assert payment.status == "recovered"
@@ -202,12 +202,12 @@ def test_a_debit_pending_past_the_settlement_window_stops_and_blocks_any_new_deb
     razorpay.recurring_status = "created"
     payment = rzp_payment(razorpay_account)
     attempt = due(payment)
-    assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.PENDING_RESCHEDULED
     old = timezone.now() - timedelta(days=settings.TINKO_RAZORPAY_DEBIT_SETTLEMENT_DAYS, hours=1)
     razorpay.debits()[0]["created_at"] = int(old.timestamp())  # the bank has held it this long
 
     again(attempt)
-    assert runner.run_attempt(attempt.pk) == "declined"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.DECLINED
     attempt.refresh_from_db()
     assert "has not settled debit" in attempt.result["message"]
     # An unknown outcome stops the automatic re-charges for a person to look.
@@ -217,7 +217,7 @@ def test_a_debit_pending_past_the_settlement_window_stops_and_blocks_any_new_deb
     retried = retry_now(payment=payment)
     RecoveryAttempt.objects.filter(pk=retried.pk).update(scheduled_for=timezone.now() - timedelta(seconds=1))
     dispatch.claim_due_attempts()
-    assert runner.run_attempt(retried.pk) == "declined"  # the earlier debit, still unsettled, is the answer
+    assert runner.run_attempt(retried.pk) == runner.RunOutcome.DECLINED  # the earlier debit, still unsettled, is the answer
     assert len(razorpay.debits()) == 1 and len(razorpay.calls("POST", "/v1/payments/create/recurring")) == 1
 
 
@@ -300,7 +300,7 @@ def test_a_due_debit_without_the_customers_phone_asks_the_customer_instead(razor
     payment.customer.phone = ""
     payment.customer.save(update_fields=["phone"])
 
-    assert runner.run_attempt(attempt.pk) == "skipped"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.SKIPPED
     assert razorpay.requests == []
     attempt.refresh_from_db()
     assert attempt.outcome == "Razorpay needs the customer's phone number for a recurring debit, and Tinko has none"
@@ -313,13 +313,13 @@ def test_razorpay_down_while_a_debit_is_pending_keeps_polling_and_never_debits_a
     razorpay.recurring_status = "created"
     payment = rzp_payment(razorpay_account)
     attempt = due(payment)
-    assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+    assert runner.run_attempt(attempt.pk) == runner.RunOutcome.PENDING_RESCHEDULED
     order_id = next(iter(razorpay.orders))
 
     razorpay.fail("GET", f"/v1/orders/{order_id}", 503, SERVER_ERROR, times=runner.MAX_PSP_CALLS + 1)
     for _ in range(runner.MAX_PSP_CALLS + 1):
         again(attempt)
-        assert runner.run_attempt(attempt.pk) == "pending, rescheduled"
+        assert runner.run_attempt(attempt.pk) == runner.RunOutcome.PENDING_RESCHEDULED
     attempt.refresh_from_db()
     assert "could not be asked about the pending debit" in attempt.outcome
     assert len(razorpay.calls("POST", "/v1/payments/create/recurring")) == 1 and declines(payment) == 0

@@ -403,8 +403,9 @@ def test_the_psps_own_retry_far_from_tinkos_changes_nothing():
 def test_the_psps_own_retry_counts_against_the_visa_limit():
     old = [(1000, "USD", NOW - timedelta(days=d)) for d in range(1, 15)]  # 14 in 30 days
     result = plan(pay=payment(provider_retry_at=NOW + timedelta(days=5)), card=CardHistory(attempts=old))
-    assert result.attempt is None or result.attempt.kind != "auto_retry"
+    assert result.attempt.kind == "notification"  # the default policy's message, in place of the re-charge
     assert "at most 15 automatic reattempts" in result.reason
+    assert result.limit_code == NetworkLimit.VISA_15_30D
     assert plan(card=CardHistory(attempts=old)).attempt.kind == "auto_retry"  # without it, one more fits
 # --- Retry now and a changed card go through the planner -------------------------------------------------
 
