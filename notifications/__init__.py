@@ -11,8 +11,10 @@ Module map (what each module does; callers outside this app use the ones marked 
 * ``rendering.py``: the sandboxed template language, the message context, the e-mail layout.
 * ``compose.py``: renders a message and stores it ``queued`` (engine messages and the editor's
   test messages take the same path, ``store_rendered``).
-* ``delivery.py`` (*public*: ``schedule``, ``delivery_batch``): workers send stored messages
-  through ``channels.py`` (e-mail through anymail, SMS and WhatsApp through Twilio).
+* ``delivery.py`` (*public*: ``schedule`` after commit, ``delivery_batch`` for a job's messages,
+  ``deliver_many`` to send due messages now in this process): scheduled and retried by the
+  message's own row (``next_attempt_at``, ``attempts``, a lease), through ``channels.py``
+  (e-mail through anymail, SMS and WhatsApp through Twilio).
 * ``tracking.py`` (*public*: ``count_link_click``): status from the providers, opens and clicks,
   and the merchant webhooks they raise; ``esp_webhooks.py`` guards anymail's endpoints.
 * ``webhooks.py`` (*public*: ``emit``, ``payment_event``): signed webhooks to merchants.

@@ -11,7 +11,6 @@ message is stored and shown in the console's Outbox, and nothing leaves.
 from __future__ import annotations
 
 import json
-import re
 import smtplib
 import threading
 from email.utils import make_msgid
@@ -19,8 +18,7 @@ from email.utils import make_msgid
 from django.conf import settings
 
 from recovery.models import Channel
-
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+from tinko import phones
 
 # Tests replace this with an HTTP client that answers with recorded Twilio responses.
 twilio_http_client = None
@@ -46,10 +44,6 @@ def enabled_channels() -> set[str]:
     if capturing() or twilio_configured():
         channels.add(Channel.WHATSAPP)
     return channels
-
-
-def valid_phone(number: str) -> bool:
-    return bool(E164.match(number or ""))
 
 
 def mask(address: str) -> str:
@@ -150,7 +144,7 @@ def send_twilio(*, notification, text: str, content_sid: str = "", content_varia
     """Send an SMS or WhatsApp message through Twilio; return ("twilio", message SID)."""
     from twilio.base.exceptions import TwilioRestException
 
-    if not valid_phone(notification.recipient):
+    if not phones.is_e164(notification.recipient):
         raise PermanentFailure(f"{notification.recipient!r} is not a phone number in E.164 form.")
     whatsapp = notification.channel == Channel.WHATSAPP
     to = f"whatsapp:{notification.recipient}" if whatsapp else notification.recipient

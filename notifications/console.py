@@ -36,6 +36,7 @@ from notifications.models import (
 from recovery.models import Channel, MessageKind
 from tinko import crypto, ratelimit
 from tinko.formatting import format_language
+from tinko import phones
 from tinko.models import Role
 from tinko.pagination import keyset_context
 from tinko.services import record_audit
@@ -125,10 +126,7 @@ class TemplateForm(forms.Form):
         return self._check("button_label")
 
     def clean_test_recipient(self):
-        value = self.cleaned_data.get("test_recipient", "").strip()
-        if value and not channels.valid_phone(value):
-            raise forms.ValidationError(_("Enter a phone number in E.164 form, e.g. +14155550123."))
-        return value
+        return phones.clean(self.cleaned_data.get("test_recipient", ""))
 
     def copy(self):
         data = self.cleaned_data
@@ -404,10 +402,7 @@ class MessagingSettingsForm(forms.Form):
         return value
 
     def clean_whatsapp_from(self):
-        value = self.cleaned_data["whatsapp_from"].strip()
-        if value and not channels.valid_phone(value):
-            raise forms.ValidationError(_("Enter a phone number in E.164 form, e.g. +14155550123."))
-        return value
+        return phones.clean(self.cleaned_data["whatsapp_from"])
 
 
 @role_required(Role.VIEWER)

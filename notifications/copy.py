@@ -8,11 +8,16 @@ organization, for an hour; saving or deleting a template or the settings
 deletes that key at once and again when the transaction commits (a process
 that refilled it in between from the old rows is corrected then). So an edit
 reaches every worker on the next message, with no per-process timer to wait
-out, and the cost per message is one cache read.
+out, and the cost per message is one cache read. Inside one recovery job
+(:func:`read_once`, entered by ``delivery.delivery_batch``) each organization's
+copy is read once for all the job's messages: an edit made during a job reaches
+the next job.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,10 +43,29 @@ def _key(organization_id: int) -> str:
     return f"notifications:copy:{organization_id}"
 
 
+_job = threading.local()
+
+
+@contextmanager
+def read_once():
+    """Within the block, each organization's copy is read once (the block is one job: seconds, not minutes)."""
+    if getattr(_job, "memo", None) is not None:  # nested: the outer block's memo serves
+        yield
+        return
+    _job.memo = {}
+    try:
+        yield
+    finally:
+        _job.memo = None
+
+
 def org_copy(organization) -> OrgCopy:
-    """The organization's templates and messaging settings: remembered on the organization object for the
-    rest of the job, else from the cache, else two queries (then cached)."""
+    """The organization's templates and messaging settings: remembered on the organization object and
+    within :func:`read_once`, else from the cache, else two queries (then cached)."""
     found = getattr(organization, "_tinko_copy", None)
+    memo = getattr(_job, "memo", None)
+    if found is None and memo is not None:
+        found = memo.get(organization.pk)
     if found is None:
         found = cache.get(_key(organization.pk))
         if found is None:
@@ -51,6 +75,8 @@ def org_copy(organization) -> OrgCopy:
                 messaging=MessagingSettings.objects.filter(organization_id=organization.pk).first(),
             )
             cache.set(_key(organization.pk), found, CACHE_SECONDS)
+        if memo is not None:
+            memo[organization.pk] = found
         organization._tinko_copy = found
     return found
 

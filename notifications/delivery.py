@@ -37,7 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import channels, rendering, tracking
-from notifications.copy import whatsapp_content_sid
+from notifications.copy import read_once, whatsapp_content_sid
 from notifications.models import Notification, NotificationStatus
 from notifications.rules import unsubscribe_url
 from recovery.models import Channel
@@ -87,14 +87,16 @@ def delivery_batch():
     """Collect the messages stored inside the block and enqueue them together at its end, DELIVERY_BATCH per job.
 
     The recovery worker runs a few attempts per job; their messages then leave in
-    one delivery job over one mail session instead of one job each.
+    one delivery job over one mail session instead of one job each, and each
+    organization's copy is read once for them (``copy.read_once``).
     """
     if getattr(_batch, "ids", None) is not None:  # nested: the outer block sends
         yield
         return
     _batch.ids = ids = []
     try:
-        yield
+        with read_once():
+            yield
     finally:
         _batch.ids = None
         # Inside an outer transaction the messages' rows are not committed yet: send after it commits
@@ -176,17 +178,18 @@ def _claim(ids: list[int], now) -> list[Notification]:
         if not rows:
             return []
         lease = now + LEASE
-        claimed, in_doubt = [], []
-        for n in rows:
-            if n.sending_until is not None:
-                n.status, n.error, n.failed_at, n.updated_at = NotificationStatus.FAILED, IN_DOUBT, now, now
-                n.sending_until = n.next_attempt_at = None
-                in_doubt.append(n)
-            else:
-                n.sending_until = n.next_attempt_at = lease
-                claimed.append(n)
-        Notification.objects.bulk_update(rows, ["status", "error", "failed_at", "updated_at", "sending_until",
-                                                "next_attempt_at"])
+        claimed = [n for n in rows if n.sending_until is None]
+        in_doubt = [n for n in rows if n.sending_until is not None]
+        for n in claimed:
+            n.sending_until = n.next_attempt_at = lease
+        if claimed:
+            Notification.objects.filter(pk__in=[n.pk for n in claimed]).update(sending_until=lease, next_attempt_at=lease)
+        for n in in_doubt:
+            n.status, n.error, n.failed_at, n.updated_at = NotificationStatus.FAILED, IN_DOUBT, now, now
+            n.sending_until = n.next_attempt_at = None
+        if in_doubt:
+            Notification.objects.bulk_update(in_doubt, ["status", "error", "failed_at", "updated_at", "sending_until",
+                                                        "next_attempt_at"])
         for n in in_doubt:
             logger.warning("Notification %s was left in doubt by a stopped worker; marked failed", n.pk)
             metrics.notification(n.channel, NotificationStatus.FAILED)
@@ -197,13 +200,14 @@ def _claim(ids: list[int], now) -> list[Notification]:
 def _record(rows: list[Notification], *, lease) -> None:
     """Store the outcomes of one claim, for the rows whose lease is still this worker's."""
     with transaction.atomic():
-        ours = set(Notification.objects.select_for_update(of=("self",))
-                   .filter(pk__in=[n.pk for n in rows], sending_until=lease).values_list("pk", flat=True))
-        mine = [n for n in rows if n.pk in ours]
-        if len(mine) < len(rows):
+        # Only rows whose lease is still this claim's (one statement; the lease cannot have run out unless the
+        # job outlived its time limit, and then another claim has failed them as in doubt).
+        mine = rows
+        if Notification.objects.filter(sending_until=lease).bulk_update(rows, DELIVERY_FIELDS) < len(rows):
+            stored = dict(Notification.objects.filter(pk__in=[n.pk for n in rows]).values_list("pk", "status"))
+            mine = [n for n in rows if stored.get(n.pk) == n.status]
             logger.error("Notifications %s: lease lost before the outcome was recorded",
-                         [n.pk for n in rows if n.pk not in ours])
-        Notification.objects.bulk_update(mine, DELIVERY_FIELDS)
+                         [n.pk for n in rows if n not in mine])
         for n in mine:
             if n.status == NotificationStatus.FAILED:
                 tracking.notification_event(n, "notification.failed")

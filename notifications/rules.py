@@ -17,9 +17,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications import channels
 from notifications.models import Notification, NotificationStatus, Suppression, SuppressionReason
 from recovery.models import Channel
+from tinko import phones
 from tinko.formatting import english
 
 DEFAULT_QUIET_START, DEFAULT_QUIET_END = time(21, 0), time(8, 0)
@@ -121,7 +121,7 @@ def suppression_for(*, organization, customer, channel: str, address: str, now,
         return stop.reason, f"{english(stop.get_reason_display())} ({stop.created_at:%Y-%m-%d})", None
     if channel in (customer.opted_out_channels or []):
         return SuppressionReason.OPTED_OUT, f"The customer opted out of {channel}.", None
-    if channel != Channel.EMAIL and not channels.valid_phone(address):
+    if channel != Channel.EMAIL and not phones.is_e164(address):
         return SuppressionReason.INVALID_ADDRESS, f"{address!r} is not a phone number in E.164 form.", None
     return "", "", None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from datetime import time, timedelta
 
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -20,10 +20,10 @@ from django.utils.translation import gettext_lazy as _
 
 from recovery import psp
 from recovery.steps import default_steps
+from tinko import phones
 from tinko.models import Organization, hash_token, validate_currency, validate_timezone
 
 
-e164_validator = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E.164 form, e.g. +14155550123.")
 
 
 class Channel(models.TextChoices):
@@ -44,7 +44,7 @@ class Customer(models.Model):
     key = models.CharField(max_length=260, editable=False)
     external_id = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=16, blank=True, validators=[e164_validator])
+    phone = models.CharField(max_length=16, blank=True, validators=[phones.validate_e164])
     name = models.CharField(max_length=200, blank=True)
     locale = models.CharField(max_length=35, blank=True)
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])

@@ -34,7 +34,6 @@ TOP_FIELDS = {
 CUSTOMER_FIELDS = {"id", "email", "phone", "name", "locale", "timezone", "provider_customer_id"}
 PAYMENT_METHOD_FIELDS = {"brand", "last4", "exp_month", "exp_year", "fingerprint"}
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _LAST4 = re.compile(r"^\d{4}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -221,6 +220,8 @@ def parse_report(data, *, now: datetime | None = None) -> FailureReport:
 
 
 def _customer(errors, value) -> dict:
+    from tinko import phones
+
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -231,7 +232,7 @@ def _customer(errors, value) -> dict:
     customer = {
         "id": _text(sub, value, "id", max_length=200),
         "email": _text(sub, value, "email", max_length=254),
-        "phone": _text(sub, value, "phone", max_length=16),
+        "phone": _text(sub, value, "phone", max_length=phones.MAX_INPUT_LENGTH),
         "name": _text(sub, value, "name", max_length=200),
         "locale": _text(sub, value, "locale", max_length=35),
         "timezone": _text(sub, value, "timezone", max_length=64),
@@ -243,8 +244,10 @@ def _customer(errors, value) -> dict:
         except ValidationError:
             sub["email"] = ["Enter a valid e-mail address."]
         customer["email"] = customer["email"].lower()
-    if customer["phone"] and "phone" not in sub and not _E164.match(customer["phone"]):
-        sub["phone"] = ["Enter the number in E.164 form, e.g. +14155550123."]
+    if customer["phone"] and "phone" not in sub:
+        customer["phone"] = phones.normalize(customer["phone"])
+        if not customer["phone"]:
+            sub["phone"] = ["Enter a valid number with its country code in E.164 form, e.g. +14155550123."]
     if customer["locale"] and "locale" not in sub and not _LOCALE.match(customer["locale"]):
         sub["locale"] = ["Enter a language tag such as en, hi-IN or es-MX."]
     if customer["timezone"] and "timezone" not in sub:

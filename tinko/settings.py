@@ -13,7 +13,6 @@ A value that does not parse fails at start-up with a message naming it.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import environ
@@ -655,8 +654,10 @@ TWILIO_AUTH_TOKEN = _secret("TWILIO_AUTH_TOKEN", default="") or ""
 TWILIO_SMS_FROM = env.str("TWILIO_SMS_FROM", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 TWILIO_WHATSAPP_FROM = env.str("TWILIO_WHATSAPP_FROM", default="")
+from tinko import phones  # noqa: E402  (reads nothing from settings)
+
 for _name in ("TWILIO_SMS_FROM", "TWILIO_WHATSAPP_FROM"):
-    if globals()[_name] and not re.match(r"^\+[1-9]\d{6,14}$", globals()[_name]):
+    if globals()[_name] and not phones.is_e164(globals()[_name]):
         raise ImproperlyConfigured(f"{_name} must be a phone number in E.164 form, e.g. +14155550123")
 # Merchant webhook URLs on private/loopback addresses or plain http: allowed only in local mode.
 TINKO_WEBHOOKS_ALLOW_PRIVATE = _bool("TINKO_WEBHOOKS_ALLOW_PRIVATE", DEBUG)

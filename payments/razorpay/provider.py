@@ -534,9 +534,11 @@ class RazorpayProvider(PaymentProvider):
         }
         if not any(failure.values()):
             failure["message"] = "Razorpay reported the payment as failed without giving a reason."
-        contact = item.get("contact") or ""
+        from tinko import phones
+
+        contact = phones.normalize(item.get("contact") or "")
         customer = {"email": item.get("email") or "", "id": item.get("customer_id") or ""}
-        if contact.startswith("+") and contact[1:].isdigit():
+        if contact:
             customer["phone"] = contact
         fetched = False
         if customer["id"] and not (customer["email"] or customer.get("phone")):
@@ -570,7 +572,9 @@ class RazorpayProvider(PaymentProvider):
 
     def fetch_customer_contact(self, customer_id: str) -> dict:
         """The Razorpay customer's e-mail, phone and name (``GET /v1/customers/{id}``). Read only."""
+        from tinko import phones
+
         found = self.client().customer.fetch(customer_id)
         checked = parse_customer({"email": found.get("email") or "", "name": (found.get("name") or "")[:200],
-                                  "phone": (found.get("contact") or "").replace(" ", "")})
+                                  "phone": phones.normalize(found.get("contact") or "")})
         return {k: v for k, v in checked.items() if v}

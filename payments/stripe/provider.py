@@ -441,13 +441,15 @@ class StripeProvider(PaymentProvider):
 
     def fetch_customer_contact(self, customer_id: str) -> dict:
         """The Stripe Customer's e-mail, phone, name and first preferred locale. Read only."""
+        from tinko import phones
+
         customer = _as_dict(self.client().v1.customers.retrieve(customer_id))
         if customer.get("deleted"):
             return {}
         # Only what Tinko's own report validation takes: a bad value must not cost the failure.
         checked = parse_customer({
             "email": customer.get("email") or "", "name": (customer.get("name") or "")[:200],
-            "phone": (customer.get("phone") or "").replace(" ", ""),
+            "phone": phones.normalize(customer.get("phone") or ""),
             "locale": ((customer.get("preferred_locales") or [""])[0] or "")[:35],
         })
         return {k: v for k, v in checked.items() if v}
@@ -687,8 +689,11 @@ class StripeProvider(PaymentProvider):
             "email": billing.get("email") or intent.get("receipt_email") or invoice.get("customer_email") or "",
             "name": billing.get("name") or invoice.get("customer_name") or "",
         }
-        phone = billing.get("phone") or ""
-        if phone.startswith("+") and phone[1:].isdigit():
+        # A number the report would refuse is left out: it must not cost the failure.
+        from tinko import phones
+
+        phone = phones.normalize(billing.get("phone") or "")
+        if phone:
             customer["phone"] = phone
         fetched = False
         if customer["id"] and (not (customer.get("email") or customer.get("phone")) or not customer.get("name")):

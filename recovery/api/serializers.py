@@ -57,7 +57,11 @@ class FailureSerializer(serializers.Serializer):
 class CustomerInSerializer(serializers.Serializer):
     id = serializers.CharField(required=False, max_length=200, help_text="Your id for the customer.")
     email = serializers.EmailField(required=False)
-    phone = serializers.CharField(required=False, max_length=16, help_text="E.164, e.g. `+14155550123`.")
+    phone = serializers.CharField(
+        required=False, max_length=32,
+        help_text="With its country code, e.g. `+14155550123` (spaces, dashes and brackets allowed); a number that "
+        "is not valid for its country is refused. Stored in E.164.",
+    )
     name = serializers.CharField(required=False, max_length=200)
     locale = serializers.CharField(required=False, max_length=35, help_text="e.g. `en`, `hi-IN`, `es-MX`.")
     timezone = serializers.CharField(required=False, max_length=64, help_text="IANA zone, e.g. `Asia/Kolkata`.")

@@ -226,3 +226,19 @@ def test_messaging_settings_edit_reaches_the_next_message_at_once(org):
     MessagingSettings.objects.create(organization=org, default_locale="fr")
     fresh = type(org).objects.get(pk=org.pk)
     assert copy.org_default_locale(fresh) == "fr"
+
+
+def test_a_template_edit_reaches_the_next_job_and_one_job_reads_the_copy_once(org, django_assert_num_queries):
+    from notifications.models import MessageTemplate
+
+    def fresh():
+        return type(org).objects.get(pk=org.pk)
+
+    with delivery.delivery_batch():
+        copy.org_copy(fresh())
+        another = fresh()
+        with django_assert_num_queries(0):
+            copy.org_copy(another)  # another message of the same job: no query
+        MessageTemplate.objects.create(organization=org, channel="email", kind="reminder", locale="en",
+                                       subject="S", text="T")
+    assert ("email", "reminder", "en") in copy.org_copy(fresh()).templates

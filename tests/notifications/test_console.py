@@ -171,16 +171,16 @@ def test_admin_sets_the_default_language_and_whatsapp_templates(owner_client, or
     from notifications.models import MessagingSettings
 
     url = reverse("console:notifications_settings")
-    data = {"default_locale": "es-MX", "whatsapp_from": "+15005550009",
+    data = {"default_locale": "es-MX", "whatsapp_from": "+1 500-555-0009",
             "sid_first_notice": "HX0123456789abcdef0123456789abcdef"}
     assert owner_client.post(url, data).status_code == 302
     saved = MessagingSettings.objects.get(organization=org)
-    assert saved.default_locale == "es-MX"
+    assert saved.default_locale == "es-MX" and saved.whatsapp_from == "+15005550009"  # stored in E.164
     assert saved.whatsapp_content_sids == {"first_notice": "HX0123456789abcdef0123456789abcdef"}
     assert AuditEvent.objects.filter(action="messaging_settings.updated").exists()
 
 
-@pytest.mark.parametrize("field, value", [("whatsapp_from", "0155 123"), ("sid_reminder", "HXnope"), ("default_locale", "english!")])
+@pytest.mark.parametrize("field, value", [("whatsapp_from", "0155 123"), ("whatsapp_from", "+15551234567"), ("sid_reminder", "HXnope"), ("default_locale", "english!")])
 def test_bad_messaging_settings_are_form_errors(owner_client, field, value):
     from notifications.models import MessagingSettings
 
