@@ -1,10 +1,13 @@
 """Daily rollups of an organization's payments: what the dashboard reads instead of a million rows.
 
 A rollup row sums the payments that first failed on one day (in the
-organization's time zone) and share every other dimension of the row. The rows
-are derived data: analytics/rollups.py rebuilds the days whose payments changed
-(``Payment.updated_at``) since its last refresh, and everything when the
-organization's time zone changed. Nothing here is ever edited by hand.
+organization's time zone) and share every other dimension of the row; readers
+sum rows, so a day may also hold difference rows (a page view's live update,
+below) until it is re-rolled. The rows are derived data: analytics/rollups.py
+rebuilds the days whose payments changed (``Payment.updated_at``) since its
+last refresh, and everything when the organization's time zone changed; a page
+view adds, per changed payment, what it adds now less what it added when last
+rolled (:class:`RolledPayment`). Nothing here is ever edited by hand.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ class RollupState(models.Model):
     # Payments updated after this (less a safety margin for slow commits) are re-rolled.
     refreshed_through = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
-    # Days (ISO dates) a page view re-rolled without their card-network counts; the next
-    # refresh that is not a page view's re-rolls those counts too (analytics/rollups.py).
+    # Days (ISO dates) a page view brought up to date with differences only (without their
+    # card-network counts); the next refresh that is not a page view's re-rolls them in full
+    # (analytics/rollups.py).
     compliance_pending = models.JSONField(default=list, blank=True)
 
 
-class DailyRollup(models.Model):
-    """Payments by failure day, currency, category, provider, holdout group, outcome and attribution."""
+class PaymentDimensions(models.Model):
+    """What a payment is counted under in DailyRollup: its failure day and the dimensions beside it."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
@@ -41,6 +45,32 @@ class DailyRollup(models.Model):
     # Attribution of recovered payments: channel, and the recovering attempt's number (0: none, e.g. a link).
     channel = models.CharField(max_length=10)
     attempt_number = models.PositiveSmallIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class RolledPayment(PaymentDimensions):
+    """What one payment adds to the rollups as they stand: the row a page view's refresh subtracts
+    when the payment changes, before adding what it adds now (analytics/rollups.py).
+
+    Written with the rollups of its day, so it always matches them. ``hours``: the recovery-time
+    bucket, None when the payment adds nothing to RecoveryTimeRollup. ``payment_id`` is not a
+    foreign key: a deleted payment's row goes with the next rebuild of its day.
+    """
+
+    payment_id = models.BigIntegerField(primary_key=True)
+    amount = models.BigIntegerField()
+    recovered_amount = models.BigIntegerField()
+    hours = models.IntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="analytics_rolled_org_day")]
+
+
+class DailyRollup(PaymentDimensions):
+    """Payments by failure day, currency, category, provider, holdout group, outcome and attribution."""
+
     payments = models.IntegerField()
     amount = models.BigIntegerField()
     recovered_amount = models.BigIntegerField()

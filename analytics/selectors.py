@@ -130,7 +130,9 @@ class Facts:
 
     The dashboard shares one instance between its panels: four queries in all,
     whatever the number of payments (the rollups hold a row per day and
-    combination of dimensions, not per payment).
+    combination of dimensions, not per payment). Groups are sums of rows and
+    those whose payments sum to nothing are left out: a page view's difference
+    rows (analytics/rollups.py) can empty a group a re-roll would not have.
     """
 
     def __init__(self, organization, period: Period, currency: str = ""):
@@ -142,7 +144,7 @@ class Facts:
         return list(
             _base(DailyRollup, self.organization, self.period, with_holdout=True)
             .values("day", "currency", "outcome", "holdout_group")
-            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).order_by()
+            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).filter(n__gt=0).order_by()
         )
 
     @cached_property
@@ -163,7 +165,7 @@ class Facts:
         return list(
             _base(DailyRollup, self.organization, self.period, self.currency)
             .values("currency", "category", "provider", "outcome", "channel", "attempt_number")
-            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).order_by()
+            .annotate(n=Sum("payments"), amount=Sum("amount"), recovered=Sum("recovered_amount")).filter(n__gt=0).order_by()
         )
 
     @cached_property
@@ -172,7 +174,7 @@ class Facts:
         return list(
             _base(RecoveryTimeRollup, self.organization, self.period, self.currency)
             .annotate(week=TruncWeek("day")).values("week", "currency", "hours")
-            .annotate(n=Sum("payments")).order_by()
+            .annotate(n=Sum("payments")).filter(n__gt=0).order_by()
         )
 
     @cached_property

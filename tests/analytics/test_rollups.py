@@ -176,13 +176,14 @@ def test_refresh_command(org, other_org):
 
 
 def _rollup_rows(org):
-    from analytics.models import ComplianceRollup, RecoveryTimeRollup
+    """Every rollup row, and what each payment adds to them (RolledPayment: what a page view subtracts)."""
+    from analytics.models import ComplianceRollup, RecoveryTimeRollup, RolledPayment
 
     def rows(model, exclude=("id",)):
         fields = [f.attname for f in model._meta.concrete_fields if f.attname not in exclude]
         return sorted(model.objects.filter(organization=org).values_list(*fields))
 
-    return rows(DailyRollup), rows(RecoveryTimeRollup), rows(ComplianceRollup)
+    return rows(DailyRollup), rows(RecoveryTimeRollup), rows(ComplianceRollup), rows(RolledPayment)
 
 
 def test_postgresql_and_python_rollups_are_the_same(org, monkeypatch):

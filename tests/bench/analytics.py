@@ -121,8 +121,8 @@ def _change_one(org, i: int, candidates: list[int]) -> None:
 def _time_after_changes(client, org, url: str, *, changes: int, gap: float) -> tuple[list[float], bool]:
     """Each view right after one change (a failure or a recovery), ``gap`` seconds apart; and whether every view showed it.
 
-    A view re-rolls the days of every payment changed within LIVE_MARGIN (10 s) of the last refresh, so
-    with a gap under 10 s a view also re-rolls the days of the changes before it: the busier case.
+    A view applies the differences of every payment changed within LIVE_MARGIN (10 s) of the last refresh,
+    so with a gap under 10 s a view also reads the changes before it again: the busier case.
     """
     import re
     from datetime import timedelta
