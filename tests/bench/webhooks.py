@@ -160,11 +160,13 @@ def _cpu(pids) -> float:
 
 def _lag(account, since) -> dict:
     """Arrival → outcome of the account's messages received since ``since`` (waits up to 120 s for the worker)."""
-    from payments.models import WebhookMessage
+    from payments.models import WebhookMessage, WebhookStatus
 
     messages = WebhookMessage.objects.filter(account=account, received_at__gte=since)
     deadline = time.monotonic() + 120
-    while messages.filter(status__in=WebhookMessage.PENDING).exists() and time.monotonic() < deadline:
+    # Messages waiting for a retry are not waited for: they show in the statuses and fail the check.
+    while messages.filter(status__in=[WebhookStatus.RECEIVED, WebhookStatus.PROCESSING]).exists() \
+            and time.monotonic() < deadline:
         time.sleep(0.5)
     rows = list(messages.values_list("status", "received_at", "processed_at"))
     lags = [(done - received).total_seconds() for status, received, done in rows if done is not None]
@@ -176,10 +178,11 @@ def _lag(account, since) -> dict:
 
 
 def _drain(account) -> float:
-    from payments.models import WebhookMessage
+    from payments.models import WebhookMessage, WebhookStatus
 
     started = time.monotonic()
-    pending = WebhookMessage.objects.filter(account=account, status__in=WebhookMessage.PENDING)
+    pending = WebhookMessage.objects.filter(account=account,
+                                            status__in=[WebhookStatus.RECEIVED, WebhookStatus.PROCESSING])
     while pending.exists() and time.monotonic() - started < 300:
         time.sleep(0.5)
     return time.monotonic() - started
