@@ -93,8 +93,11 @@ RECHARGE_FIRST = ({"action": "recharge", "after_seconds": 3600}, {"action": "mes
 
 @pytest.fixture(autouse=True)
 def recharge_first(stripe_account):
-    # These tests follow Tinko's re-charge of an invoice, whatever the default policy does first.
+    # These tests follow Tinko's re-charge of an invoice, whatever the default policy does first, at any
+    # time of day: no quiet hours ("at once" means outside them; tests/recovery/test_card_changed.py covers them).
     use_steps(stripe_account, *RECHARGE_FIRST)
+    stripe_account.organization.retry_policies.filter(is_default=True).update(
+        quiet_hours_start=None, quiet_hours_end=None)
 
 
 def test_failed_renewal_is_recovered_by_paying_the_invoice_and_stripes_retry_charges_nothing(client, stripe_api, stripe_account):
