@@ -17,6 +17,7 @@ The request is sent outside any transaction or row lock.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -261,7 +262,10 @@ def emit(*, organization_id: int, event_type: str, data: dict, payment_id=None) 
 
 
 def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]]) -> list[WebhookMessage]:
-    """Record many events in a few statements (ingestion of a thousand reports costs one query when nobody listens)."""
+    """Record many events in a few statements (ingestion of a thousand reports costs one query when nobody listens).
+
+    An event's data may be a function that makes it, called only when an endpoint wants the event.
+    """
     if not events:
         return []
     endpoints = list(WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True).only("id", "events"))
@@ -273,6 +277,8 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
         targets = [e for e in endpoints if e.wants(event_type)]
         if not targets:
             continue
+        if callable(data):
+            data = data()
         message = WebhookMessage(organization_id=organization_id, event_type=event_type, payment_id=payment_id,
                                  payload=_payload(event_type, data, now), created_at=now)
         messages.append(message)
@@ -307,13 +313,17 @@ def payment_data(payment) -> dict:
 
 def payment_event(payment, event_type: str, **extra) -> None:
     emit(organization_id=payment.organization_id, event_type=event_type, payment_id=payment.pk,
-         data=_plain({"payment": payment_data(payment), **extra}))
+         data=_payment_data(payment, extra))
 
 
 def payments_event(organization_id: int, payments, event_type: str) -> None:
     emit_many(organization_id=organization_id, events=[
-        (event_type, _plain({"payment": payment_data(p)}), p.pk) for p in payments
+        (event_type, functools.partial(_payment_data, p, {}), p.pk) for p in payments
     ])
+
+
+def _payment_data(payment, extra: dict) -> dict:
+    return _plain({"payment": payment_data(payment), **extra})
 
 
 def _plain(data):
