@@ -32,6 +32,7 @@ import dramatiq
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import (
@@ -42,7 +43,7 @@ from notifications.models import (
     WebhookMessage,
     new_webhook_secret,
 )
-from tinko import crypto, metrics
+from tinko import bulk, crypto, metrics
 from tinko.background import send_safely
 
 logger = logging.getLogger(__name__)
@@ -268,7 +269,8 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
     """
     if not events:
         return []
-    endpoints = list(WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True).only("id", "events"))
+    # bulk.fetch, not a QuerySet: this runs for every ingested report and every attempt's answer.
+    endpoints = bulk.fetch(WebhookEndpoint, Q(organization_id=organization_id, is_active=True))
     if not endpoints:
         return []
     now = timezone.now()
