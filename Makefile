@@ -37,6 +37,7 @@ help:
 	@echo "make bench-notifications  10,000 recovery e-mails through the worker to a local SMTP server"
 	@echo "make bench-webhooks   Stripe webhooks: ack at 100/s vs verify-only, processing lag, 400/s sustained, cost per webhook"
 	@echo "make bench-console    Customers and Developers → Logs at 1,000,000 rows; the API log's cost on ingestion"
+	@echo "make bench-costs      CPU ms and SQL statements per ingested event and per automatic retry (in-process)"
 	@echo "make chaos    fault suite on its own PostgreSQL and Redis (kill -9, Redis and PostgreSQL outages, SIGTERM; ~6 min)"
 
 $(PY):
@@ -104,12 +105,18 @@ test: $(VENV)/.installed-dev $(MERMAID_CHECK)/node_modules/.installed
 # and emptied between benchmarks (its name must contain "bench"), and Redis
 # databases 6 (broker) and 7 (cache). BENCH_ARGS e.g. "--repeat 2 --only scheduler".
 BENCH_ARGS ?=
-bench: $(VENV)/.installed-runtime
-	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
+# The environment of bench and bench-costs.
+BENCH_ENV = DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
 	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
-	$(PY) -m tests.bench.run $(BENCH_ARGS)
+	TINKO_DOTENV=
+bench: $(VENV)/.installed-runtime
+	$(BENCH_ENV) $(PY) -m tests.bench.run $(BENCH_ARGS)
+
+# CPU time and SQL statements per ingested event and per automatic retry, in-process (tests/bench/costs.py).
+.PHONY: bench-costs
+bench-costs: $(VENV)/.installed-runtime
+	$(BENCH_ENV) $(PY) -m tests.bench.costs $(BENCH_ARGS)
 
 # Console and pay-page benchmarks (tests/bench/pages.py): 1,000,000 payments loaded
 # with COPY into their own database (name must contain "bench"), e.g.

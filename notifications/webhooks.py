@@ -17,6 +17,7 @@ The request is sent outside any transaction or row lock.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -31,6 +32,7 @@ import dramatiq
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import (
@@ -41,7 +43,7 @@ from notifications.models import (
     WebhookMessage,
     new_webhook_secret,
 )
-from tinko import crypto, metrics
+from tinko import bulk, crypto, metrics
 from tinko.background import send_safely
 
 logger = logging.getLogger(__name__)
@@ -261,10 +263,14 @@ def emit(*, organization_id: int, event_type: str, data: dict, payment_id=None) 
 
 
 def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]]) -> list[WebhookMessage]:
-    """Record many events in a few statements (ingestion of a thousand reports costs one query when nobody listens)."""
+    """Record many events in a few statements (ingestion of a thousand reports costs one query when nobody listens).
+
+    An event's data may be a function that makes it, called only when an endpoint wants the event.
+    """
     if not events:
         return []
-    endpoints = list(WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True).only("id", "events"))
+    # bulk.fetch, not a QuerySet: this runs for every ingested report and every attempt's answer.
+    endpoints = bulk.fetch(WebhookEndpoint, Q(organization_id=organization_id, is_active=True))
     if not endpoints:
         return []
     now = timezone.now()
@@ -273,6 +279,8 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
         targets = [e for e in endpoints if e.wants(event_type)]
         if not targets:
             continue
+        if callable(data):
+            data = data()
         message = WebhookMessage(organization_id=organization_id, event_type=event_type, payment_id=payment_id,
                                  payload=_payload(event_type, data, now), created_at=now)
         messages.append(message)
@@ -307,13 +315,17 @@ def payment_data(payment) -> dict:
 
 def payment_event(payment, event_type: str, **extra) -> None:
     emit(organization_id=payment.organization_id, event_type=event_type, payment_id=payment.pk,
-         data=_plain({"payment": payment_data(payment), **extra}))
+         data=_payment_data(payment, extra))
 
 
 def payments_event(organization_id: int, payments, event_type: str) -> None:
     emit_many(organization_id=organization_id, events=[
-        (event_type, _plain({"payment": payment_data(p)}), p.pk) for p in payments
+        (event_type, functools.partial(_payment_data, p, {}), p.pk) for p in payments
     ])
+
+
+def _payment_data(payment, extra: dict) -> dict:
+    return _plain({"payment": payment_data(payment), **extra})
 
 
 def _plain(data):

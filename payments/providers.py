@@ -24,8 +24,11 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+
 # What a charge answered is the core's type (recovery/psp.py); providers import it from here as before.
 from recovery.psp import DECLINE_FIELDS, ChargeResult  # noqa: F401
+from tinko import bulk
 
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
@@ -303,11 +306,11 @@ def connected_accounts(payments) -> list | None:
     }
     if not wanted:
         return None
-    return list(
-        ProviderAccount.objects.filter(
-            organization_id__in={org for org, _ in wanted}, provider__in={name for _, name in wanted}, is_active=True
-        )
-    )
+    # bulk.fetch, not a QuerySet: this runs for every ingested report, and building the QuerySet cost more than the query.
+    return bulk.fetch(ProviderAccount, Q(
+        organization_id__in=sorted({org for org, _ in wanted}), provider__in=sorted({name for _, name in wanted}),
+        is_active=True,
+    ))
 
 
 def provider_for_account(account) -> PaymentProvider:

@@ -100,6 +100,8 @@ CATEGORY_LABELS = {category.value: english(category.label).lower() for category 
 
 CATEGORY_LABELS[policy_steps.LOST_OR_STOLEN] = "lost, stolen or picked-up card"
 
+CHANNEL_LABELS = {channel.value: english(channel.label) for channel in Channel}
+
 CUSTOMER_MESSAGE_KIND = {
     Category.AUTHENTICATION_REQUIRED: MessageKind.AUTHENTICATION_NEEDED,
 }
@@ -433,7 +435,7 @@ def _message_step(step, ctx: _StepContext, channels: list[str], notes: _Notes) -
     else:
         channel = channels[ctx.history.notifications % len(channels)]
         if step.channel:
-            parts.append(f"{english(Channel(step.channel).label)} cannot reach the customer")
+            parts.append(f"{CHANNEL_LABELS[step.channel]} cannot reach the customer")
     when = max(ctx.now, ctx.anchor + timedelta(seconds=step.after_seconds))
     when, held = message_time(when, timing=ctx.timing, tz=ctx.tz)
     when, moved = outside_quiet_hours(when, ctx.policy, ctx.tz)
@@ -447,7 +449,7 @@ def _message_step(step, ctx: _StepContext, channels: list[str], notes: _Notes) -
         kind = MessageKind.FINAL_NOTICE
     else:
         kind = MessageKind.REMINDER
-    head = f"message {ctx.number} of {ctx.total} by {english(Channel(channel).label)}: {ctx.label}"
+    head = f"message {ctx.number} of {ctx.total} by {CHANNEL_LABELS[channel]}: {ctx.label}"
     if ctx.key == policy_steps.LOST_OR_STOLEN or ctx.classification.network_stop:
         parts.append("asking for another card (the card network forbids a re-charge)")
     elif ctx.classification.action == Action.CUSTOMER_ACTION:

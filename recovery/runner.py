@@ -14,7 +14,7 @@ instead of charging again.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from enum import StrEnum
 from datetime import timedelta
 
@@ -247,7 +247,9 @@ def _settled(payment, result: ChargeResult, now) -> RunOutcome:
 
 
 def _result_data(result: ChargeResult) -> dict:
-    return {k: v for k, v in asdict(result).items() if k != "raw" and v not in ("", None, False)}
+    # Not asdict(): it deep-copies ``raw`` (the PSP's whole answer) only for it to be dropped here.
+    values = ((f.name, getattr(result, f.name)) for f in dataclass_fields(result) if f.name != "raw")
+    return {k: v for k, v in values if v not in ("", None, False)}
 
 
 def _decline_codes(result: ChargeResult) -> dict:

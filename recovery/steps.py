@@ -125,12 +125,22 @@ def default_steps() -> dict:
     return {key: [dict(step) for step in steps] for key, steps in DEFAULT_STEPS.items()}
 
 
-def steps_for(policy, key: str) -> list[Step]:
-    """The policy's steps for ``key`` as :class:`Step` objects (assumes a validated policy)."""
+def steps_for(policy, key: str) -> tuple[Step, ...]:
+    """The policy's steps for ``key`` as :class:`Step` objects (assumes a validated policy).
+
+    Kept on the policy object while its list for ``key`` is the same object:
+    planning a batch asks this of one policy a thousand times.
+    """
     if key == FRAUD:
-        return []
+        return ()
     raw = (getattr(policy, "steps", None) or {}).get(key) or []
-    return [Step(s["action"], int(s.get("after_seconds", 0)), s.get("channel", "") or "") for s in raw]
+    memo = getattr(policy, "__dict__", {}).setdefault("_steps_for", {})
+    kept = memo.get(key)
+    if kept is not None and kept[0] is raw:
+        return kept[1]
+    steps = tuple(Step(s["action"], int(s.get("after_seconds", 0)), s.get("channel", "") or "") for s in raw)
+    memo[key] = (raw, steps)
+    return steps
 
 
 def validate_steps(value) -> dict[str, list[str]]:

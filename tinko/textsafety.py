@@ -52,6 +52,9 @@ def check_json_value(value, *, strings: bool = True) -> None:
     ``strings=False`` checks the nesting only: parsed JSON can hold a NUL or a
     lone surrogate only through a ``\\u`` escape, so a body without one needs no string check.
     """
+    if not strings:
+        _check_depth(value)
+        return
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -71,6 +74,17 @@ def check_json_value(value, *, strings: bool = True) -> None:
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
+
+
+def _check_depth(value) -> None:
+    """The nesting part of :func:`check_json_value`: only containers are walked (a batch holds a hundred thousand strings)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise JSONProblem(f"the document is nested more than {MAX_JSON_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
 def storable(text: str) -> str:

@@ -74,7 +74,7 @@ def run_once(only, args, *, tag: str) -> list[tuple]:
             s = single[name]
             ratio = s["rate"] / base
             rows.append((f"1. POST events/payment_failed ({name.split('+')[1] if '+' in name else 'no key'})",
-                         f"{s['rate']:.1f} req/s = {ratio:.0%} of baseline", ">= 50% of baseline", ratio >= 0.5,
+                         f"{s['rate']:.1f} req/s = {ratio:.0%} of baseline", ">= 60% of baseline", ratio >= 0.6,
                          f"rounds {s['per_round']}, p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, errors {s['errors']}"))
         peak = max(rss_single.values())
         rows.append(("1. gunicorn worker peak RSS (single events)", f"{peak:.1f} MB",
@@ -84,8 +84,8 @@ def run_once(only, args, *, tag: str) -> list[tuple]:
         # target is the machine's throughput, with one client per worker.
         rows.append(("2. batch ingestion, 1 client", f"{seq['rate']:.0f} events/s", "-", None,
                      f"{seq['events']} events, ms per batch {seq['batch_ms']}"))
-        rows.append((f"2. batch ingestion, {par['clients']} clients", f"{par['rate']:.0f} events/s", ">= 5,000 events/s",
-                     par["rate"] >= 5000,
+        rows.append((f"2. batch ingestion, {par['clients']} clients", f"{par['rate']:.0f} events/s", ">= 8,000 events/s",
+                     par["rate"] >= 8000,
                      f"{par['events']} events in {par['elapsed']:.1f} s, median batch {par['batch_ms_median']} ms, "
                      f"worker CPU s {par['worker_cpu']}"))
         peak = max(rss_batch.values())
@@ -105,7 +105,7 @@ def run_once(only, args, *, tag: str) -> list[tuple]:
         print(f"-- 4. 10,000 automatic retries, one rundramatiq --processes 2 --threads {args.worker_threads}", flush=True)
         common.reset_data()
         result = workers.run(merchant.organization, threads=args.worker_threads)
-        rows.append(("4. 10,000 due retries finished", f"{result['elapsed']:.1f} s", "<= 60 s", result["elapsed"] <= 60,
+        rows.append(("4. 10,000 due retries finished", f"{result['elapsed']:.1f} s", "<= 40 s", result["elapsed"] <= 40,
                      f"claim+enqueue {result['claim_s']:.2f} s, attempts {result['attempts']}"))
         children = [rss for pid, (_, rss) in result["processes"].items()]
         peak = max(children)

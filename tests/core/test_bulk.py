@@ -128,3 +128,15 @@ def test_rows_without_a_timestamp_get_the_same_write_time(note_table):
     bulk.insert([(Note, objs)])
     assert len({o.created_at for o in objs}) == 1
     assert timezone.now() - objs[0].created_at < timedelta(minutes=1)
+
+
+def test_build_makes_what_the_constructor_makes():
+    """build() fills __dict__ itself: the instance must equal Note(**values), each with its own mutable default."""
+    built = [bulk.build(Note, label="b", secret="s"), bulk.build(Note, label="b", secret="s")]
+    made = Note(label="b", secret="s")
+    fields = [f.attname for f in Note._meta.concrete_fields]
+    assert all([getattr(b, name) for name in fields] == [getattr(made, name) for name in fields] for b in built)
+    assert built[0].data == {} and built[0].data is not built[1].data
+    assert built[0]._state.adding and built[0]._state.db is None
+    with pytest.raises(TypeError, match="no columns nickname"):
+        bulk.build(Note, nickname="x")
