@@ -17,7 +17,7 @@ import pytest
 from django.urls import reverse
 
 from payments.models import ProviderSuccess
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
+from recovery.models import AttemptKind, AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from tests.payments.conftest import post_stripe
 from tests.payments.psp import load
 
@@ -152,6 +152,8 @@ def test_a_card_the_customer_adds_is_charged_at_once(client, fake_psp, stripe_ac
     post_stripe(client, stripe_account, load("stripe", "renewal_2024/invoice.payment_failed"))
     payment = Payment.objects.get(reference="in_1QoldRenewal01")
     planned = RecoveryAttempt.objects.get(payment=payment, status=AttemptStatus.SCHEDULED)
+    # "At once" means outside quiet hours (test_stripe_webhooks covers them): none, whatever the time of day.
+    RetryPolicy.objects.filter(pk=payment.policy_id).update(quiet_hours_start=None, quiet_hours_end=None)
 
     assert post_stripe(client, stripe_account, load("stripe", "payment_method.attached")).status_code == 200
 
