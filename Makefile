@@ -105,11 +105,12 @@ test: $(VENV)/.installed-dev $(MERMAID_CHECK)/node_modules/.installed
 # and emptied between benchmarks (its name must contain "bench"), and Redis
 # databases 6 (broker) and 7 (cache). BENCH_ARGS e.g. "--repeat 2 --only scheduler".
 BENCH_ARGS ?=
-# The environment of bench and bench-costs.
-BENCH_ENV = DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
+# Every benchmark's Redis (broker, cache) and no .env; BENCH_ENV adds the shared benchmark database
+# (bench, bench-costs, bench-notifications, bench-webhooks; the others name their own).
+BENCH_SERVICES = REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
 	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
 	TINKO_DOTENV=
+BENCH_ENV = DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" $(BENCH_SERVICES)
 bench: $(VENV)/.installed-runtime
 	$(BENCH_ENV) $(PY) -m tests.bench.run $(BENCH_ARGS)
 
@@ -124,9 +125,7 @@ bench-costs: $(VENV)/.installed-runtime
 .PHONY: bench-pages
 bench-pages: $(VENV)/.installed-runtime
 	DATABASE_URL="$${BENCH_PAGES_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_pages}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
-	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
+	$(BENCH_SERVICES) \
 	$(PY) -m tests.bench.pages $(BENCH_ARGS)
 
 # Customers and Developers → Logs at 1,000,000 payments / 300,000 customers / 1,000,000 logged
@@ -135,18 +134,13 @@ bench-pages: $(VENV)/.installed-runtime
 .PHONY: bench-console
 bench-console: $(VENV)/.installed-dev
 	DATABASE_URL="$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_console}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
-	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
+	$(BENCH_SERVICES) \
 	$(PY) -m tests.bench.console $(BENCH_ARGS)
 
 # The notifications benchmark (tests/bench/notifications.py): 10,000 e-mails to a local SMTP server.
 .PHONY: bench-notifications
 bench-notifications: $(VENV)/.installed-dev
-	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
-	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
+	$(BENCH_ENV) \
 	$(PY) -m tests.bench.notifications $(BENCH_ARGS)
 
 # The dashboard at 100,000 and 1,000,000 payments (tests/bench/README.md, "Analytics"):
@@ -157,17 +151,12 @@ BENCH_ANALYTICS_ARGS ?=
 # make bench-webhooks BENCH_ARGS="--duration 10 --sustain 10" for a quick look.
 .PHONY: bench-webhooks
 bench-webhooks: $(VENV)/.installed-dev
-	DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
-	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
+	$(BENCH_ENV) \
 	$(PY) -m tests.bench.webhooks $(BENCH_ARGS)
 
 bench-analytics: $(VENV)/.installed-runtime
 	BENCH_ANALYTICS_DATABASE_URL="$${BENCH_ANALYTICS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tinko_bench_analytics}" \
-	REDIS_URL="$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}" \
-	CACHE_URL="$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/7}" \
-	TINKO_DOTENV= \
+	$(BENCH_SERVICES) \
 	$(PY) -m tests.bench.analytics $(BENCH_ANALYTICS_ARGS)
 
 # The fault suite (tests/chaos/run.py): its own PostgreSQL cluster (initdb as the
