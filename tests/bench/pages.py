@@ -80,7 +80,7 @@ def load(organization, *, payments: int, customers: int, seed: str) -> None:
         step = timedelta(days=365) / payments
         with raw.copy("COPY payments_payment (organization_id, reference, provider, provider_payment_id, customer_id, "
                       "amount, currency, description, metadata, card_brand, card_last4, card_fingerprint, status, "
-                      "category, status_reason, failure_count, first_failed_at, last_failed_at, recovered_channel, "
+                      "category, status_reason, limit_code, failure_count, first_failed_at, last_failed_at, recovered_channel, "
                       "recovered_amount, recovered_at, provider_customer_id, provider_payment_method_id, holdout_group, "
                       "created_at, updated_at) FROM STDIN") as copy:
             for i in range(payments):
@@ -91,7 +91,7 @@ def load(organization, *, payments: int, customers: int, seed: str) -> None:
                 copy.write_row((
                     organization.pk, f"{seed}-{i:08d}", _pick(rng, PROVIDERS), "", first_customer + rng.randrange(customers),
                     amount, "USD", "", "{}", "visa", f"{rng.randrange(10000):04d}", "", status, _pick(rng, CATEGORIES),
-                    "", 1, at, at, _pick(rng, CHANNELS) if recovered else "", amount if recovered else None,
+                    "", "", 1, at, at, _pick(rng, CHANNELS) if recovered else "", amount if recovered else None,
                     at + timedelta(days=2) if recovered else None, "", "", "", at, at,
                 ))
         cursor.execute("ANALYZE payments_payment")

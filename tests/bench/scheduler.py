@@ -34,12 +34,12 @@ def load(organization) -> float:
             INSERT INTO payments_payment (
                 organization_id, reference, provider, provider_payment_id, amount, currency, description, metadata,
                 card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, status, category,
-                status_reason, failure_count, first_failed_at, last_failed_at, recovery_ends_at, policy_id,
+                status_reason, limit_code, failure_count, first_failed_at, last_failed_at, recovery_ends_at, policy_id,
                 recovered_channel, provider_customer_id, provider_payment_method_id, holdout_group, created_at,
                 updated_at)
             SELECT %s, 'sched-' || i, 'sandbox', '', 1000 + i %% 5000, 'USD', '', '{}'::jsonb,
                    'visa', '4242', 12, 2030, 'fp_sched_' || i, 'recovering', 'insufficient_funds',
-                   'bench', 1, now() - interval '1 hour', now() - interval '1 hour', now() + interval '21 days', %s,
+                   'bench', '', 1, now() - interval '1 hour', now() - interval '1 hour', now() + interval '21 days', %s,
                    '', '', '', '', now(), now()
             FROM generate_series(1, %s) AS i
             """,
@@ -49,9 +49,9 @@ def load(organization) -> float:
             """
             INSERT INTO recovery_recoveryattempt (
                 organization_id, payment_id, sequence, kind, channel, message_kind, status, scheduled_for, reason,
-                idempotency_key, card_key, amount, currency, claims, psp_calls, outcome, result, created_at)
+                limit_code, idempotency_key, card_key, amount, currency, claims, psp_calls, outcome, result, created_at)
             SELECT p.organization_id, p.id, s, 'auto_retry', 'psp', '', 'scheduled',
-                   now() + interval '1 day' + (random() * interval '29 days'), 'bench',
+                   now() + interval '1 day' + (random() * interval '29 days'), 'bench', '',
                    'tinko_att_' || md5(p.id::text || '-' || s), 'fp:' || p.card_fingerprint, p.amount, p.currency,
                    0, 0, '', '{}'::jsonb, now()
             FROM payments_payment p CROSS JOIN generate_series(1, %s) AS s
