@@ -8,8 +8,10 @@ engine stopped calling this app itself.
 
 from __future__ import annotations
 
+import functools
+
 from notifications.tracking import count_link_click
-from notifications.webhooks import payment_event, payments_event
+from notifications.webhooks import emit_many, payment_event, payment_event_item, payments_event
 from recovery import signals
 from recovery.models import AttemptKind, AttemptStatus
 
@@ -18,18 +20,32 @@ def on_recovery_started(sender, *, organization_id, payments, **kwargs) -> None:
     payments_event(organization_id, payments, "payment.recovery_started")
 
 
-def on_attempt_finished(sender, *, payment, attempt, code="", **kwargs) -> None:
+def _payment_webhook(payment, event_type: str, batch=None, **extra) -> None:
+    """One merchant webhook event for ``payment``: written now, or with the batch's others of its organization."""
+    if batch is None:
+        payment_event(payment, event_type, **extra)
+        return
+    organization_id = payment.organization_id
+    batch.defer(("notifications.webhooks", organization_id),
+                functools.partial(_write_webhooks, organization_id), payment_event_item(payment, event_type, **extra))
+
+
+def _write_webhooks(organization_id: int, events: list) -> None:
+    emit_many(organization_id=organization_id, events=events)
+
+
+def on_attempt_finished(sender, *, payment, attempt, code="", batch=None, **kwargs) -> None:
     # The merchant hears about re-charges that ended with the PSP's answer; messages have their own tracking.
     if attempt.kind != AttemptKind.AUTO_RETRY or attempt.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
         return
-    payment_event(payment, f"attempt.{attempt.status}", attempt={
+    _payment_webhook(payment, f"attempt.{attempt.status}", batch, attempt={
         "sequence": attempt.sequence, "amount": attempt.amount, "currency": attempt.currency,
         "outcome": attempt.outcome, "code": code or None,
     })
 
 
-def on_payment_recovered(sender, *, payment, attempt=None, **kwargs) -> None:
-    payment_event(payment, "payment.recovered", attempt=attempt.sequence if attempt else None)
+def on_payment_recovered(sender, *, payment, attempt=None, batch=None, **kwargs) -> None:
+    _payment_webhook(payment, "payment.recovered", batch, attempt=attempt.sequence if attempt else None)
 
 
 def on_recovery_exhausted(sender, *, payments, **kwargs) -> None:

@@ -298,20 +298,73 @@ def update(model, objs, field_names: list[str]) -> None:
             )
 
 
-def _where(model, q: Q, params: list) -> str:
+def update_if(model, objs, field_names: list[str], *, match=(), where: Q | None = None) -> set:
+    """:func:`update` made conditional: save ``field_names`` of the rows that still are as the caller expects.
+
+    A row is written only where its ``match`` fields (e.g. the claim number)
+    still hold the instance's values and ``where`` (exact and ``__in``
+    lookups, as :func:`fetch`) holds for the stored row; one ``UPDATE … FROM
+    (VALUES …) … RETURNING`` on PostgreSQL. Returns the pks of the rows written,
+    so of two callers racing for the same change exactly one wins each row.
+    """
+    objs = list(objs)
+    if not objs:
+        return set()
+    if not is_postgresql():
+        written = set()
+        for obj in objs:
+            attnames = [model._meta.get_field(name).attname for name in match]
+            rows = model._default_manager.filter(pk=obj.pk, **{name: getattr(obj, name) for name in attnames})
+            if where is not None:
+                rows = rows.filter(where)
+            attnames = [model._meta.get_field(name).attname for name in field_names]
+            if rows.update(**{name: getattr(obj, name) for name in attnames}):
+                written.add(obj.pk)
+        return written
+    fields = [model._meta.get_field(name) for name in field_names]
+    matched = [model._meta.get_field(name) for name in match]
+    pk = model._meta.pk
+    qn = connection.ops.quote_name
+    every = [pk, *fields, *matched]
+    # One array per column (unnest), not a VALUES row per object: the statement's text and its few parameters
+    # stay the same whatever the number of rows, so the driver parses it once (it re-parses any statement
+    # with more than 50 parameters every time).
+    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in every)
+    columns = ", ".join(qn(f.column) for f in every)
+    assignments = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in fields)
+    conditions = [f"t.{qn(f.column)} = v.{qn(f.column)}" for f in [pk, *matched]]
+    params: list = []
+    params.append([obj.pk for obj in objs])
+    for field in every[1:]:
+        name, prep = field.attname, _prep(field)
+        values = [getattr(obj, name) for obj in objs]
+        params.append(values if prep is None else [prep(value) for value in values])
+    if where is not None:
+        conditions.append(_where(model, where, params, alias="t"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(model._meta.db_table)} AS t SET {assignments} "
+            f"FROM unnest({arrays}) AS v({columns}) "
+            f"WHERE {' AND '.join(conditions)} RETURNING t.{qn(pk.column)}",
+            params,
+        )
+        return {pk_value for (pk_value,) in cursor.fetchall()}
+
+
+def _where(model, q: Q, params: list, alias: str = "") -> str:
     """SQL for a Q of equality and ``__in`` lookups (combined with &, | and ~), columns from the model's fields."""
     qn = connection.ops.quote_name
     parts = []
     for child in q.children:
         if isinstance(child, Q):
-            parts.append("(" + _where(model, child, params) + ")")
+            parts.append("(" + _where(model, child, params, alias) + ")")
             continue
         name, value = child
         lookup = "exact"
         if "__" in name:
             name, lookup = name.rsplit("__", 1)
         field = model._meta.get_field(name)
-        column = qn(field.column)
+        column = (f"{alias}." if alias else "") + qn(field.column)
         if lookup == "in":
             values = list(value)
             if not values:
@@ -331,11 +384,11 @@ def _where(model, q: Q, params: list) -> str:
     return f"NOT ({sql})" if q.negated else sql
 
 
-def fetch(model, where: Q, *, order_by: str | None = None, lock: bool = False) -> list:
+def fetch(model, where: Q, *, order_by: str | tuple | None = None, lock: bool = False) -> list:
     """Instances of ``model`` matching ``where`` (exact and ``__in`` lookups), every concrete column, converted as the ORM would.
 
     For the ingestion hot path, where building a QuerySet costs more than the
-    query. ``order_by`` is a field name; ``lock`` adds ``FOR UPDATE``. Write
+    query. ``order_by`` is a field name or a tuple of them; ``lock`` adds ``FOR UPDATE``. Write
     ``~Q(external_id="")`` where a partial index has that condition, so that
     PostgreSQL can use it.
     """
@@ -344,7 +397,9 @@ def fetch(model, where: Q, *, order_by: str | None = None, lock: bool = False) -
     params: list = []
     statement = (
         f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(model._meta.db_table)} WHERE {_where(model, where, params)}"
-        + (f" ORDER BY {qn(model._meta.get_field(order_by).column)}" if order_by else "")
+        + (" ORDER BY " + ", ".join(qn(model._meta.get_field(name).column)
+                                    for name in ((order_by,) if isinstance(order_by, str) else order_by))
+           if order_by else "")
         + (" FOR UPDATE" if lock and connection.features.has_select_for_update else "")
     )
     with connection.cursor() as cursor:
