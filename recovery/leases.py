@@ -53,6 +53,34 @@ def held(attempt_id: int, claims: int):
             _held.pop(attempt_id, None)
 
 
+class Holding:
+    """The attempts a job holds, joining one by one as each starts (see :func:`holding`)."""
+
+    def __init__(self):
+        self.ids: list[int] = []
+
+    def add(self, attempt_id: int, claims: int) -> None:
+        with _lock:
+            _held[attempt_id] = claims
+        self.ids.append(attempt_id)
+
+    def release(self, attempt_ids) -> None:
+        with _lock:
+            for attempt_id in attempt_ids:
+                _held.pop(attempt_id, None)
+
+
+@contextmanager
+def holding():
+    """:func:`held` for a job's re-charges: ``add`` each as it starts; all are released when the block ends."""
+    _ensure_heartbeat()
+    holder = Holding()
+    try:
+        yield holder
+    finally:
+        holder.release(holder.ids)
+
+
 def renew(now=None) -> int:
     """Extend the leases of the attempts this process holds; return how many were still ours."""
     from django.db.models import Q
@@ -64,10 +92,23 @@ def renew(now=None) -> int:
     if not held_now:
         return 0
     now = now or timezone.now()
-    mine = Q()
-    for attempt_id, claims in held_now.items():
-        mine |= Q(pk=attempt_id, claims=claims)
-    return RecoveryAttempt.objects.filter(mine, status=AttemptStatus.RUNNING).update(lease_expires_at=now + run_lease())
+    if connection.vendor != "postgresql":
+        mine = Q()
+        for attempt_id, claims in held_now.items():
+            mine |= Q(pk=attempt_id, claims=claims)
+        return RecoveryAttempt.objects.filter(mine, status=AttemptStatus.RUNNING).update(lease_expires_at=now + run_lease())
+    # Rows another transaction has locked are skipped, not waited for: that transaction is recording, re-claiming
+    # or cancelling them (a job records its re-charges together, and waiting on its rows in another order could
+    # deadlock with it). If it rolls back, the next beat renews them, well within the lease.
+    table = RecoveryAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET lease_expires_at = %s FROM unnest(%s::bigint[], %s::integer[]) AS h(id, claims) "
+            f"WHERE t.id = h.id AND t.claims = h.claims AND t.id IN ("
+            f"SELECT id FROM {table} WHERE id = ANY(%s) AND status = %s FOR UPDATE SKIP LOCKED)",
+            [now + run_lease(), list(held_now), list(held_now.values()), list(held_now), AttemptStatus.RUNNING],
+        )
+        return cursor.rowcount
 
 
 def _beat() -> None:

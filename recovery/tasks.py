@@ -20,14 +20,15 @@ logger = logging.getLogger(__name__)
 # scheduler claims it again when the lease runs out (same idempotency key).
 @dramatiq.actor(queue_name="recovery", max_retries=0, time_limit=600_000)
 def run_attempts(attempt_ids: list[int]) -> None:
-    """Run claimed recovery attempts one after the other (recovery.runner.run_attempt each).
+    """Run claimed recovery attempts (recovery.runner.run_job: what recovery.runner.run_attempt does for each).
 
     One attempt's failure does not stop the others.
     """
     # The messages these attempts store leave together, in one delivery job, after the last attempt.
     with ports.messenger().delivery_batch():
-        # Messages are recorded together (one transaction); re-charges and the rest run one by one inside.
-        runner.run_notification_attempts(attempt_ids)
+        # Messages are recorded together (one transaction), re-charges charged one by one and recorded together,
+        # the rest run one by one inside.
+        runner.run_job(attempt_ids)
 
 
 @periodic(every=timedelta(minutes=1))

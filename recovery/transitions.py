@@ -10,8 +10,14 @@ for the same change exactly one wins, even one that forgot a lock. Callers that
 read before they decide (a payment's plan, its attribution) hold the payment's
 row lock first (``select_for_update``), payment before attempt, as everywhere
 in the engine. Paths that work on many rows at once (ingestion, the scheduler's
-claim, the sweeps, a worker's batch of messages) keep doing it in one statement:
-the bulk functions below take the rows the caller locked and checked.
+claim, the sweeps, a worker's batch of messages or of re-charge answers) keep
+doing it in one statement: the bulk functions below take the rows the caller
+locked and checked, and those that race other callers (``finish_recharges``,
+``recover_many``) stay conditional row by row (``UPDATE … FROM unnest(…) WHERE
+status IN (…) RETURNING id``): each row changes for exactly one caller, and only
+the rows that changed are audited and announced, as by the single functions.
+Their signals carry a ``batch`` (:class:`recovery.signals.Batch`) in which
+receivers may gather their writes.
 
 What happened is announced through :mod:`recovery.signals`, inside the
 transaction; receivers that reach the outside world (merchant webhooks) write
@@ -23,8 +29,10 @@ one: ten thousand attempts a minute would double the engine's writes.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.db import connection
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 
 from recovery import signals
@@ -38,7 +46,7 @@ from recovery.models import (
     RecoveryLink,
 )
 from tinko import bulk, metrics
-from tinko.services import record_audit
+from tinko.services import record_audit, record_audits
 
 # --- Payments --------------------------------------------------------------------------------------------
 
@@ -162,6 +170,66 @@ def recover(
     return True
 
 
+RECOVERED_FIELDS = ("status", "recovered_at", "recovered_amount", "recovered_attempt", "recovered_channel",
+                    "status_reason", "updated_at")
+
+
+def recover_many(items, *, now, batch: signals.Batch | None = None) -> list:
+    """:func:`recover` for many payments, each by one of its re-charges (a worker's job); returns the payments recovered.
+
+    ``items``: (payment, amount, attempt, detail) with payments the caller
+    locked. One conditional ``UPDATE … WHERE status IN (RECOVERABLE)`` for all,
+    one statement that cancels their other active attempts and revokes their
+    live links, the audit entries in one write; each recovery is announced as
+    :data:`recovery.signals.payment_recovered` as :func:`recover` does, with
+    ``batch`` (a new one, flushed here, when not given: the caller flushes its own).
+    """
+    rows, wanted = [], {}
+    for payment, amount, attempt, detail in items:
+        if payment.status == PaymentStatus.RECOVERED or payment.pk in wanted:
+            continue
+        rows.append(SimpleNamespace(
+            pk=payment.pk, status=PaymentStatus.RECOVERED, recovered_at=now, recovered_amount=amount,
+            recovered_attempt_id=attempt.pk, recovered_channel=attempt.channel, status_reason=detail or "Recovered.",
+            updated_at=now,
+        ))
+        wanted[payment.pk] = (payment, amount, attempt)
+    won = bulk.update_if(Payment, rows, list(RECOVERED_FIELDS), where=Q(status__in=RECOVERABLE))
+    done = []
+    for row in rows:
+        if row.pk not in won:
+            continue
+        payment, amount, attempt = wanted[row.pk]
+        previous = payment.status
+        for name in RECOVERED_FIELDS:
+            if name != "recovered_attempt":
+                setattr(payment, name, getattr(row, name))
+        payment.recovered_attempt = attempt
+        done.append((payment, attempt, previous))
+    if not done:
+        return []
+    _end_pending_many(done, now=now)
+    own_batch = batch is None
+    batch = batch or signals.Batch()
+    audits = []
+    for payment, attempt, previous in done:
+        metrics.payment_recovered(amount=payment.recovered_amount, currency=payment.currency,
+                                  channel=payment.recovered_channel)
+        signals.payment_recovered.send(sender=Payment, payment=payment, attempt=attempt, link=None, previous=previous,
+                                       batch=batch)
+        audits.append({
+            "organization": payment.organization, "action": "payment.recovered", "target": payment,
+            "data": {
+                "reference": payment.reference, "from": previous, "amount": payment.recovered_amount,
+                "currency": payment.currency, "channel": payment.recovered_channel, "attempt": attempt.sequence,
+            },
+        })
+    record_audits(audits)
+    if own_batch:
+        batch.flush()
+    return [payment for payment, _, _ in done]
+
+
 def cancel(*, payment, now, reason: str = "Recovery cancelled.", actor=None, request=None) -> bool:
     """Stop a recovery: ``cancelled``, scheduled and queued attempts cancelled, live links revoked.
 
@@ -260,6 +328,67 @@ def record_recharge(attempt, *, payment, fields: dict, code: str = "") -> bool:
         setattr(attempt, name, value)
     signals.attempt_finished.send(sender=RecoveryAttempt, payment=payment, attempt=attempt, code=code)
     return True
+
+
+def begin_recharge(attempt, *, now, lease_until) -> bool:
+    """:func:`start_recharge` for an attempt the caller has read (a worker's job reads them together).
+
+    True if this caller won it; the attempt then carries the claim number and
+    PSP calls as stored, which a re-claim may have moved since it was read.
+    """
+    if connection.vendor != "postgresql":
+        if not start_recharge(attempt.pk, now=now, lease_until=lease_until):
+            return False
+        row = RecoveryAttempt.objects.filter(pk=attempt.pk).values_list("claims", "psp_calls").get()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {RecoveryAttempt._meta.db_table} SET status = %s, started_at = %s, lease_expires_at = %s, "
+                "psp_calls = psp_calls + 1 WHERE id = %s AND status = %s AND kind = %s RETURNING claims, psp_calls",
+                [AttemptStatus.RUNNING, now, lease_until, attempt.pk, AttemptStatus.QUEUED, AttemptKind.AUTO_RETRY],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return False
+    attempt.claims, attempt.psp_calls = row
+    attempt.status, attempt.started_at, attempt.lease_expires_at = AttemptStatus.RUNNING, now, lease_until
+    return True
+
+
+# What :func:`finish_recharges` writes: a re-charge's answer that ends it (succeeded or declined).
+RECHARGE_FIELDS = ("status", "outcome", "result", "finished_at", "lease_expires_at")
+
+
+def finish_recharges(items, *, batch: signals.Batch | None = None) -> list:
+    """:func:`record_recharge` for many running re-charges whose answers end them (a worker's job).
+
+    ``items``: (attempt, payment, fields, code), ``fields`` with exactly
+    :data:`RECHARGE_FIELDS`; the caller holds the payments' row locks. One
+    conditional ``UPDATE … WHERE status = running AND claims = (as run)`` for
+    all: only the run that holds an attempt's current claim records it. Returns
+    the items recorded (the others were superseded by a newer claim). Each is
+    announced as :data:`recovery.signals.attempt_finished` as
+    :func:`record_recharge` does, with ``batch`` (a new one, flushed here, when
+    not given: the caller flushes its own).
+    """
+    rows = [SimpleNamespace(pk=attempt.pk, claims=attempt.claims, **fields) for attempt, _, fields, _ in items]
+    won = bulk.update_if(RecoveryAttempt, rows, list(RECHARGE_FIELDS), match=("claims",),
+                         where=Q(status=AttemptStatus.RUNNING))
+    own_batch = batch is None
+    batch = batch or signals.Batch()
+    recorded = []
+    for item in items:
+        attempt, payment, fields, code = item
+        if attempt.pk not in won:
+            continue
+        metrics.attempt_finished(attempt.kind, fields["status"])
+        for name, value in fields.items():
+            setattr(attempt, name, value)
+        signals.attempt_finished.send(sender=RecoveryAttempt, payment=payment, attempt=attempt, code=code, batch=batch)
+        recorded.append(item)
+    if own_batch:
+        batch.flush()
+    return recorded
 
 
 def finish(attempt, status: str, outcome: str, *, now, payment) -> bool:
@@ -411,5 +540,30 @@ def _end_pending(*, payment, now, attempt, link) -> None:
                 AttemptStatus.CANCELLED, now, outcome, payment.pk, *RecoveryAttempt.ACTIVE,
                 attempt.pk if attempt is not None else 0,
                 LinkStatus.REVOKED, now, payment.pk, *RecoveryLink.LIVE, link.pk if link is not None else 0,
+            ],
+        )
+
+
+def _end_pending_many(done, *, now) -> None:
+    """:func:`_end_pending` for payments each recovered by an attempt: ``done`` is [(payment, attempt, previous)]."""
+    outcome = "The payment was recovered."
+    if connection.vendor != "postgresql":
+        for payment, attempt, _ in done:
+            _end_pending(payment=payment, now=now, attempt=attempt, link=None)
+        return
+    attempts = RecoveryAttempt._meta.db_table
+    links = RecoveryLink._meta.db_table
+    active = ", ".join(["%s"] * len(RecoveryAttempt.ACTIVE))
+    live = ", ".join(["%s"] * len(RecoveryLink.LIVE))
+    payment_ids = [payment.pk for payment, _, _ in done]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH cancelled AS (UPDATE {attempts} SET status = %s, finished_at = %s, outcome = %s "
+            f"WHERE payment_id = ANY(%s) AND status IN ({active}) AND NOT (id = ANY(%s)) RETURNING 1) "
+            f"UPDATE {links} SET status = %s, revoked_at = %s WHERE payment_id = ANY(%s) AND status IN ({live})",
+            [
+                AttemptStatus.CANCELLED, now, outcome, payment_ids, *RecoveryAttempt.ACTIVE,
+                [attempt.pk for _, attempt, _ in done],
+                LinkStatus.REVOKED, now, payment_ids, *RecoveryLink.LIVE,
             ],
         )

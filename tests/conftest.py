@@ -7,6 +7,8 @@ Redis when DATABASE_URL / REDIS_URL point at them (as `make test` does).
 
 from __future__ import annotations
 
+import contextlib
+
 from datetime import timedelta
 
 import pytest
@@ -186,3 +188,31 @@ def always_quiet(payment) -> None:
         quiet_hours_start=(local - timedelta(minutes=1)).time().replace(second=0, microsecond=0),
         quiet_hours_end=(local - timedelta(minutes=2)).time().replace(second=0, microsecond=0),
     )
+
+
+@contextlib.contextmanager
+def locked_elsewhere(model, pk):
+    """Another transaction (a thread on its own connection) holds ``model`` row ``pk``'s lock while the block runs."""
+    import threading
+
+    from django.db import connection, transaction
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                model.objects.select_for_update().get(pk=pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()

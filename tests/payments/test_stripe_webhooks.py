@@ -15,7 +15,7 @@ from django.utils import timezone
 from payments.models import ProviderSuccess, WebhookMessage, WebhookStatus
 from recovery.models import AttemptStatus, FailureEvent, Payment, PaymentStatus, RecoveryAttempt
 from recovery.services import create_link
-from tests.conftest import always_quiet
+from tests.conftest import always_quiet, locked_elsewhere
 from tests.payments.conftest import post_stripe, process_inbox
 from tests.payments.psp import load
 
@@ -316,32 +316,13 @@ def test_admin_never_shows_credentials(stripe_account, django_user_model):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("default_rules")
 def test_a_payment_locked_too_long_is_retried_later_and_then_applied(stripe_account, settings):
-    from django.db import transaction
-
     settings.TINKO_WEBHOOK_LOCK_TIMEOUT_MS = 200
     event = load("stripe", "payment_intent.payment_failed")
     assert post_stripe(Client(), stripe_account, event).status_code == 200
     again = load("stripe", "charge.failed")
     again["data"]["object"].update(id="ch_second", payment_intent="pi_3QfailPI0001", metadata={})
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock():
-        try:
-            with transaction.atomic():
-                Payment.objects.select_for_update().get(reference="pi_3QfailPI0001")
-                locked.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    locked.wait(10)
-    try:
+    with locked_elsewhere(Payment, Payment.objects.get(reference="pi_3QfailPI0001").pk):
         response = post_stripe(Client(), stripe_account, again)
-    finally:
-        release.set()
-        holder.join()
     assert response.status_code == 200
     busy = WebhookMessage.objects.get(received_event_id=again["id"])
     assert (busy.status, busy.tries) == (WebhookStatus.RETRYING, 1) and "lock" in busy.error.lower()
