@@ -28,14 +28,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.models import ProviderSuccess
-from recovery import signals, transitions
+from recovery import transitions
 from recovery.ingestion import PaymentRecovered, record_failures
 from recovery.models import Payment, PaymentStatus, RecoveryAttempt, RecoveryLink
 from recovery.reports import FailureReport
 from recovery.services import card_changed
 from tinko.formatting import english
-from tinko.models import AuditEvent
-from tinko.services import record_audit
 
 
 @dataclass(frozen=True)
@@ -257,21 +255,10 @@ def _recovering_charge(*, payment, success: ProviderSuccess, attempt) -> str:
 
 
 def _double_payment(*, payment, first: str, second: ProviderSuccess) -> str:
-    """Record the alert once per second charge: audit (timeline, console) and a merchant webhook event."""
-    action = "payment.possible_double_payment"
-    if AuditEvent.objects.filter(
-        organization_id=payment.organization_id, action=action, target_type="recovery.payment",
-        target_id=str(payment.pk), data__second_charge=second.charge_id,
-    ).exists():
+    """Record the alert once per second charge (recovery.transitions.paid_twice)."""
+    if not transitions.paid_twice(payment=payment, first=first, second=second.charge_id, amount=second.amount,
+                                  currency=second.currency):
         return f"Payment {payment.reference}: possible double payment already reported ({second.charge_id})."
-    data = {"reference": payment.reference, "first_charge": first, "second_charge": second.charge_id,
-            "amount": second.amount, "currency": second.currency}
-    record_audit(organization=payment.organization, action=action, target=payment, data=data)
-    # The merchant's webhook is notifications' business (notifications/receivers.py).
-    signals.possible_double_payment.send(
-        sender=Payment, payment=payment, first_charge=first, second_charge=second.charge_id, amount=second.amount,
-        currency=second.currency,
-    )
     return (
         f"Payment {payment.reference} was already recovered by {first}, and {second.charge_id} paid it again: "
         "possible double payment."

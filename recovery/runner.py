@@ -93,6 +93,7 @@ class RunOutcome(StrEnum):
     """What one run of an attempt did (for logs, metrics and tests; the attempt's ``outcome`` says it to people)."""
 
     SUCCEEDED = "succeeded"  # the re-charge took the money
+    PAID_TWICE = "paid_twice"  # the re-charge took the money of a payment other money had just recovered (alerted)
     DECLINED = "declined"  # the re-charge was declined; the payment is planned again
     PENDING_RESCHEDULED = "pending_rescheduled"  # the PSP has not decided yet: the same attempt runs again later
     ERROR_RESCHEDULED = "error_rescheduled"  # no answer or a PSP error: the same attempt (same key) runs again later
@@ -181,16 +182,30 @@ def finish_attempt(attempt: RecoveryAttempt, *, result: ChargeResult | None, why
         if result.status == ChargeResult.SETTLED:
             return _settled(payment, result, now)
         if result.status == "succeeded":
-            transitions.recover(
+            if transitions.recover(
                 payment=payment, amount=result.amount or attempt.amount, now=now, attempt=attempt,
                 detail=_recovered_by(attempt),
-            )
-            return RunOutcome.SUCCEEDED
+            ) or payment.recovered_attempt_id == attempt.pk:
+                return RunOutcome.SUCCEEDED
+            return _paid_twice(payment, attempt, result)
         if attempt.status == AttemptStatus.SCHEDULED:
             return RunOutcome.PENDING_RESCHEDULED if result.status == ChargeResult.PENDING else RunOutcome.ERROR_RESCHEDULED
         event = _record_decline(payment, attempt, result, decline, now)
         _replan(payment, now, event=event)
         return RunOutcome.DECLINED
+
+
+def _paid_twice(payment, attempt, result: ChargeResult) -> RunOutcome:
+    """The re-charge went through after other money (a pay link, the merchant's "paid") recovered the payment.
+
+    It was running when that happened, so the recovery left it alone (transitions.NOT_STARTED): its
+    answer is recorded on the attempt and the merchant is alerted, so that no charge goes unaccounted.
+    """
+    transitions.paid_twice(
+        payment=payment, first=transitions.recovered_by(payment), second=result.charge_id or attempt.idempotency_key,
+        amount=result.amount or attempt.amount, currency=attempt.currency,
+    )
+    return RunOutcome.PAID_TWICE
 
 
 def _recovered_by(attempt) -> str:
@@ -464,7 +479,10 @@ def _record_together(charged) -> dict[int, RunOutcome]:
         else:
             declined.append((payment, attempt))
             outcomes[attempt.pk] = RunOutcome.DECLINED
-    transitions.recover_many(recoveries, now=now, batch=batch)
+    won = {payment.pk for payment in transitions.recover_many(recoveries, now=now, batch=batch)}
+    for payment, _, attempt, _ in recoveries:
+        if payment.pk not in won and payment.recovered_attempt_id != attempt.pk:
+            outcomes[attempt.pk] = _paid_twice(payment, attempt, results[attempt.pk])
     # The webhooks of the answers and recoveries go before those of the re-plans (payment.exhausted), as one by one.
     batch.flush()
     if declined:

@@ -46,6 +46,7 @@ from recovery.models import (
     RecoveryLink,
 )
 from tinko import bulk, metrics
+from tinko.models import AuditEvent
 from tinko.services import record_audit, record_audits
 
 # --- Payments --------------------------------------------------------------------------------------------
@@ -228,6 +229,42 @@ def recover_many(items, *, now, batch: signals.Batch | None = None) -> list:
     if own_batch:
         batch.flush()
     return [payment for payment, _, _ in done]
+
+
+def paid_twice(*, payment, first: str, second: str, amount: int | None, currency: str) -> bool:
+    """Money arrived for a payment already recovered by other money: a possible double payment.
+
+    ``first``: what recovered it (a charge id, or words when it was not a
+    charge Tinko knows, e.g. paid outside Tinko); ``second``: the charge id of
+    the money that came after. Recorded once per second charge: audited
+    ``payment.possible_double_payment`` (timeline, console) and announced as
+    :data:`recovery.signals.possible_double_payment` (the merchant's webhook).
+    Returns False when that charge was already reported. Moves no money: the
+    merchant decides whether to refund.
+    """
+    action = "payment.possible_double_payment"
+    if AuditEvent.objects.filter(
+        organization_id=payment.organization_id, action=action, target_type="recovery.payment",
+        target_id=str(payment.pk), data__second_charge=second,
+    ).exists():
+        return False
+    record_audit(organization=payment.organization, action=action, target=payment, data={
+        "reference": payment.reference, "first_charge": first, "second_charge": second, "amount": amount,
+        "currency": currency,
+    })
+    signals.possible_double_payment.send(
+        sender=Payment, payment=payment, first_charge=first, second_charge=second, amount=amount, currency=currency,
+    )
+    return True
+
+
+def recovered_by(payment) -> str:
+    """What recovered ``payment``, for a double-payment alert: its attempt's charge id, else in words."""
+    if payment.recovered_attempt_id:
+        result = RecoveryAttempt.objects.filter(pk=payment.recovered_attempt_id).values_list("result", flat=True).first()
+        if result and result.get("charge_id"):
+            return result["charge_id"]
+    return f"recovered {payment.recovered_channel or 'outside Tinko'} at {payment.recovered_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def cancel(*, payment, now, reason: str = "Recovery cancelled.", actor=None, request=None) -> bool:
@@ -514,8 +551,15 @@ def complete_link(link, *, now) -> bool:
     return True
 
 
+# What a recovery cancels of the payment's other attempts: those not started. A re-charge already
+# running (its charge may be at the PSP this instant) keeps running, so that its answer is recorded:
+# money it took is then accounted for on its attempt and reported as a possible double payment
+# (:func:`paid_twice`), never dropped as a cancelled attempt's late answer.
+NOT_STARTED = (AttemptStatus.SCHEDULED, AttemptStatus.QUEUED)
+
+
 def _end_pending(*, payment, now, attempt, link) -> None:
-    """Cancel the payment's other active attempts and revoke its other live links, in one round trip.
+    """Cancel the payment's other attempts not started and revoke its other live links, in one round trip.
 
     This runs once per recovered payment, ten thousand times in a busy minute
     of automatic retries, so on PostgreSQL the two UPDATEs travel together
@@ -523,13 +567,13 @@ def _end_pending(*, payment, now, attempt, link) -> None:
     """
     outcome = "The payment was recovered."
     if connection.vendor != "postgresql":
-        cancel_attempts(payment_ids=[payment.pk], statuses=RecoveryAttempt.ACTIVE, now=now, outcome=outcome,
+        cancel_attempts(payment_ids=[payment.pk], statuses=NOT_STARTED, now=now, outcome=outcome,
                         exclude=attempt.pk if attempt is not None else None)
         revoke_links(payment=payment, now=now, keep=link)
         return
     attempts = RecoveryAttempt._meta.db_table
     links = RecoveryLink._meta.db_table
-    active = ", ".join(["%s"] * len(RecoveryAttempt.ACTIVE))
+    active = ", ".join(["%s"] * len(NOT_STARTED))
     live = ", ".join(["%s"] * len(RecoveryLink.LIVE))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -537,7 +581,7 @@ def _end_pending(*, payment, now, attempt, link) -> None:
             f"WHERE payment_id = %s AND status IN ({active}) AND id <> %s RETURNING 1) "
             f"UPDATE {links} SET status = %s, revoked_at = %s WHERE payment_id = %s AND status IN ({live}) AND id <> %s",
             [
-                AttemptStatus.CANCELLED, now, outcome, payment.pk, *RecoveryAttempt.ACTIVE,
+                AttemptStatus.CANCELLED, now, outcome, payment.pk, *NOT_STARTED,
                 attempt.pk if attempt is not None else 0,
                 LinkStatus.REVOKED, now, payment.pk, *RecoveryLink.LIVE, link.pk if link is not None else 0,
             ],
@@ -553,7 +597,7 @@ def _end_pending_many(done, *, now) -> None:
         return
     attempts = RecoveryAttempt._meta.db_table
     links = RecoveryLink._meta.db_table
-    active = ", ".join(["%s"] * len(RecoveryAttempt.ACTIVE))
+    active = ", ".join(["%s"] * len(NOT_STARTED))
     live = ", ".join(["%s"] * len(RecoveryLink.LIVE))
     payment_ids = [payment.pk for payment, _, _ in done]
     with connection.cursor() as cursor:
@@ -562,7 +606,7 @@ def _end_pending_many(done, *, now) -> None:
             f"WHERE payment_id = ANY(%s) AND status IN ({active}) AND NOT (id = ANY(%s)) RETURNING 1) "
             f"UPDATE {links} SET status = %s, revoked_at = %s WHERE payment_id = ANY(%s) AND status IN ({live})",
             [
-                AttemptStatus.CANCELLED, now, outcome, payment_ids, *RecoveryAttempt.ACTIVE,
+                AttemptStatus.CANCELLED, now, outcome, payment_ids, *NOT_STARTED,
                 [attempt.pk for _, attempt, _ in done],
                 LinkStatus.REVOKED, now, payment_ids, *RecoveryLink.LIVE,
             ],

@@ -14,7 +14,16 @@ from django.utils import timezone
 from notifications.models import WebhookEndpoint, WebhookMessage
 from payments.models import SandboxCharge
 from recovery import dispatch, leases, runner, services, signals, transitions
-from recovery.models import AttemptKind, AttemptStatus, FailureEvent, LinkStatus, Payment, PaymentStatus, RecoveryAttempt
+from recovery.models import (
+    AttemptKind,
+    AttemptStatus,
+    Channel,
+    FailureEvent,
+    LinkStatus,
+    Payment,
+    PaymentStatus,
+    RecoveryAttempt,
+)
 from tests.conftest import locked_elsewhere
 from tests.recovery.conftest import report
 from tinko import crypto
@@ -84,9 +93,10 @@ def test_a_job_records_its_recharges_as_one_by_one_would(api, org):
         # The same merchant webhooks: one per answer, one payment.recovered per recovered payment.
         assert webhooks(batched) == webhooks(single)
         audits = [(a.action, {k: v for k, v in a.data.items() if k != "reference"})
-                  for a in AuditEvent.objects.filter(target_type="payments.payment",
+                  for a in AuditEvent.objects.filter(target_type="recovery.payment",
                                                      target_id__in=[str(batched.pk), str(single.pk)])]
-        assert len(audits) in (0, 2) and (not audits or audits[0] == audits[1])
+        assert len(audits) == (2 if batched.status == PaymentStatus.RECOVERED else 0)
+        assert not audits or audits[0] == audits[1]
         # A decline is a failure event and a new plan, as alone.
         assert [(a.sequence, a.kind, a.status) for a in batched.attempts.order_by("sequence")] == [
             (a.sequence, a.kind, a.status) for a in single.attempts.order_by("sequence")]
@@ -353,3 +363,63 @@ def test_lease_renewal_skips_attempts_another_transaction_is_recording(api):
             assert leases.renew() == 1
         assert leases.renew() == 2
     assert leases.renew() == 0
+
+
+def pay_elsewhere(payment):
+    """The customer pays through a pay link (or the merchant reports it paid) while a re-charge is running."""
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
+        assert transitions.recover(payment=locked, amount=locked.amount, now=timezone.now(), channel="email",
+                                   detail="Paid through a pay link.")
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["job", "alone"])
+def test_a_recharge_running_when_other_money_recovers_the_payment_is_recorded_and_alerted(api, org, monkeypatch,
+                                                                                           together):
+    subscribe(org)
+    payment = ingest(api, "both", "4242")
+    [attempt_id] = claim([payment])
+    real_charge = runner.charge
+
+    def charge_while_the_customer_pays(provider, *, payment, attempt):
+        pay_elsewhere(payment)
+        # The recovery cancels attempts not started; this one is at the PSP and keeps running.
+        assert RecoveryAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.RUNNING
+        return real_charge(provider, payment=payment, attempt=attempt)
+
+    monkeypatch.setattr(runner, "charge", charge_while_the_customer_pays)
+    outcome = runner.run_job([attempt_id])[attempt_id] if together else runner.run_attempt(attempt_id)
+
+    assert outcome == runner.RunOutcome.PAID_TWICE
+    attempt = RecoveryAttempt.objects.get(pk=attempt_id)
+    charge = SandboxCharge.objects.get(idempotency_key=attempt.idempotency_key)
+    # The money the re-charge took is on its attempt, not dropped as a cancelled attempt's late answer.
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    assert attempt.result["charge_id"] == charge.charge_id
+    payment.refresh_from_db()
+    assert (payment.status, payment.recovered_attempt_id, payment.recovered_channel) == (
+        PaymentStatus.RECOVERED, None, "email")
+    alert = AuditEvent.objects.get(action="payment.possible_double_payment", target_id=str(payment.pk))
+    assert alert.data["second_charge"] == charge.charge_id
+    assert alert.data["first_charge"].startswith("recovered email at ")
+    assert WebhookMessage.objects.filter(payment_id=payment.pk, event_type="payment.possible_double_payment").count() == 1
+
+
+def test_a_recovery_cancels_the_attempts_not_started_and_leaves_a_running_one(api):
+    payment = ingest(api, "left", "4242")
+    [queued] = claim([payment])
+    scheduled = RecoveryAttempt.objects.create(
+        organization=payment.organization, payment=payment, sequence=9, kind=AttemptKind.AUTO_RETRY,
+        status=AttemptStatus.SCHEDULED, scheduled_for=timezone.now() + timedelta(days=1), amount=payment.amount,
+        currency=payment.currency, channel=Channel.PSP, reason="A later re-charge.")
+    other = ingest(api, "left-2", "4242")
+    [running] = claim([other])
+    now = timezone.now()
+    assert transitions.begin_recharge(RecoveryAttempt.objects.get(pk=running), now=now, lease_until=now + timedelta(minutes=1))
+
+    pay_elsewhere(payment)
+    pay_elsewhere(other)
+
+    statuses = dict(RecoveryAttempt.objects.filter(pk__in=[queued, scheduled.pk, running]).values_list("pk", "status"))
+    assert statuses == {queued: AttemptStatus.CANCELLED, scheduled.pk: AttemptStatus.CANCELLED,
+                        running: AttemptStatus.RUNNING}
