@@ -92,7 +92,9 @@ class WebhookShortcutMiddleware:
         self.prefixes = tuple(settings.TINKO_WEBHOOK_SHORTCUT_PREFIXES)
 
     def __call__(self, request):
-        if self.prefixes and request.path_info.startswith(self.prefixes):
+        path = request.path_info
+        # Without the trailing slash: the whole stack, whose CommonMiddleware answers as it always has (APPEND_SLASH).
+        if self.prefixes and path.startswith(self.prefixes) and path.endswith("/"):
             request.get_host()  # DisallowedHost: 400, as CommonMiddleware would answer
             return self.view(request)
         return self.get_response(request)

@@ -29,3 +29,11 @@ def test_a_psp_webhook_with_a_host_not_allowed_is_refused(client, stripe_account
                            HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert not WebhookMessage.objects.exists()
+
+
+def test_a_webhook_url_without_its_trailing_slash_is_answered_by_the_whole_stack_as_before(client, stripe_account):
+    response = client.post(stripe_account.webhook_path.rstrip("/"), data=b"{}", content_type="application/json")
+    # CommonMiddleware's APPEND_SLASH redirect, as before the short path existed; the view never ran.
+    assert (response.status_code, response["Location"]) == (301, stripe_account.webhook_path)
+    assert "Content-Security-Policy" in response
+    assert not WebhookMessage.objects.exists()
