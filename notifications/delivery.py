@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications import channels, rendering, tracking
@@ -41,7 +42,7 @@ from notifications.copy import read_once, whatsapp_content_sid
 from notifications.models import Notification, NotificationStatus
 from notifications.rules import unsubscribe_url
 from recovery.models import Channel
-from tinko import crypto, metrics
+from tinko import bulk, crypto, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _record(rows: list[Notification], *, lease) -> None:
         # Only rows whose lease is still this claim's (one statement; the lease cannot have run out unless the
         # job outlived its time limit, and then another claim has failed them as in doubt).
         mine = rows
-        if Notification.objects.filter(sending_until=lease).bulk_update(rows, DELIVERY_FIELDS) < len(rows):
+        if bulk.update(Notification, rows, DELIVERY_FIELDS, where=Q(sending_until=lease)) < len(rows):
             stored = dict(Notification.objects.filter(pk__in=[n.pk for n in rows]).values_list("pk", "status"))
             mine = [n for n in rows if stored.get(n.pk) == n.status]
             logger.error("Notifications %s: lease lost before the outcome was recorded",

@@ -28,5 +28,7 @@ def process_webhooks() -> None:
 
     # Webhooks stored in the next moment join this run's first batch: until the run deletes the
     # "asked" key they send no message of their own, so a busy inbox costs a few runs a second, not one per webhook.
-    time.sleep(settings.TINKO_INBOX_GATHER_MS / 1000)
-    inbox.process_due(seconds=60)
+    # Between batches that were not full the run waits as long again (inbox.process_due), for the same reason.
+    gather = settings.TINKO_INBOX_GATHER_MS / 1000
+    time.sleep(gather)
+    inbox.process_due(seconds=60, gather=gather)

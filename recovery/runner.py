@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from recovery import leases, ports, signals, transitions
+from recovery import leases, ports, services, signals, transitions
 from recovery.classifier import classify
 from recovery.models import (
     AttemptKind,
@@ -592,23 +592,29 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
           messenger.address_for(a.payment.customer, a.channel)) for a in mine], now=now
     )
     outcomes, finished, replan = {}, [], []
-    for attempt in mine:
-        result = messenger.send_for_attempt(payment=attempt.payment, attempt=attempt, now=now, facts=facts)
-        if result.retry_at is not None:
-            # Quiet hours or the 24-hour cap: the same message goes out when they allow.
-            transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
-            outcomes[attempt.pk] = RunOutcome.DEFERRED
-            continue
-        attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
-        attempt.outcome = result.outcome
-        finished.append(attempt)
-        replan.append(attempt.payment)
-        outcomes[attempt.pk] = RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
+    with services.preloaded_links([a.payment for a in mine], now=now):
+        for attempt in mine:
+            _notify_one(messenger, attempt, now=now, facts=facts, outcomes=outcomes, finished=finished, replan=replan)
     if finished:
         # Before the re-plan: a payment whose attempt still looks queued is not planned again.
         transitions.finish_messages(finished, now=now)
         _replan_many(replan, now)
     return outcomes, alone
+
+
+def _notify_one(messenger, attempt, *, now, facts, outcomes: dict, finished: list, replan: list) -> None:
+    """Record one message of :func:`_notify_together` (queued, suppressed or deferred) and note what follows."""
+    result = messenger.send_for_attempt(payment=attempt.payment, attempt=attempt, now=now, facts=facts)
+    if result.retry_at is not None:
+        # Quiet hours or the 24-hour cap: the same message goes out when they allow.
+        transitions.defer(attempt, scheduled_for=result.retry_at, outcome=result.outcome)
+        outcomes[attempt.pk] = RunOutcome.DEFERRED
+        return
+    attempt.status = AttemptStatus.SUCCEEDED if result.sent else AttemptStatus.SKIPPED
+    attempt.outcome = result.outcome
+    finished.append(attempt)
+    replan.append(attempt.payment)
+    outcomes[attempt.pk] = RunOutcome.SENT if result.sent else RunOutcome.SKIPPED
 
 
 def _replan_many(payments: list[Payment], now, *, events: dict | None = None) -> None:

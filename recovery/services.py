@@ -7,6 +7,8 @@ change itself is made by :mod:`recovery.transitions`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -90,6 +92,40 @@ def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[Recove
     return link, token
 
 
+def _live_links(payment_ids, now):
+    """The live links (with a stored token) of these payments, newest first per payment, locked."""
+    return (
+        RecoveryLink.objects.select_for_update()
+        .filter(payment_id__in=payment_ids, status__in=RecoveryLink.LIVE, expires_at__gt=now)
+        .exclude(token_encrypted="")
+        .order_by("payment_id", "-expires_at", "-pk")
+    )
+
+
+# {payment id: its newest live link or None}, read for a recovery job's messages at once (preloaded_links).
+_preloaded: ContextVar[dict | None] = ContextVar("preloaded_links", default=None)
+
+
+@contextmanager
+def preloaded_links(payments, *, now):
+    """Inside the block, :func:`link_for_message` finds these payments' live links read (and locked) in one query.
+
+    For a recovery job's messages (recovery.runner), one query instead of one per
+    message. The caller holds the payments' locks, inside the transaction the
+    links are used in; each preloaded entry serves one message (a second message
+    for the same payment reads again).
+    """
+    found: dict = {p.pk: None for p in payments}
+    for link in _live_links(list(found), now):
+        if found.get(link.payment_id) is None:
+            found[link.payment_id] = link
+    token = _preloaded.set(found)
+    try:
+        yield
+    finally:
+        _preloaded.reset(token)
+
+
 def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
     """The payment's live link for a message, valid at least ``ttl`` from now; returns (link, token).
 
@@ -99,13 +135,11 @@ def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[Recove
     predates stored tokens); nothing is revoked here. The caller holds the
     payment's lock. Must not move money.
     """
-    link = (
-        RecoveryLink.objects.select_for_update()
-        .filter(payment=payment, status__in=RecoveryLink.LIVE, expires_at__gt=now)
-        .exclude(token_encrypted="")
-        .order_by("-expires_at", "-pk")
-        .first()
-    )
+    preloaded = _preloaded.get()
+    if preloaded is not None and payment.pk in preloaded:
+        link = preloaded.pop(payment.pk)
+    else:
+        link = _live_links([payment.pk], now).first()
     if link is None:
         return create_link(payment=payment, now=now, ttl=ttl)
     try:

@@ -153,6 +153,8 @@ MIDDLEWARE = [
     # JSON for Django's own error pages under /api/ (see tinko/api/middleware.py).
     "tinko.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The PSP inboxes (/webhooks/stripe/, /webhooks/razorpay/) skip everything below (tinko/webhook_guard.py).
+    "tinko.webhook_guard.WebhookShortcutMiddleware",
     # Content-Security-Policy with a per-response nonce (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -612,6 +614,8 @@ TINKO_WEBHOOK_MAX_BODY = _int("TINKO_WEBHOOK_MAX_BODY", 1024 * 1024, minimum=102
 # What is kept of a request to a webhook URL that names no active account: a stub
 # of headers, size, SHA-256 and this many first bytes of the body.
 TINKO_WEBHOOK_STUB_BYTES = _int("TINKO_WEBHOOK_STUB_BYTES", 2048, minimum=0)
+# Paths whose requests skip the console's middleware (tinko.webhook_guard.WebhookShortcutMiddleware).
+TINKO_WEBHOOK_SHORTCUT_PREFIXES = ["/webhooks/stripe/", "/webhooks/razorpay/"]
 # Processing of stored PSP webhooks (payments/inbox.py): messages a worker claims at once; seconds a
 # claim lasts (a dead worker's messages are taken again after it); tries before a message is given up
 # (``failed``, replayable from admin); seconds before the first retry (doubling, at most an hour).

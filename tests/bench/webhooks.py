@@ -112,7 +112,8 @@ def run(server: Server, path: str, template: dict, *, rate: float, duration: flo
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    result = {"sent": len(bodies), "rate": len(bodies) / elapsed, "errors": len(errors), "error_samples": errors[:5],
+    result = {"sent": len(bodies), "rate": len(bodies) / elapsed, "elapsed": elapsed, "errors": len(errors),
+              "error_samples": errors[:5],
               **_percentiles([latency for _, latency in samples])}
     windows = []
     for w in range(int(duration // WINDOW)):
@@ -156,6 +157,15 @@ def _cpu(pids) -> float:
         except OSError:
             pass
     return total
+
+
+def _postgres_pids() -> list[int]:
+    """PostgreSQL's backends connected to this database (gunicorn's and the worker's connections), not this one."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _lag(account, since) -> dict:
@@ -292,7 +302,13 @@ def main(argv=None) -> int:
         lag = _lag(account, since)
         web_cpu, worker_cpu = _cpu(web_pids) - web_cpu, _cpu(worker_pids) - worker_cpu
         load_mid = _loadavg()
+        # Where the CPU goes at the sustained rate: gunicorn, the worker, PostgreSQL's backends of this database,
+        # and the load generator itself (this process: it must not be what limits the rate).
+        pg_pids = _postgres_pids()
+        split = (_cpu(web_pids), _cpu(worker_pids), _cpu(pg_pids), time.process_time())
         sustained = run(server, account.webhook_path, template, rate=args.sustain_rate, duration=args.sustain)
+        split = [after - before for after, before in
+                 zip((_cpu(web_pids), _cpu(worker_pids), _cpu(pg_pids), time.process_time()), split)]
         backlog = WebhookMessage.objects.filter(account=account, status__in=WebhookMessage.PENDING).count()
         drain_seconds = _drain(account)
         load_after = _loadavg()
@@ -316,6 +332,11 @@ def main(argv=None) -> int:
     first, second = sustained["first_half"], sustained["second_half"]
     print(f"    first half p99 {first['p99']:.1f} ms, second half p99 {second['p99']:.1f} ms; backlog left to the "
           f"worker {backlog}, drained in {drain_seconds:.1f} s")
+    per = 1000 / max(1, sustained["sent"])
+    print(f"    CPU per webhook while sustained: web workers {split[0] * per:.2f} ms, worker processes "
+          f"{split[1] * per:.2f} ms, PostgreSQL backends {split[2] * per:.2f} ms, load generator {split[3] * per:.2f} ms "
+          f"({split[3] / sustained['elapsed']:.2f} of a core); all four together {sum(split) / sustained['elapsed']:.2f} "
+          f"of the {os.cpu_count()} cores over the {sustained['elapsed']:.0f} s the phase took (the rest: other work)")
     print(f"load average (1, 5, 15 min) before: {load_before}, between: {load_mid}, after: {load_after}; "
           f"{os.cpu_count()} CPUs")
     checks = {

@@ -109,6 +109,17 @@ def test_update_converts_values_like_save(note_table):
     assert sorted((n.secret, n.data["v"]) for n in Note.objects.all()) == [("new 0", [0]), ("new 1", [1]), ("new 2", [2])]
 
 
+def test_update_with_a_condition_changes_only_the_rows_that_still_match_and_counts_them(note_table):
+    notes = [Note(secret="old", label="mine") for _ in range(3)]
+    bulk.insert([(Note, notes)])
+    Note.objects.filter(pk=notes[1].pk).update(label="taken")  # changed by someone else meanwhile
+    for note in notes:
+        note.secret, note.data = "new", {"v": 2}
+    assert bulk.update(Note, notes, ["secret", "data", "label"], where=Q(label="mine")) == 2
+    stored = {n.pk: (n.secret, n.data, n.label) for n in Note.objects.all()}
+    assert [stored[n.pk] for n in notes] == [("new", {"v": 2}, "mine"), ("old", {}, "taken"), ("new", {"v": 2}, "mine")]
+
+
 def test_sqlite_local_mode_writes_encrypt_stamp_and_keep_json(tmp_path):
     code = DJANGO_SETUP + (
         "from django.db import connection\n"

@@ -140,3 +140,33 @@ def test_a_retried_job_or_a_second_job_after_the_lease_never_records_a_message_t
     assert again == {ids[0]: runner.RunOutcome.NOT_QUEUED, ids[1]: runner.RunOutcome.NOT_QUEUED}
     assert Notification.objects.filter(attempt__in=ids).count() == 2
     assert RecoveryLink.objects.filter(payment__attempts__in=ids).count() == 2
+
+
+def test_a_job_reads_its_payments_live_links_at_once_and_reuses_them_or_makes_new_ones(
+    api, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from notifications import tasks
+    from recovery import services
+
+    attempts = _due(api, [_customer(i) for i in range(3)])
+    monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: None)
+    # The first payment has a live link from an earlier message; the others have none.
+    earlier, _ = services.create_link(payment=attempts[0].payment, now=timezone.now() - timedelta(hours=1),
+                                      ttl=timedelta(hours=2))
+    reads = []
+    live_links = services._live_links
+    monkeypatch.setattr(services, "_live_links", lambda ids, now: reads.append(sorted(ids)) or live_links(ids, now))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        recovery_tasks.run_attempts.fn([a.pk for a in attempts])
+
+    assert reads == [sorted(a.payment_id for a in attempts)]  # one read for the job, none per message
+    links = {a.pk: RecoveryAttempt.objects.get(pk=a.pk).link for a in attempts}
+    assert links[attempts[0].pk].pk == earlier.pk  # reused, its expiry extended to the full time to live
+    assert links[attempts[0].pk].expires_at > timezone.now() + services.LINK_TTL - timedelta(minutes=5)
+    assert {links[a.pk].pk for a in attempts[1:]}.isdisjoint({earlier.pk})
+    assert RecoveryLink.objects.count() == 3
+    for attempt in attempts:
+        assert Notification.objects.get(attempt=attempt).link_id == links[attempt.pk].pk

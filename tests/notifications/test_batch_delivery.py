@@ -242,3 +242,23 @@ def test_a_template_edit_reaches_the_next_job_and_one_job_reads_the_copy_once(or
         MessageTemplate.objects.create(organization=org, channel="email", kind="reminder", locale="en",
                                        subject="S", text="T")
     assert ("email", "reminder", "en") in copy.org_copy(fresh()).templates
+
+
+def test_a_job_that_outlived_its_lease_records_no_outcome_over_the_rows_another_claim_failed(api, smtp, monkeypatch):
+    from django.utils import timezone
+
+    ids = _queued(api, ["a@example.com", "b@example.com"])
+    now = timezone.now()
+    send_one = delivery._send_one
+
+    def slow_send(n, **kwargs):
+        send_one(n, **kwargs)
+        if n.pk == ids[0]:
+            # This job ran past its lease: another claim found the first row and failed it as in doubt.
+            delivery._claim([ids[0]], now + delivery.LEASE)
+
+    monkeypatch.setattr(delivery, "_send_one", slow_send)
+    delivery.deliver_many(ids, now=now)
+    first, second = (Notification.objects.get(pk=pk) for pk in ids)
+    assert (first.status, first.error) == ("failed", delivery.IN_DOUBT)  # not overwritten with "sent"
+    assert (second.status, second.sending_until) == ("sent", None)

@@ -233,3 +233,75 @@ def test_a_batch_holding_a_late_failure_of_a_recovered_payment_is_applied_one_by
     assert Payment.objects.get(reference="pi_3QfailPI0001").status == PaymentStatus.RECOVERED
     assert WebhookMessage.objects.get(event_id="evt_order1").status == WebhookStatus.PROCESSED
     assert Payment.objects.get(reference="pi_order1").failure_count == 1
+
+
+def _spy_claims(monkeypatch) -> list[int]:
+    sizes: list[int] = []
+    claim = inbox._claim
+
+    def spy(limit):
+        claimed = claim(limit)
+        sizes.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(inbox, "_claim", spy)
+    return sizes
+
+
+def test_between_batches_that_were_not_full_a_run_waits_and_claims_what_arrived_meanwhile_at_once(
+        client, stripe_account, monkeypatch):
+    from django.core.cache import cache
+
+    cache.delete(inbox.KICK_KEY)
+    post_stripe(client, stripe_account, _failure(0, customer="cus_0"), process=False)
+    sizes = _spy_claims(monkeypatch)
+    waits = []
+
+    def wait(seconds):
+        # While the run waits it holds the "asked" key: webhooks stored now send no job (kick finds the key).
+        assert cache.get(inbox.KICK_KEY) is not None
+        if not waits:
+            for n in range(1, 4):
+                post_stripe(client, stripe_account, _failure(n, customer=f"cus_{n}"), process=False)
+        waits.append(seconds)
+
+    monkeypatch.setattr(inbox.time, "sleep", wait)
+    assert inbox.process_due(batch=10, gather=0.1) == 4
+    # One claim for the first, one for the three that arrived during the wait, an empty one after the next wait.
+    assert sizes == [1, 3, 0]
+    assert waits == [0.1, 0.1]
+    assert cache.get(inbox.KICK_KEY) is None  # deleted before the last claim
+    assert set(WebhookMessage.objects.values_list("status", flat=True)) == {WebhookStatus.PROCESSED}
+
+
+def test_a_run_stops_after_a_batch_when_a_webhook_stored_meanwhile_has_asked_for_another(
+        client, stripe_account, monkeypatch):
+    from django.core.cache import cache
+
+    cache.delete(inbox.KICK_KEY)
+    post_stripe(client, stripe_account, _failure(0, customer="cus_0"), process=False)
+    process_batch = inbox.process_batch
+
+    def batch_then_a_webhook_arrives(*, limit):
+        done = process_batch(limit=limit)
+        # Stored after this run's claim: it finds no key, so it asks for a run of its own.
+        post_stripe(client, stripe_account, _failure(1, customer="cus_1"), process=False)
+        inbox.kick()
+        return done
+
+    monkeypatch.setattr(inbox, "process_batch", batch_then_a_webhook_arrives)
+    monkeypatch.setattr(inbox.time, "sleep", lambda seconds: pytest.fail("the run waited instead of leaving it"))
+    assert inbox.process_due(batch=10, gather=0.1) == 1
+    # The later webhook is left to the run it asked for, whose key is still there.
+    assert cache.get(inbox.KICK_KEY) is not None
+    statuses = dict(WebhookMessage.objects.values_list("event_id", "status"))
+    assert statuses == {"evt_order0": WebhookStatus.PROCESSED, "evt_order1": WebhookStatus.RECEIVED}
+    cache.delete(inbox.KICK_KEY)
+
+
+def test_without_a_gather_time_a_run_claims_again_at_once(client, stripe_account, monkeypatch):
+    post_stripe(client, stripe_account, _failure(0, customer="cus_0"), process=False)
+    sizes = _spy_claims(monkeypatch)
+    monkeypatch.setattr(inbox.time, "sleep", lambda seconds: pytest.fail("no wait without a gather time"))
+    assert inbox.process_due(batch=10) == 1
+    assert sizes == [1, 0]
