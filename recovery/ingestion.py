@@ -21,7 +21,7 @@ from recovery.holdout import draw_holdout_group
 from recovery.models import Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from recovery.planning import plan_payments
 from recovery.reports import FailureReport, failure_codes
-from tinko import bulk, metrics
+from tinko import bulk, metrics, orgconfig
 
 
 @dataclass
@@ -33,7 +33,9 @@ class IngestResult:
 
 
 def default_policy(organization) -> RetryPolicy:
-    found = bulk.fetch(RetryPolicy, Q(organization_id=organization.pk, is_default=True))
+    found = orgconfig.cached(organization.pk, "recovery.default_policy", lambda: bulk.fetch(
+        RetryPolicy, Q(organization_id=organization.pk, is_default=True)
+    ))
     policy = found[0] if found else None
     if policy is None:
         # Every org gets one when it is created (RecoveryConfig.ready); this covers
