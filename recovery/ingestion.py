@@ -58,7 +58,7 @@ class PaymentRecovered(Exception):
 
 
 def record_failures(*, organization, reports: list[FailureReport], source: str = "api",
-                    skip_recovered: bool = False) -> list[IngestResult]:
+                    skip_recovered: bool = False, savepoint: bool = True) -> list[IngestResult]:
     """Record failure reports and (re)plan their payments; one result per report, in order.
 
     A report whose ``event_id`` was seen before (for this org and source) is a
@@ -70,7 +70,16 @@ def record_failures(*, organization, reports: list[FailureReport], source: str =
     ``skip_recovered``: a report of an already recovered payment records
     nothing and raises :class:`PaymentRecovered` (PSP webhooks: a late failure
     must not re-open a paid payment); checked under the payment's row lock.
+
+    ``savepoint=False``: called inside a transaction whose owner runs it again as a whole on an
+    IntegrityError (the API's ``Idempotency-Key``, tinko/api/idempotency.py), so no savepoint of its
+    own and no retry here. Outside a transaction it changes nothing.
     """
+    if not savepoint and transaction.get_connection().in_atomic_block:
+        with transaction.atomic(savepoint=False):
+            results = _record(organization=organization, reports=reports, source=source, skip_recovered=skip_recovered)
+            metrics.failures_recorded(results, source=source)
+            return results
     for attempt in range(3):
         try:
             with transaction.atomic():

@@ -117,7 +117,7 @@ class PaymentFailedView(APIView):
         ],
         tags=["ingestion"],
     )
-    @idempotent
+    @idempotent(retry_integrity_errors=True)
     def post(self, request):
         try:
             report = parse_report(request.data)
@@ -126,7 +126,7 @@ class PaymentFailedView(APIView):
         organization = request.auth.organization
         # The organization was read with the key: its configuration may come from this process (tinko/orgconfig.py).
         with orgconfig.pinned(organization):
-            (result,) = ingestion.record_failures(organization=organization, reports=[report])
+            (result,) = ingestion.record_failures(organization=organization, reports=[report], savepoint=False)
         return Response(
             s.ingest_result_data(result), status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
         )
@@ -158,7 +158,7 @@ class PaymentFailedBatchView(APIView):
         ],
         tags=["ingestion"],
     )
-    @idempotent
+    @idempotent(retry_integrity_errors=True)
     def post(self, request):
         events = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(events, list):
@@ -182,7 +182,7 @@ class PaymentFailedBatchView(APIView):
         if valid:
             organization = request.auth.organization
             with orgconfig.pinned(organization):
-                recorded = ingestion.record_failures(organization=organization, reports=valid)
+                recorded = ingestion.record_failures(organization=organization, reports=valid, savepoint=False)
             for index, result in zip(positions, recorded):
                 results[index] = {"index": index, "status": 200 if result.duplicate else 201, **s.ingest_result_data(result)}
         return Response({"results": results})

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import webhooks
 from notifications.models import WebhookEndpoint, WebhookMessage
 from payments import accounts
 from payments.models import ProviderAccount
-from recovery.models import Payment, RetryPolicy
+from recovery import ingestion
+from recovery.models import FailureEvent, Payment, RetryPolicy
 from tests.recovery.conftest import report
 from tinko import orgconfig
-from tinko.models import Organization
+from tinko.models import IdempotencyRecord, Organization
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,31 @@ def test_a_deactivated_account_is_not_used_for_the_next_report(api, org, owner):
     # Either way the first step is a message; its reason says why no re-charge goes with it.
     assert "need a connected Stripe account" not in connected["next_attempt"]["reason"]
     assert "need a connected Stripe account" in without["next_attempt"]["reason"]
+
+
+def test_a_keyed_report_that_loses_a_race_runs_again_whole(api, monkeypatch):
+    """With an Idempotency-Key the report has no savepoint of its own: a unique violation (another request
+    created the same row first) rolls back the key's claim too, and the request runs again."""
+    real = ingestion._record
+    calls = []
+
+    def lose_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            real(**kwargs)  # its writes are rolled back with the claim
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ingestion, "_record", lose_once)
+    body = report(reference="order-race")
+    response = api.post("events/payment_failed", body, **{"Idempotency-Key": "race-1"})
+
+    assert response.status_code == 201
+    assert len(calls) == 2
+    assert Payment.objects.filter(reference="order-race").count() == 1
+    assert FailureEvent.objects.count() == 1
+    assert IdempotencyRecord.objects.get(key="race-1").status_code == 201
+    replay = api.post("events/payment_failed", body, **{"Idempotency-Key": "race-1"})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == response.json()
+    assert len(calls) == 2
