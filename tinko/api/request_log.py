@@ -324,7 +324,7 @@ class _Buffer:
     def _run(self) -> None:
         try:
             while not self._stop:
-                self._wake.wait(settings.TINKO_API_LOG_FLUSH_MS / 1000)
+                self._wake.wait(max(settings.TINKO_API_LOG_FLUSH_MS, 10) / 1000)
                 self._wake.clear()
                 # This thread's own connection: closed when broken or too old, as a request would have it.
                 close_old_connections()
