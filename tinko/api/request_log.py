@@ -36,7 +36,9 @@ request, and no round trip on the request's path.
 web process killed without its shutdown (``kill -9``, out of memory, a machine lost)
 loses the log lines of its last ``TINKO_API_LOG_FLUSH_MS`` at most (200 rows, or the
 rows of that second); a graceful stop (SIGTERM, a gunicorn restart) writes them first
-(``atexit``). A database error drops the batch it was writing (logged, with the count).
+(``atexit``). A database error drops the batch it was writing (logged, with the count): so does
+a row whose organization or key was deleted meanwhile, for the whole batch, since the rows are
+checked against them at commit.
 While the database cannot take them, at most :data:`MAX_BUFFERED` rows wait; later ones
 are dropped and counted. Only log lines are ever at stake: the request's own work
 (payments, events, attempts, idempotency records) was committed by the request itself
@@ -333,7 +335,7 @@ class _Buffer:
             connection.close()
 
     def stop(self) -> None:
-        """Write what waits and end the writer thread (tests; the process's exit writes through :func:`flush`)."""
+        """Let the writer finish its batch, end it, and write what still waits (at the process's exit; tests)."""
         thread = self._thread
         self._stop = True
         self._wake.set()
