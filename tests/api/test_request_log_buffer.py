@@ -111,3 +111,15 @@ def test_the_writer_thread_stores_rows_on_its_own_connection_within_the_interval
         assert buffer._thread is None
     finally:
         buffer.stop()
+
+
+@pytest.mark.django_db(transaction=True)  # foreign keys are checked at a real commit
+def test_a_row_of_a_deleted_key_is_dropped_alone(api, api_key, buffered):
+    api.get("payments")
+    api.get("payments")
+    row = buffered._rows[0]
+    buffered._rows.insert(1, (row[0], 987654321, *row[2:]))  # a key deleted since its request
+
+    assert request_log.flush() == 2
+    assert ApiRequestLog.objects.count() == 2
+    assert set(ApiRequestLog.objects.values_list("api_key_id", flat=True)) == {api_key[0].pk}

@@ -36,9 +36,9 @@ request, and no round trip on the request's path.
 web process killed without its shutdown (``kill -9``, out of memory, a machine lost)
 loses the log lines of its last ``TINKO_API_LOG_FLUSH_MS`` at most (200 rows, or the
 rows of that second); a graceful stop (SIGTERM, a gunicorn restart) writes them first
-(``atexit``). A database error drops the batch it was writing (logged, with the count): so does
-a row whose organization or key was deleted meanwhile, for the whole batch, since the rows are
-checked against them at commit.
+(``atexit``). A database error drops the batch it was writing (logged, with the count); a row
+whose organization or key was deleted meanwhile is dropped alone (the batch is then written row
+by row).
 While the database cannot take them, at most :data:`MAX_BUFFERED` rows wait; later ones
 are dropped and counted. Only log lines are ever at stake: the request's own work
 (payments, events, attempts, idempotency records) was committed by the request itself
@@ -60,7 +60,7 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from tinko import logging as tinko_logging
@@ -352,6 +352,9 @@ class _Buffer:
             return 0
         try:
             _copy(rows)
+        except IntegrityError:
+            # A row whose organization or key was deleted meanwhile: the others go in one by one.
+            return sum(_copy_or_drop(row) for row in rows)
         except DatabaseError:
             logger.warning("Could not write %d API log rows", len(rows), exc_info=True)
             return 0
@@ -359,6 +362,15 @@ class _Buffer:
             logger.exception("Could not write %d API log rows", len(rows))
             return 0
         return len(rows)
+
+
+def _copy_or_drop(row: tuple) -> int:
+    try:
+        _copy([row])
+    except DatabaseError:
+        logger.warning("Could not write an API log row of organization %s", row[0], exc_info=True)
+        return 0
+    return 1
 
 
 def _copy(rows: list[tuple]) -> None:
