@@ -43,7 +43,7 @@ from notifications.models import (
     WebhookMessage,
     new_webhook_secret,
 )
-from tinko import bulk, crypto, metrics
+from tinko import bulk, crypto, metrics, orgconfig
 from tinko.background import send_safely
 
 logger = logging.getLogger(__name__)
@@ -269,8 +269,11 @@ def emit_many(*, organization_id: int, events: list[tuple[str, dict, int | None]
     """
     if not events:
         return []
-    # bulk.fetch, not a QuerySet: this runs for every ingested report and every attempt's answer.
-    endpoints = bulk.fetch(WebhookEndpoint, Q(organization_id=organization_id, is_active=True))
+    # bulk.fetch, not a QuerySet: this runs for every ingested report and every attempt's answer; an API
+    # request's ingestion takes this process's copy while the configuration is unchanged (tinko/orgconfig.py).
+    endpoints = orgconfig.cached(organization_id, "notifications.active_endpoints", lambda: bulk.fetch(
+        WebhookEndpoint, Q(organization_id=organization_id, is_active=True)
+    ))
     if not endpoints:
         return []
     now = timezone.now()

@@ -28,7 +28,7 @@ from django.db.models import Q
 
 # What a charge answered is the core's type (recovery/psp.py); providers import it from here as before.
 from recovery.psp import DECLINE_FIELDS, ChargeResult  # noqa: F401
-from tinko import bulk
+from tinko import bulk, orgconfig
 
 # Provider packages imported (once) before the registry is first read. A new PSP
 # adds its package here and calls register_provider() in its __init__.
@@ -306,10 +306,19 @@ def connected_accounts(payments) -> list | None:
     }
     if not wanted:
         return None
+    organizations = {org for org, _ in wanted}
+    providers = {name for _, name in wanted}
+    if len(organizations) == 1:
+        # One organization (an API request): its active accounts, from this process's copy while its
+        # configuration is unchanged (tinko/orgconfig.py).
+        (organization_id,) = organizations
+        accounts = orgconfig.cached(organization_id, "payments.active_accounts", lambda: bulk.fetch(
+            ProviderAccount, Q(organization_id=organization_id, is_active=True)
+        ))
+        return [a for a in accounts if a.provider in providers]
     # bulk.fetch, not a QuerySet: this runs for every ingested report, and building the QuerySet cost more than the query.
     return bulk.fetch(ProviderAccount, Q(
-        organization_id__in=sorted({org for org, _ in wanted}), provider__in=sorted({name for _, name in wanted}),
-        is_active=True,
+        organization_id__in=sorted(organizations), provider__in=sorted(providers), is_active=True,
     ))
 
 

@@ -21,7 +21,7 @@ from recovery.holdout import draw_holdout_group
 from recovery.models import Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
 from recovery.planning import plan_payments
 from recovery.reports import FailureReport, failure_codes
-from tinko import bulk, metrics
+from tinko import bulk, metrics, orgconfig
 
 
 @dataclass
@@ -33,7 +33,9 @@ class IngestResult:
 
 
 def default_policy(organization) -> RetryPolicy:
-    found = bulk.fetch(RetryPolicy, Q(organization_id=organization.pk, is_default=True))
+    found = orgconfig.cached(organization.pk, "recovery.default_policy", lambda: bulk.fetch(
+        RetryPolicy, Q(organization_id=organization.pk, is_default=True)
+    ))
     policy = found[0] if found else None
     if policy is None:
         # Every org gets one when it is created (RecoveryConfig.ready); this covers
@@ -56,7 +58,7 @@ class PaymentRecovered(Exception):
 
 
 def record_failures(*, organization, reports: list[FailureReport], source: str = "api",
-                    skip_recovered: bool = False) -> list[IngestResult]:
+                    skip_recovered: bool = False, savepoint: bool = True) -> list[IngestResult]:
     """Record failure reports and (re)plan their payments; one result per report, in order.
 
     A report whose ``event_id`` was seen before (for this org and source) is a
@@ -68,7 +70,16 @@ def record_failures(*, organization, reports: list[FailureReport], source: str =
     ``skip_recovered``: a report of an already recovered payment records
     nothing and raises :class:`PaymentRecovered` (PSP webhooks: a late failure
     must not re-open a paid payment); checked under the payment's row lock.
+
+    ``savepoint=False``: called inside a transaction whose owner runs it again as a whole on an
+    IntegrityError (the API's ``Idempotency-Key``, tinko/api/idempotency.py), so no savepoint of its
+    own and no retry here. Outside a transaction it changes nothing.
     """
+    if not savepoint and transaction.get_connection().in_atomic_block:
+        with transaction.atomic(savepoint=False):
+            results = _record(organization=organization, reports=reports, source=source, skip_recovered=skip_recovered)
+            metrics.failures_recorded(results, source=source)
+            return results
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -97,7 +108,12 @@ def _record(*, organization, reports, source, skip_recovered=False) -> list[Inge
 
     # 1. Duplicates: seen before, or earlier in this same batch.
     event_ids = {r.event_id for r in reports if r.event_id}
-    seen = {event.external_id: event for event in _seen_events(organization, source, event_ids)} if event_ids else {}
+    single = _lookup_single(organization, reports[0], source, now) if len(reports) == 1 and bulk.is_postgresql() else None
+    if single is not None:
+        events = _with_payments(single.events)
+    else:
+        events = _seen_events(organization, source, event_ids) if event_ids else []
+    seen = {event.external_id: event for event in events}
     fresh: list[tuple[int, FailureReport]] = []
     first_in_batch: dict[str, int] = {}
     duplicates_in_batch: list[tuple[int, int]] = []
@@ -114,7 +130,7 @@ def _record(*, organization, reports, source, skip_recovered=False) -> list[Inge
 
     if fresh:
         _record_fresh(organization=organization, fresh=fresh, source=source, now=now, results=results,
-                      skip_recovered=skip_recovered)
+                      skip_recovered=skip_recovered, single=single)
     for index, original in duplicates_in_batch:
         first = results[original]
         results[index] = IngestResult(first.event, True, first.payment, first.next_attempt)
@@ -124,12 +140,45 @@ def _record(*, organization, reports, source, skip_recovered=False) -> list[Inge
     return results
 
 
-def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
+def _seen_where(organization, source, event_ids) -> Q:
     # ~Q(external_id="") lets PostgreSQL use the partial unique index on
     # (organization, source, external_id); without it, every report scans the table.
-    events = bulk.fetch(
-        FailureEvent, Q(organization_id=organization.pk, source=source, external_id__in=event_ids) & ~Q(external_id="")
-    )
+    return Q(organization_id=organization.pk, source=source, external_id__in=event_ids) & ~Q(external_id="")
+
+
+def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
+    return _with_payments(bulk.fetch(FailureEvent, _seen_where(organization, source, event_ids)))
+
+
+@dataclass
+class _Single:
+    """What a single report's one lookup found (PostgreSQL): its event if seen before, its customer and
+    payment (row-locked), and the ids of the rows it may create."""
+    events: list
+    customers: list | None
+    payments: list
+    ids: dict
+
+
+def _lookup_single(organization, report: FailureReport, source: str, now) -> _Single:
+    """The four statements a single report starts with (its event id seen before? its customer, its payment,
+    ids for new rows) in one round trip. Locks as they do, customer before payment; a report that turns out a
+    duplicate holds them until its short transaction ends, and leaves its ids unused."""
+    wanted, psp_of = _customers_wanted([(0, report)], now)
+    queries = {}
+    if report.event_id:
+        queries["events"] = (FailureEvent, _seen_where(organization, source, {report.event_id}), None, False)
+    if wanted:
+        queries["customers"] = (Customer, _customers_where(organization, wanted, psp_of), "key", True)
+    queries["payments"] = (Payment, Q(organization_id=organization.pk, reference__in=[report.reference]), "reference", True)
+    found, ids = bulk.fetch_together(list(queries.values()), counts={
+        Customer: 1 if wanted else 0, Payment: 1, FailureEvent: 1, RecoveryAttempt: 1,
+    })
+    found = dict(zip(queries, found))
+    return _Single(events=found.get("events", []), customers=found.get("customers"), payments=found["payments"], ids=ids)
+
+
+def _with_payments(events: list[FailureEvent]) -> list[FailureEvent]:
     if events:
         payments = Payment.objects.in_bulk({e.payment_id for e in events})
         for event in events:
@@ -169,6 +218,8 @@ class _Writes:
         self.fast = bulk.is_postgresql()
         self.new: dict = {Customer: [], Payment: [], FailureEvent: [], RecoveryAttempt: []}
         self.pool: dict = {FailureEvent: [], RecoveryAttempt: []}
+        # Ids drawn with a single report's lookup (_lookup_single), used by allocate() when they suffice.
+        self.drawn: dict | None = None
 
     def reserve(self, model, objs) -> None:
         """Rows whose ids are needed before planning (customers, payments): see :meth:`allocate`."""
@@ -185,7 +236,11 @@ class _Writes:
             return
         counts = {Customer: len(self.new[Customer]), Payment: len(self.new[Payment]), FailureEvent: events,
                   RecoveryAttempt: attempts}
-        ids = bulk.allocate_ids(counts)
+        drawn = self.drawn
+        if drawn is not None and all(len(drawn[model]) >= n for model, n in counts.items()):
+            ids = drawn
+        else:
+            ids = bulk.allocate_ids(counts)
         for model in (Customer, Payment):
             for obj, pk in zip(self.new[model], ids[model]):
                 obj.pk = pk
@@ -212,15 +267,8 @@ class _Writes:
                     model.objects.bulk_create(self.new[model])
 
 
-def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]:
-    """The reports' customers by key, found or created. A report fills in what
-    it knows; it never blanks what an earlier one said.
-
-    One person, two ids: a customer the merchant reported under its own id and
-    named the PSP's customer id for is the customer of the PSP's reports under
-    that id too; a customer known only from the PSP takes the merchant's id
-    when the merchant's report names it.
-    """
+def _customers_wanted(fresh, now) -> tuple[dict[str, dict], dict[str, str]]:
+    """What the reports say of each customer, by key, and the PSP's customer id of the keys that name one."""
     wanted: dict[str, dict] = {}
     psp_of: dict[str, str] = {}
     for _, report in fresh:
@@ -233,15 +281,31 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
                 merged["provider_customer_id"] = psp_of[key] = psp
             if report.customer_fetched:
                 merged["provider_fetched_at"] = now
+    return wanted, psp_of
+
+
+def _customers_where(organization, wanted, psp_of) -> Q:
+    psps = sorted(set(psp_of.values()))
+    return Q(organization_id=organization.pk) & (
+        Q(key__in=wanted) | Q(provider_customer_id__in=psps) & ~Q(provider_customer_id="")
+    )
+
+
+def _customers(organization, fresh, now, writes: _Writes, found: list | None = None) -> dict[str, Customer]:
+    """The reports' customers by key, found or created. A report fills in what
+    it knows; it never blanks what an earlier one said.
+
+    One person, two ids: a customer the merchant reported under its own id and
+    named the PSP's customer id for is the customer of the PSP's reports under
+    that id too; a customer known only from the PSP takes the merchant's id
+    when the merchant's report names it.
+    """
+    wanted, psp_of = _customers_wanted(fresh, now)
     if not wanted:
         return {}
-    # Locked, in key order: two requests updating one customer take turns.
-    psps = sorted(set(psp_of.values()))
-    found = bulk.fetch(
-        Customer,
-        Q(organization_id=organization.pk) & (Q(key__in=wanted) | Q(provider_customer_id__in=psps) & ~Q(provider_customer_id="")),
-        order_by="key", lock=True,
-    )
+    if found is None:
+        # Locked, in key order: two requests updating one customer take turns.
+        found = bulk.fetch(Customer, _customers_where(organization, wanted, psp_of), order_by="key", lock=True)
     existing = {c.key: c for c in found}
     by_psp = {c.provider_customer_id: c for c in existing.values() if c.provider_customer_id}
     changed, new = [], []
@@ -284,9 +348,11 @@ def _customers(organization, fresh, now, writes: _Writes) -> dict[str, Customer]
     return existing
 
 
-def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=False) -> None:
+def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=False, single: _Single | None = None) -> None:
     writes = _Writes()
-    customers = _customers(organization, fresh, now, writes)
+    if single is not None:
+        writes.drawn = single.ids
+    customers = _customers(organization, fresh, now, writes, found=single.customers if single else None)
 
     by_reference: dict[str, list[tuple[int, FailureReport]]] = {}
     for item in fresh:
@@ -299,7 +365,7 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     policies = {policy.pk: policy}
     payments, created_refs = _payments(
         organization=organization, references=references, by_reference=by_reference, policy=policy, now=now,
-        writes=writes,
+        writes=writes, found=single.payments if single else None,
     )
     if skip_recovered:
         for payment in payments.values():
@@ -394,15 +460,17 @@ def _new_payment(organization, reference, first: FailureReport, policy, now) -> 
     return payment
 
 
-def _payments(*, organization, references, by_reference, policy, now, writes: _Writes) -> tuple[dict[str, Payment], set[str]]:
+def _payments(*, organization, references, by_reference, policy, now, writes: _Writes,
+              found: list | None = None) -> tuple[dict[str, Payment], set[str]]:
     """The payments for ``references`` (known ones row-locked) and which of them are new.
 
     References are locked in sorted order, so two batches touching the same
     payments queue up instead of deadlocking.
     """
-    found = bulk.fetch(
-        Payment, Q(organization_id=organization.pk, reference__in=references), order_by="reference", lock=True
-    )
+    if found is None:
+        found = bulk.fetch(
+            Payment, Q(organization_id=organization.pk, reference__in=references), order_by="reference", lock=True
+        )
     payments = {p.reference: p for p in found}
     missing = [ref for ref in references if ref not in payments]
     new = [_new_payment(organization, ref, by_reference[ref][0][1], policy, now) for ref in missing]

@@ -29,9 +29,13 @@ def _clear_cache():
     # The classifier's per-process rules go too: transactional tests flush the
     # rule table, and a rule cached from before would point at a deleted row.
     from recovery.classifier import invalidate_rules
+    from tinko import orgconfig
 
     cache.clear()
     invalidate_rules()
+    # Organizations' cached configuration (tinko/orgconfig.py): a transactional test's flush may let a new
+    # organization start again at version 0.
+    orgconfig.forget()
     yield
     cache.clear()
     # Requests through the test client leave their language active on this thread (LocaleMiddleware

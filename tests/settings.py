@@ -21,3 +21,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 SITE_URL = "http://testserver"
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# The API request log writes each row in its own request here, so that a test reads it at once; the
+# buffered writer of production is tested on its own (tests/api/test_request_log_buffer.py).
+TINKO_API_LOG_FLUSH_MS = 0

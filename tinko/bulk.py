@@ -45,6 +45,26 @@ _AS_IS = (
 )
 
 
+def _cache_split_statements() -> None:
+    """Let psycopg keep the parsed form of statements with up to 200 parameters, not 50.
+
+    Django's cursors bind parameters client-side, and psycopg parses each statement for its
+    placeholders unless it has it in its cache (128 statements of at most 4,096 bytes), which it
+    refuses to statements of more than 50 parameters. A single report's INSERT of customer, payment,
+    event and attempt has 96: parsing it again took 0.12 ms of every ingested report's CPU. The
+    length limit (and so the memory: 128 x 4 KB at most) stays as it is.
+    """
+    try:
+        from psycopg import _queries
+    except ImportError:  # SQLite only (local mode without psycopg)
+        return
+    if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", 0) < 200:
+        _queries.MAX_CACHED_STATEMENT_PARAMS = 200
+
+
+_cache_split_statements()
+
+
 def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
@@ -403,20 +423,79 @@ def fetch(model, where: Q, *, order_by: str | tuple | None = None, lock: bool = 
     ``~Q(external_id="")`` where a partial index has that condition, so that
     PostgreSQL can use it.
     """
-    fields = list(model._meta.concrete_fields)
-    qn = connection.ops.quote_name
+    fields, _ = _select_list(model)
     params: list = []
-    statement = (
-        f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(model._meta.db_table)} WHERE {_where(model, where, params)}"
-        + (" ORDER BY " + ", ".join(qn(model._meta.get_field(name).column)
-                                    for name in ((order_by,) if isinstance(order_by, str) else order_by))
-           if order_by else "")
-        + (" FOR UPDATE" if lock and connection.features.has_select_for_update else "")
-    )
+    statement = _fetch_sql(model, where, order_by=order_by, lock=lock, params=params)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     return [from_row(model, fields, row) for row in rows]
+
+
+def _fetch_sql(model, where: Q, *, order_by, lock, params: list) -> str:
+    _, select = _select_list(model)
+    return (
+        f"{select} WHERE {_where(model, where, params)}"
+        + (" ORDER BY " + ", ".join(connection.ops.quote_name(model._meta.get_field(name).column)
+                                    for name in ((order_by,) if isinstance(order_by, str) else order_by))
+           if order_by else "")
+        + (" FOR UPDATE" if lock and connection.features.has_select_for_update else "")
+    )
+
+
+def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
+    """Several :func:`fetch` and :func:`allocate_ids` in one round trip (PostgreSQL): one list of
+    instances per query, in its order, and {model: [ids]}. ``queries`` are (model, where, order_by, lock).
+
+    For a single report, which looks up its event, customer and payment, and draws the ids of the rows
+    it may create, at once. Ids drawn and left unused are gaps in their sequences, as any rolled-back
+    insert leaves. Each query becomes a ``LEFT JOIN LATERAL`` of the one row of ids, run and locked in
+    the order given; their rows come back as a product, which is split here (keep each query to a few
+    rows).
+    """
+    wanted = [(m, n) for m, n in counts.items() if n]
+    params: list = []
+    parts = []
+    for i, (m, n) in enumerate(wanted):
+        parts.append(f"(SELECT array_agg(nextval(pg_get_serial_sequence(%s, %s))) FROM generate_series(1, %s)) AS i{i}")
+        params.extend([m._meta.db_table, m._meta.pk.column, n])
+    sql = f"SELECT * FROM (SELECT {', '.join(parts) or '1 AS i0'}) AS ids"
+    layout, offset = [], len(parts) or 1
+    for i, (model, where, order_by, lock) in enumerate(queries):
+        fields, _ = _select_list(model)
+        sql += f" LEFT JOIN LATERAL ({_fetch_sql(model, where, order_by=order_by, lock=lock, params=params)}) AS t{i} ON true"
+        layout.append((model, fields, offset, offset + fields.index(model._meta.pk)))
+        offset += len(fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    ids = {m: [] for m in counts}
+    for (m, _), array in zip(wanted, rows[0]):
+        ids[m] = list(array)
+    found = []
+    for model, fields, start, pk_at in layout:
+        seen, instances = set(), []
+        for row in rows:
+            pk = row[pk_at]
+            if pk is not None and pk not in seen:
+                seen.add(pk)
+                instances.append(from_row(model, fields, row[start:start + len(fields)]))
+        found.append(instances)
+    return found, ids
+
+
+_SELECTS: dict = {}
+
+
+def _select_list(model) -> tuple[list, str]:
+    """The model's concrete fields and ``SELECT <their columns> FROM <table>`` (made once per model and vendor)."""
+    key = (model, connection.vendor)
+    found = _SELECTS.get(key)
+    if found is None:
+        fields = list(model._meta.concrete_fields)
+        qn = connection.ops.quote_name
+        found = _SELECTS[key] = (fields, f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(model._meta.db_table)}")
+    return found
 
 
 def from_row(model, fields, values):

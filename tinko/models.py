@@ -123,6 +123,8 @@ class Organization(models.Model):
     logo_url = models.URLField(blank=True, max_length=500)
     support_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
+    # Raised by PostgreSQL triggers whenever the configuration ingestion caches changes (tinko/orgconfig.py).
+    config_version = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -634,6 +634,12 @@ TINKO_RETAIN_AUDIT_DETAIL_DAYS = _int("TINKO_RETAIN_AUDIT_DETAIL_DAYS", 365)
 TINKO_RETAIN_API_LOGS_DAYS = _int("TINKO_RETAIN_API_LOGS_DAYS", 14)
 # Developers → Logs: every API request made with a key is logged, bodies masked (tinko/api/request_log.py).
 TINKO_API_LOG_ENABLED = _bool("TINKO_API_LOG_ENABLED", True)
+# Rows are written by a thread of each web process, together, at most this many milliseconds after their
+# request (a crash of the process loses at most these last milliseconds of log lines, never anything else);
+# 0 writes each row in its own request, as local mode (SQLite) always does.
+TINKO_API_LOG_FLUSH_MS = _int("TINKO_API_LOG_FLUSH_MS", 1000)
+# ... or as soon as this many rows wait.
+TINKO_API_LOG_FLUSH_ROWS = _int("TINKO_API_LOG_FLUSH_ROWS", 200, minimum=1)
 
 # --- Payment providers (connected Stripe / Razorpay accounts) ----------------------------
 # API base addresses: the PSPs' own unless pointed elsewhere (a local Stripe mock in tests).

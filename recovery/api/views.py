@@ -15,6 +15,7 @@ from recovery.api import serializers as s
 from recovery.messaging import pay_url
 from recovery.models import FailureEvent, Payment, RecoveryAttempt, RecoveryLink, RetryPolicy
 from recovery.reports import ReportInvalid, parse_report
+from tinko import orgconfig
 from tinko.api.exceptions import error_body
 from tinko.api.idempotency import IdempotencyConflict, idempotent
 from tinko.api.serializers import ErrorSerializer
@@ -116,13 +117,16 @@ class PaymentFailedView(APIView):
         ],
         tags=["ingestion"],
     )
-    @idempotent
+    @idempotent(retry_integrity_errors=True)
     def post(self, request):
         try:
             report = parse_report(request.data)
         except ReportInvalid as invalid:
             raise _validation_error(invalid.errors) from None
-        (result,) = ingestion.record_failures(organization=request.auth.organization, reports=[report])
+        organization = request.auth.organization
+        # The organization was read with the key: its configuration may come from this process (tinko/orgconfig.py).
+        with orgconfig.pinned(organization):
+            (result,) = ingestion.record_failures(organization=organization, reports=[report], savepoint=False)
         return Response(
             s.ingest_result_data(result), status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
         )
@@ -154,7 +158,7 @@ class PaymentFailedBatchView(APIView):
         ],
         tags=["ingestion"],
     )
-    @idempotent
+    @idempotent(retry_integrity_errors=True)
     def post(self, request):
         events = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(events, list):
@@ -176,7 +180,9 @@ class PaymentFailedBatchView(APIView):
                     **error_body(type="validation_error", message=message, fields=invalid.errors),
                 }
         if valid:
-            recorded = ingestion.record_failures(organization=request.auth.organization, reports=valid)
+            organization = request.auth.organization
+            with orgconfig.pinned(organization):
+                recorded = ingestion.record_failures(organization=organization, reports=valid, savepoint=False)
             for index, result in zip(positions, recorded):
                 results[index] = {"index": index, "status": 200 if result.duplicate else 201, **s.ingest_result_data(result)}
         return Response({"results": results})

@@ -17,7 +17,9 @@ event or one retry costs does not. This runs the same code paths as benchmarks 1
 
 For each: CPU milliseconds of this process per item (``time.process_time``:
 Python and the driver, not PostgreSQL's share) and SQL statements per item.
-``--profile single|batch|retries`` prints the top of a cProfile of that part.
+``--profile single|batch|retries`` prints the top of a cProfile of that part; ``--statements`` the
+SQL of one single-event request of each kind (the API log's rows are written by another thread of
+the process, on its own connection, and are not among them; their CPU is in the figures).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Meter:
             pstats.Stats(self.profile).sort_stats("tottime").print_stats(limit)
 
 
-def single(api_key: str, *, count: int, tag: str, profile: str) -> list[tuple]:
+def single(api_key: str, *, count: int, tag: str, profile: str, show_statements: bool = False) -> list[tuple]:
     from django.test import Client
 
     client = Client()
@@ -91,6 +93,16 @@ def single(api_key: str, *, count: int, tag: str, profile: str) -> list[tuple]:
         bodies = [json.dumps(common.failure_report(f"{tag}-{short}-{i}", rng)) for i in range(count + 20)]
         for body in bodies[:20]:  # warm-up
             client.post(path, body, content_type="application/json", **_client_headers(api_key, idempotent=idempotent))
+        if show_statements:
+            from django.db import connection
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as captured:
+                body = json.dumps(common.failure_report(f"{tag}-{short}-statements", rng))
+                client.post(path, body, content_type="application/json", **_client_headers(api_key, idempotent=idempotent))
+            print(f"\n  statements of one request, {name}:")
+            for query in captured.captured_queries:
+                print(f"    {query['sql'][:160]}")
         with Meter(profile and profile == "single" and path != "/bench/baseline" and not idempotent) as meter:
             for body in bodies[20:]:
                 response = client.post(path, body, content_type="application/json",
@@ -159,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--retries", type=int, default=1000, help="automatic retries (default 1,000)")
     parser.add_argument("--profile", default="", choices=["", "single", "batch", "retries"])
     parser.add_argument("--only", default="single,batch,retries")
+    parser.add_argument("--statements", action="store_true",
+                        help="print the SQL statements of one single-event request of each kind (cut to 160 characters)")
     args = parser.parse_args(argv)
     common.configure()
     common.reset_data()
@@ -169,7 +183,8 @@ def main(argv=None) -> int:
     only = args.only.split(",")
     try:
         if "single" in only:
-            rows += single(merchant.api_key, count=args.events, tag=tag, profile=args.profile)
+            rows += single(merchant.api_key, count=args.events, tag=tag, profile=args.profile,
+                           show_statements=args.statements)
         if "batch" in only:
             common.analyze_data()
             rows += batch(merchant.api_key, count=args.batches, tag=tag, profile=args.profile)

@@ -151,3 +151,28 @@ def test_build_makes_what_the_constructor_makes():
     assert built[0]._state.adding and built[0]._state.db is None
     with pytest.raises(TypeError, match="no columns nickname"):
         bulk.build(Note, nickname="x")
+
+
+@pytest.mark.django_db
+def test_fetch_together_is_each_fetch_and_the_ids_in_one_round_trip(org, other_org):
+    from django.test.utils import CaptureQueriesContext
+
+    from recovery.models import Customer, Payment
+
+    first = Customer.objects.create(organization=org, key="id:a", email="a@example.com")
+    second = Customer.objects.create(organization=org, key="id:b", email="b@example.com")
+    Customer.objects.create(organization=other_org, key="id:a")
+    queries = [
+        (Customer, Q(organization_id=org.pk, key__in=["id:a", "id:b"]), "key", True),  # two rows
+        (Payment, Q(organization_id=org.pk, reference__in=["none"]), "reference", True),  # no row
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        (customers, payments), ids = bulk.fetch_together(queries, counts={Customer: 2, Payment: 1})
+
+    assert len(captured) == 1
+    assert [c.pk for c in customers] == [first.pk, second.pk]
+    assert customers[0].email == "a@example.com" and customers[0]._state.adding is False
+    assert payments == []
+    assert len(ids[Customer]) == 2 and len(ids[Payment]) == 1
+    assert min(ids[Customer]) > second.pk
+    assert [c.pk for c in bulk.fetch(Customer, Q(organization_id=org.pk), order_by="key")] == [c.pk for c in customers]
