@@ -173,6 +173,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="single,batch,retries")
     args = parser.parse_args(argv)
     common.configure()
+    from tinko.wsgi import freeze_startup_objects
+
+    freeze_startup_objects()  # as gunicorn.conf.py does in each web worker
     common.reset_data()
     merchant = common.merchant()
     tag = f"c{int(time.time())}"

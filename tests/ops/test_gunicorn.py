@@ -117,3 +117,22 @@ def test_gunicorn_writes_json_logs_with_the_request_id(gunicorn_server):
     # gunicorn's own messages are JSON too.
     assert any(line.get("logger") == "gunicorn.error" for line in lines)
     assert "hunter2" not in gunicorn_server["log"].read_text()
+
+
+def test_a_worker_loads_the_views_and_freezes_its_startup_objects(tmp_path):
+    # gunicorn.conf.py's post_worker_init: the views are imported before the first request, and what
+    # start-up made is left out of later garbage collections (a batch would walk it again and again).
+    from tests.ops.procs import run_python
+
+    code = (
+        "import gc, sys\n"
+        "import tinko.wsgi\n"
+        "before = gc.get_freeze_count()\n"
+        "views_before = 'recovery.api.views' in sys.modules\n"
+        "tinko.wsgi.freeze_startup_objects()\n"
+        "print(before, views_before, 'recovery.api.views' in sys.modules, gc.get_freeze_count() > 50_000)\n"
+    )
+    done = run_python(code, production_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 False True True"
+    assert "def post_worker_init(worker):" in (BASE_DIR / "gunicorn.conf.py").read_text()
