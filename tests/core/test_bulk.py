@@ -41,7 +41,7 @@ class Note(models.Model):
         app_label = "bulk_tests"
 
 
-JSON_VALUES = [{"a": [1, "x", None], "b": {"c": True}}, [], "text", 0, {"é": "ü"}]
+JSON_VALUES = [{"a": [1, "x", None], "b": {"c": True}}, [], "text", 0, {"é": "ü"}, {}, {"empty": {}, "list": []}]
 
 
 def write_and_read(n: int) -> dict:
