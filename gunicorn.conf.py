@@ -94,10 +94,12 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # The app is loaded: keep its long-lived objects out of the garbage collector's walks (tinko/wsgi.py).
-    from tinko.wsgi import freeze_startup_objects
+    # The app is loaded: keep its long-lived objects out of the garbage collector's walks, and let the
+    # request threads (started after this) share one malloc arena (tinko/wsgi.py).
+    from tinko.wsgi import freeze_startup_objects, share_one_malloc_arena
 
     freeze_startup_objects()
+    share_one_malloc_arena()
 
 
 def child_exit(server, worker):

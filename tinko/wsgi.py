@@ -31,3 +31,31 @@ def freeze_startup_objects() -> None:
     get_resolver().url_patterns  # imports every view module (and its serializers) now, not on the first request
     gc.collect()  # what start-up left as garbage is freed, not frozen
     gc.freeze()
+
+
+M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
+
+
+def share_one_malloc_arena() -> bool:
+    """Let every thread of this process allocate from glibc's one main arena; False where that is not glibc.
+
+    glibc gives each new thread an arena of its own (up to eight per core), and memory
+    freed in one thread's arena serves only that arena again. A gunicorn worker's request
+    threads take turns serving 1,000-event batches, whose larger blocks (the rows' dicts,
+    the body) come from malloc: each thread's arena grew to a batch's worth (a worker
+    peaked at 152 MB, 143 MB sharing one arena). Only one thread runs Python at a time,
+    so they hardly contend for it. ``MALLOC_ARENA_MAX=1`` in the environment does the same
+    for a process started with it; gunicorn's workers are forked, hence this call.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # mallopt's parameters are glibc's
+        return False
+    return bool(mallopt(M_ARENA_MAX, 1))
