@@ -322,15 +322,22 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
             payment.customer = by_id[payment.customer_id]
         payment.policy = policies.get(payment.policy_id, policy)
 
-    # Events, classified.
+    # Events, classified. A batch repeats a few failures many times: each distinct one is classified once
+    # (a Classification is immutable; the whole batch is classified by the rules loaded for its first event).
     events = []
     latest: dict[str, FailureEvent] = {}
+    classified: dict[tuple, object] = {}
     for ref in references:
         payment = payments[ref]
         for index, report in by_reference[ref]:
             _apply_report(payment, report, customers)
             codes = failure_codes(report)
-            c = classify(organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes)
+            key = (report.provider, payment.card_brand, *codes.values())
+            c = classified.get(key)
+            if c is None:
+                c = classified[key] = classify(
+                    organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes
+                )
             event = bulk.build(
                 FailureEvent,
                 organization_id=organization.pk,
