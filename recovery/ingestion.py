@@ -317,10 +317,11 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     if customer_ids:
         by_id.update({c.pk: c for c in Customer.objects.filter(pk__in=customer_ids)})
     for payment in payments.values():
-        payment.organization = organization
+        # As ``payment.organization = organization`` etc., a thousand times over (tinko.bulk.attach).
+        bulk.attach(payment, "organization", organization)
         if payment.customer_id:
-            payment.customer = by_id[payment.customer_id]
-        payment.policy = policies.get(payment.policy_id, policy)
+            bulk.attach(payment, "customer", by_id[payment.customer_id])
+        bulk.attach(payment, "policy", policies.get(payment.policy_id, policy))
 
     # Events, classified. A batch repeats a few failures many times: each distinct one is classified once
     # (a Classification is immutable; the whole batch is classified by the rules loaded for its first event).
@@ -437,7 +438,7 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.metadata = report.metadata
     key = _customer_key(report.customer)
     if key:
-        payment.customer = customers[key]
+        bulk.attach(payment, "customer", customers[key])
     if report.provider_account_id:
         payment.provider_account_id = report.provider_account_id
         if getattr(report.provider_account, "pk", None) == report.provider_account_id:

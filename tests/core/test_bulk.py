@@ -140,3 +140,28 @@ def test_build_makes_what_the_constructor_makes():
     assert built[0]._state.adding and built[0]._state.db is None
     with pytest.raises(TypeError, match="no columns nickname"):
         bulk.build(Note, nickname="x")
+
+
+def test_attach_sets_what_the_foreign_key_descriptor_sets(db):
+    from recovery.models import Customer, Payment
+    from tinko.models import Organization
+
+    organization = Organization.objects.create(name="Attach", slug="attach")
+    stored = Customer.objects.create(organization=organization, key="id:c1")
+    new = bulk.build(Customer, organization_id=organization.pk, key="id:c2")
+    new.pk = 424242
+
+    def facts(payment):
+        return (payment.organization_id, payment.customer_id, payment._state.db,
+                payment._state.fields_cache.get("customer"), payment._state.fields_cache.get("organization"))
+
+    for customer in (stored, new, None):
+        by_descriptor = bulk.build(Payment, organization_id=organization.pk, reference="r")
+        by_attach = bulk.build(Payment, organization_id=organization.pk, reference="r")
+        by_descriptor.organization, by_descriptor.customer = organization, customer
+        bulk.attach(by_attach, "organization", organization)
+        bulk.attach(by_attach, "customer", customer)
+        assert facts(by_attach) == facts(by_descriptor)
+        assert by_attach.customer is customer
+    with pytest.raises(TypeError):
+        bulk.attach(stored, "payments", None)
