@@ -188,7 +188,7 @@ class _Writes:
         ids = bulk.allocate_ids(counts)
         for model in (Customer, Payment):
             for obj, pk in zip(self.new[model], ids[model]):
-                obj.pk = pk
+                obj.id = pk  # the primary key; ``obj.pk = …`` is a property that costs more than the rest here
         for model in (FailureEvent, RecoveryAttempt):
             self.pool[model] = ids[model]
 
@@ -204,7 +204,7 @@ class _Writes:
                 if len(pool) < len(objs):
                     pool = pool + bulk.allocate_ids({model: len(objs) - len(pool)})[model]
                 for obj, pk in zip(objs, pool):
-                    obj.pk = pk
+                    obj.id = pk
             bulk.insert([(model, self.new[model]) for model in (Customer, Payment, FailureEvent, RecoveryAttempt)])
         else:
             for model in (FailureEvent, RecoveryAttempt):

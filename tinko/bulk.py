@@ -238,7 +238,10 @@ def insert(groups) -> None:
         return
     missing: dict = {}
     for model, rows in groups:
-        missing.setdefault(model, []).extend(row for row in rows if _pk(row) is None)
+        attname = model._meta.pk.attname  # not ``row.pk``: a property, and a batch has thousands of rows
+        missing.setdefault(model, []).extend(
+            row for row in rows if (row.get("id") if isinstance(row, dict) else getattr(row, attname)) is None
+        )
     if any(missing.values()):
         ids = allocate_ids({model: len(rows) for model, rows in missing.items()})
         for model, rows in missing.items():
