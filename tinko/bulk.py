@@ -89,6 +89,7 @@ def _copy_prep(field):
     """
     if type(field) is models.JSONField and connection.vendor == "postgresql":
         dumps = json.dumps if field.encoder is None else functools.partial(json.dumps, cls=field.encoder)
+
         def prep(value):
             if value is None:
                 return None
@@ -439,7 +440,7 @@ def attach(obj, name: str, related) -> None:
         field = obj._meta.get_field(name)
         if not field.many_to_one or field.remote_field.one_to_one or len(field.related_fields) != 1:
             raise TypeError(f"attach() sets a plain foreign key, not {type(obj).__name__}.{name}")
-        field = _RELATIONS[key] = field
+        _RELATIONS[key] = field
     target = field.related_fields[0][1].attname
     state = obj._state
     if related is None:
