@@ -93,6 +93,15 @@ def on_starting(server):
     metrics_store.clear(_metrics_dir)
 
 
+def post_worker_init(worker):
+    # The app is loaded: keep its long-lived objects out of the garbage collector's walks, and let the
+    # request threads (started after this) share one malloc arena (tinko/wsgi.py).
+    from tinko.wsgi import freeze_startup_objects, share_one_malloc_arena
+
+    freeze_startup_objects()
+    share_one_malloc_arena()
+
+
 def child_exit(server, worker):
     # The exited worker's counters keep counting (in one archive file, so that
     # replaced workers do not pile up files); its "live" gauges stop.

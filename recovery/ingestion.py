@@ -243,7 +243,7 @@ class _Writes:
             ids = bulk.allocate_ids(counts)
         for model in (Customer, Payment):
             for obj, pk in zip(self.new[model], ids[model]):
-                obj.pk = pk
+                obj.id = pk  # the primary key; ``obj.pk = …`` is a property that costs more than the rest here
         for model in (FailureEvent, RecoveryAttempt):
             self.pool[model] = ids[model]
 
@@ -259,7 +259,7 @@ class _Writes:
                 if len(pool) < len(objs):
                     pool = pool + bulk.allocate_ids({model: len(objs) - len(pool)})[model]
                 for obj, pk in zip(objs, pool):
-                    obj.pk = pk
+                    obj.id = pk
             bulk.insert([(model, self.new[model]) for model in (Customer, Payment, FailureEvent, RecoveryAttempt)])
         else:
             for model in (FailureEvent, RecoveryAttempt):
@@ -383,20 +383,28 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     if customer_ids:
         by_id.update({c.pk: c for c in Customer.objects.filter(pk__in=customer_ids)})
     for payment in payments.values():
-        payment.organization = organization
+        # As ``payment.organization = organization`` etc., a thousand times over (tinko.bulk.attach).
+        bulk.attach(payment, "organization", organization)
         if payment.customer_id:
-            payment.customer = by_id[payment.customer_id]
-        payment.policy = policies.get(payment.policy_id, policy)
+            bulk.attach(payment, "customer", by_id[payment.customer_id])
+        bulk.attach(payment, "policy", policies.get(payment.policy_id, policy))
 
-    # Events, classified.
+    # Events, classified. A batch repeats a few failures many times: each distinct one is classified once
+    # (a Classification is immutable; the whole batch is classified by the rules loaded for its first event).
     events = []
     latest: dict[str, FailureEvent] = {}
+    classified: dict[tuple, object] = {}
     for ref in references:
         payment = payments[ref]
         for index, report in by_reference[ref]:
             _apply_report(payment, report, customers)
             codes = failure_codes(report)
-            c = classify(organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes)
+            key = (report.provider, payment.card_brand, *codes.values())
+            c = classified.get(key)
+            if c is None:
+                c = classified[key] = classify(
+                    organization=organization, provider=report.provider, card_brand=payment.card_brand, **codes
+                )
             event = bulk.build(
                 FailureEvent,
                 organization_id=organization.pk,
@@ -498,7 +506,7 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.metadata = report.metadata
     key = _customer_key(report.customer)
     if key:
-        payment.customer = customers[key]
+        bulk.attach(payment, "customer", customers[key])
     if report.provider_account_id:
         payment.provider_account_id = report.provider_account_id
         if getattr(report.provider_account, "pk", None) == report.provider_account_id:

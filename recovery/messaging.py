@@ -13,11 +13,15 @@ def enabled_channels() -> set[str]:
     return ports.messenger().enabled_channels()
 
 
-def reachable_channels(*, policy, customer) -> list[str]:
-    """The policy's channels, in order, that can reach this customer now."""
+def reachable_channels(*, policy, customer, enabled: set[str] | None = None) -> list[str]:
+    """The policy's channels, in order, that can reach this customer now.
+
+    ``enabled``: :func:`enabled_channels`, when the caller asks for many customers at once.
+    """
     if customer is None:
         return []
-    enabled = enabled_channels()
+    if enabled is None:
+        enabled = enabled_channels()
     opted_out = set(customer.opted_out_channels or [])
     contact = {Channel.EMAIL: customer.email, Channel.SMS: customer.phone, Channel.WHATSAPP: customer.phone}
     return [c for c in policy.channels if c in enabled and c not in opted_out and contact.get(c)]

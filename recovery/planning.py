@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from recovery import history as history_loader
 from recovery import transitions
-from recovery.messaging import reachable_channels
+from recovery.messaging import enabled_channels, reachable_channels
 from recovery.models import RecoveryAttempt
 from recovery.payday import NO_TIMING
 from recovery.planner import plan_next
@@ -42,6 +42,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
     org_tz = ZoneInfo(organization.timezone)
     timings = history_loader.customer_timings(customers=[p.customer for p in payments], now=now, default_tz=org_tz)
     accounts = connected_accounts(payments)
+    enabled = enabled_channels()  # once for the batch: the deployment's settings, not the payment's
     new_attempts = {}
     for payment in payments:
         event = latest[payment.reference]
@@ -59,7 +60,7 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
             classification=event,
             history=history,
             card=cards[card_key],
-            channels=reachable_channels(policy=payment.policy, customer=customer),
+            channels=reachable_channels(policy=payment.policy, customer=customer, enabled=enabled),
             can_recharge=_can_recharge(payment, accounts),
             tz=tz,
             now=now,

@@ -97,7 +97,7 @@ def _text(errors, data, name, *, max_length, required=False, single_line=True, k
         errors[key] = ["This field may not be blank."]
     elif len(value) > max_length:
         errors[key] = [f"Ensure this field has no more than {max_length} characters."]
-    elif single_line and _CONTROL.search(value):
+    elif single_line and not value.isprintable() and _CONTROL.search(value):  # control characters are never printable
         errors[key] = ["Must not contain line breaks or control characters."]
     return value
 

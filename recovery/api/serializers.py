@@ -167,12 +167,15 @@ def ingest_result_data(result) -> dict:
     }
 
 
+_DATETIME = serializers.DateTimeField()  # one for every answer: a batch formats a thousand
+
+
 def attempt_summary(attempt) -> dict | None:
     if attempt is None:
         return None
     return {
         "kind": attempt.kind, "channel": attempt.channel,
-        "scheduled_for": serializers.DateTimeField().to_representation(attempt.scheduled_for),
+        "scheduled_for": _DATETIME.to_representation(attempt.scheduled_for),
         "reason": attempt.reason,
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -22,6 +24,13 @@ from tinko.api.serializers import ErrorSerializer
 from tinko.tenancy import get_object_for_org
 
 BATCH_LIMIT = 1000
+# Batches one process works on at once; the others wait their turn. A process runs Python one
+# thread at a time, so a second batch beside the first takes turns on the same core and ends
+# no sooner, while both hold their thousand reports, rows and answers in memory (a gunicorn
+# worker sent two clients' batches peaked at 159 MB, 152 MB taking them in turn); a waiting
+# batch holds a database connection and, with an Idempotency-Key, its key's row, nothing it
+# could deadlock on.
+_BATCH_TURN = threading.Semaphore(1)
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
@@ -160,6 +169,10 @@ class PaymentFailedBatchView(APIView):
     )
     @idempotent(retry_integrity_errors=True)
     def post(self, request):
+        with _BATCH_TURN:
+            return self._record(request)
+
+    def _record(self, request):
         events = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(events, list):
             raise _validation_error({"events": ["Expected a list of failure reports."]})

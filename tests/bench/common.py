@@ -248,6 +248,45 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class DatabaseCpu:
+    """CPU seconds of the PostgreSQL processes working for the bench database, when PostgreSQL runs on this machine.
+
+    Its backends (``pg_stat_activity`` rows of this database: the servers' connections and
+    autovacuum, this process's own) are read from /proc at :meth:`start` and :meth:`stop`; a backend that ended
+    in between is missed, one that started is counted whole. ``seconds`` stays None when
+    the processes cannot be read (PostgreSQL elsewhere, another user's processes).
+    """
+
+    def __init__(self):
+        self.before: dict[int, float] = {}
+        self.seconds: float | None = None
+
+    @staticmethod
+    def _backends() -> dict[int, float] | None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [pid for (pid,) in cursor.fetchall()]
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = cpu_seconds(pid)
+            except (OSError, ValueError, IndexError):
+                continue
+        return found if found or not pids else None
+
+    def start(self) -> "DatabaseCpu":
+        self.before = self._backends() or {}
+        return self
+
+    def stop(self) -> float | None:
+        after = self._backends()
+        if after is not None:
+            self.seconds = sum(cpu - self.before.get(pid, 0.0) for pid, cpu in after.items())
+        return self.seconds
+
+
 def cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
 

@@ -16,7 +16,10 @@ event or one retry costs does not. This runs the same code paths as benchmarks 1
   80 % recovered and 20 % declined and re-planned, as in benchmark 4.
 
 For each: CPU milliseconds of this process per item (``time.process_time``:
-Python and the driver, not PostgreSQL's share) and SQL statements per item.
+Python and the driver), SQL statements per item, and, when PostgreSQL runs on
+this machine, the CPU milliseconds its processes for the bench database spent
+(its share of the same work: parsing, planning, COPY, index and foreign-key
+upkeep, commit).
 ``--profile single|batch|retries`` prints the top of a cProfile of that part; ``--statements`` the
 SQL of one single-event request of each kind (the API log's rows are written by another thread of
 the process, on its own connection, and are not among them; their CPU is in the figures).
@@ -57,6 +60,7 @@ class Meter:
 
         # Django keeps the last 9,000 statements only: a thousand retries send more.
         connection.queries_log = collections.deque(maxlen=10_000_000)
+        self.database = common.DatabaseCpu().start()  # before the capture: its own query is not counted
         self.capture = CaptureQueriesContext(connection)
         self.capture.__enter__()
         self.cpu = time.process_time()
@@ -71,12 +75,18 @@ class Meter:
         self.cpu = time.process_time() - self.cpu
         self.wall = time.perf_counter() - self.wall
         self.capture.__exit__(*exc)
+        self.database_cpu = self.database.stop()
         self.statements = len(self.capture.captured_queries)
 
     def print_profile(self, limit: int = 35) -> None:
         if self.profile:
             pstats.Stats(self.profile).sort_stats("cumulative").print_stats(limit)
             pstats.Stats(self.profile).sort_stats("tottime").print_stats(limit)
+
+
+def _per(seconds, count):
+    """Milliseconds per item, or None when not measured."""
+    return None if seconds is None else seconds / count * 1000
 
 
 def single(api_key: str, *, count: int, tag: str, profile: str, show_statements: bool = False) -> list[tuple]:
@@ -108,7 +118,8 @@ def single(api_key: str, *, count: int, tag: str, profile: str, show_statements:
                 response = client.post(path, body, content_type="application/json",
                                        **_client_headers(api_key, idempotent=idempotent))
                 assert response.status_code == 201, response.content[:300]
-        rows.append((name, meter.cpu / count * 1000, meter.statements / count, meter.wall / count * 1000))
+        rows.append((name, meter.cpu / count * 1000, meter.statements / count, meter.wall / count * 1000,
+                     _per(meter.database_cpu, count)))
         meter.print_profile()
     return rows
 
@@ -131,7 +142,7 @@ def batch(api_key: str, *, count: int, tag: str, profile: str) -> list[tuple]:
     meter.print_profile()
     events = count * 1000
     return [("batch event (1,000 per request)", meter.cpu / events * 1000, meter.statements / events,
-             meter.wall / events * 1000)]
+             meter.wall / events * 1000, _per(meter.database_cpu, events))]
 
 
 def retries(organization, *, count: int, profile: str) -> list[tuple]:
@@ -161,7 +172,8 @@ def retries(organization, *, count: int, profile: str) -> list[tuple]:
         cursor.execute("SELECT status, count(*) FROM recovery_recoveryattempt WHERE id = ANY(%s) GROUP BY status", [ids])
         outcome = dict(cursor.fetchall())
     assert set(outcome) <= {"succeeded", "failed"}, outcome
-    return [(f"retry ({outcome})", meter.cpu / due * 1000, meter.statements / due, meter.wall / due * 1000)]
+    return [(f"retry ({outcome})", meter.cpu / due * 1000, meter.statements / due, meter.wall / due * 1000,
+             _per(meter.database_cpu, due))]
 
 
 def main(argv=None) -> int:
@@ -175,6 +187,9 @@ def main(argv=None) -> int:
                         help="print the SQL statements of one single-event request of each kind (cut to 160 characters)")
     args = parser.parse_args(argv)
     common.configure()
+    from tinko.wsgi import freeze_startup_objects
+
+    freeze_startup_objects()  # as gunicorn.conf.py does in each web worker
     common.reset_data()
     merchant = common.merchant()
     tag = f"c{int(time.time())}"
@@ -193,9 +208,10 @@ def main(argv=None) -> int:
             rows += retries(merchant.organization, count=args.retries, profile=args.profile)
     finally:
         common.reset_data()
-    print(f"\n  {'per item':<48}  {'CPU ms':>8}  {'statements':>10}  {'wall ms':>8}")
-    for name, cpu, statements, wall in rows:
-        print(f"  {name:<48}  {cpu:8.2f}  {statements:10.2f}  {wall:8.2f}")
+    print(f"\n  {'per item':<48}  {'CPU ms':>8}  {'statements':>10}  {'wall ms':>8}  {'PostgreSQL CPU ms':>17}")
+    for name, cpu, statements, wall, database in rows:
+        db = "-" if database is None else f"{database:.3f}"
+        print(f"  {name:<48}  {cpu:8.3f}  {statements:10.2f}  {wall:8.2f}  {db:>17}")
     return 0
 
 

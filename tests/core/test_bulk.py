@@ -41,7 +41,7 @@ class Note(models.Model):
         app_label = "bulk_tests"
 
 
-JSON_VALUES = [{"a": [1, "x", None], "b": {"c": True}}, [], "text", 0, {"é": "ü"}]
+JSON_VALUES = [{"a": [1, "x", None], "b": {"c": True}}, [], "text", 0, {"é": "ü"}, {}, {"empty": {}, "list": []}]
 
 
 def write_and_read(n: int) -> dict:
@@ -176,3 +176,28 @@ def test_fetch_together_is_each_fetch_and_the_ids_in_one_round_trip(org, other_o
     assert len(ids[Customer]) == 2 and len(ids[Payment]) == 1
     assert min(ids[Customer]) > second.pk
     assert [c.pk for c in bulk.fetch(Customer, Q(organization_id=org.pk), order_by="key")] == [c.pk for c in customers]
+
+
+def test_attach_sets_what_the_foreign_key_descriptor_sets(db):
+    from recovery.models import Customer, Payment
+    from tinko.models import Organization
+
+    organization = Organization.objects.create(name="Attach", slug="attach")
+    stored = Customer.objects.create(organization=organization, key="id:c1")
+    new = bulk.build(Customer, organization_id=organization.pk, key="id:c2")
+    new.pk = 424242
+
+    def facts(payment):
+        return (payment.organization_id, payment.customer_id, payment._state.db,
+                payment._state.fields_cache.get("customer"), payment._state.fields_cache.get("organization"))
+
+    for customer in (stored, new, None):
+        by_descriptor = bulk.build(Payment, organization_id=organization.pk, reference="r")
+        by_attach = bulk.build(Payment, organization_id=organization.pk, reference="r")
+        by_descriptor.organization, by_descriptor.customer = organization, customer
+        bulk.attach(by_attach, "organization", organization)
+        bulk.attach(by_attach, "customer", customer)
+        assert facts(by_attach) == facts(by_descriptor)
+        assert by_attach.customer is customer
+    with pytest.raises(TypeError):
+        bulk.attach(stored, "payments", None)

@@ -117,3 +117,59 @@ def test_gunicorn_writes_json_logs_with_the_request_id(gunicorn_server):
     # gunicorn's own messages are JSON too.
     assert any(line.get("logger") == "gunicorn.error" for line in lines)
     assert "hunter2" not in gunicorn_server["log"].read_text()
+
+
+def test_a_worker_loads_the_views_and_freezes_its_startup_objects(tmp_path):
+    # gunicorn.conf.py's post_worker_init: the views are imported before the first request, and what
+    # start-up made is left out of later garbage collections (a batch would walk it again and again).
+    from tests.ops.procs import run_python
+
+    code = (
+        "import gc, sys\n"
+        "import tinko.wsgi\n"
+        "before = gc.get_freeze_count()\n"
+        "views_before = 'recovery.api.views' in sys.modules\n"
+        "tinko.wsgi.freeze_startup_objects()\n"
+        "print(before, views_before, 'recovery.api.views' in sys.modules, gc.get_freeze_count() > 50_000)\n"
+    )
+    done = run_python(code, production_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 False True True"
+    assert "def post_worker_init(worker):" in (BASE_DIR / "gunicorn.conf.py").read_text()
+
+
+ARENAS = (
+    "import ctypes, ctypes.util, os, sys, tempfile, threading\n"
+    "import tinko.wsgi\n"
+    "shared = tinko.wsgi.share_one_malloc_arena() if sys.argv[1] == 'share' else None\n"
+    "blocks = []\n"
+    "def work():\n"
+    "    blocks.extend(bytearray(50_000) for _ in range(20))\n"
+    "threads = [threading.Thread(target=work) for _ in range(4)]\n"
+    "[t.start() for t in threads]; [t.join() for t in threads]\n"
+    "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+    "libc.fopen.restype = ctypes.c_void_p\n"
+    "path = tempfile.mktemp()\n"
+    "f = libc.fopen(path.encode(), b'w'); libc.malloc_info(0, ctypes.c_void_p(f)); libc.fclose(ctypes.c_void_p(f))\n"
+    "print(shared, open(path).read().count('<heap nr='))\n"
+)
+
+
+def test_a_workers_threads_share_one_malloc_arena(tmp_path):
+    # Each request thread with an arena of its own kept a batch's worth of freed memory in it.
+    import subprocess
+
+    from tests.ops.procs import BASE_DIR as base
+
+    def heaps(mode: str) -> str:
+        # With Redis, as in production: local mode would start its background threads (and their arenas) on import.
+        env = production_env(tmp_path, REDIS_URL=os.environ.get("REDIS_URL", ""), CACHE_URL=os.environ.get("CACHE_URL", ""))
+        done = subprocess.run([sys.executable, "-c", ARENAS, mode], cwd=base, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    shared, own = heaps("share"), heaps("own")
+    assert shared == "True 1"
+    assert own.startswith("None ") and int(own.split()[1]) > 1  # without it, threads get arenas of their own
+    assert "share_one_malloc_arena()" in (BASE_DIR / "gunicorn.conf.py").read_text()

@@ -316,6 +316,46 @@ def test_batch_envelope_errors_are_400_and_store_nothing(api, body):
     assert Payment.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("default_rules")
+def test_concurrent_batches_in_one_process_take_turns_and_all_are_recorded(api_key, monkeypatch):
+    # One batch at a time per process (a second beside it would only double the memory), keyed or not.
+    import threading
+
+    from recovery import ingestion
+
+    key = api_key[1]
+    record, lock = ingestion.record_failures, threading.Lock()
+    running, most = [0], [0]
+
+    def counted(**kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return record(**kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(ingestion, "record_failures", counted)
+    numbers = iter(range(6))
+
+    def post():
+        n = next(numbers)
+        events = [report(reference=f"order-{n}-{i}") for i in range(50)]
+        headers = {"Idempotency-Key": f"k-{n}"} if n % 2 else {}
+        return Api(key).post("events/payment_failed/batch", {"events": events}, **headers)
+
+    results = concurrently(6, post)
+
+    assert [r.status_code for r in results] == [200] * 6
+    assert all(item["status"] == 201 for r in results for item in r.json()["results"])
+    assert most[0] == 1
+    assert Payment.objects.count() == 300
+    assert RecoveryAttempt.objects.count() == 300
+
+
 def test_batch_of_a_thousand_is_accepted(api):
     events = [report(reference=f"order-{i}") for i in range(1000)]
     response = api.post("events/payment_failed/batch", {"events": events})

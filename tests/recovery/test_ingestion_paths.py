@@ -103,3 +103,34 @@ def test_planning_a_batch_of_psp_payments_reads_the_connected_accounts_once(org,
     queries_for(50)  # the first batch also loads what is cached afterwards (rules, policy)
     assert queries_for(60) == queries_for(150)
     assert Payment.objects.filter(organization=org, provider=provider).count() == 260
+
+
+def test_a_batch_classifies_each_distinct_failure_once_and_every_event_as_alone(org, other_org, monkeypatch):
+    from recovery import ingestion
+
+    calls = []
+    classify = ingestion.classify
+    monkeypatch.setattr(ingestion, "classify", lambda **kwargs: calls.append(kwargs) or classify(**kwargs))
+    failures = [{"decline_code": "insufficient_funds"}, {"decline_code": "expired_card"}]
+    batch = [report(event_id=f"b{i}", reference=f"order-{i}", failure=failures[i % 2]) for i in range(40)]
+    batch += [report(event_id="mc", reference="order-mc", failure={"decline_code": "insufficient_funds"},
+                     payment_method={"brand": "mastercard", "last4": "4444"})]
+    record_failures(organization=org, reports=[parse_report(r) for r in batch])
+
+    assert len(calls) == 3  # two failures on Visa, one on Mastercard (the brand is part of what decides)
+    for r in batch:  # each event as if it had come alone
+        record_failures(organization=other_org, reports=[parse_report(r)])
+    assert snapshot(org)[1] == snapshot(other_org)[1]
+
+
+def test_planning_a_batch_asks_which_channels_are_enabled_once(org, monkeypatch):
+    from recovery import planning
+
+    asked = []
+    enabled = planning.enabled_channels
+    monkeypatch.setattr(planning, "enabled_channels", lambda: asked.append(1) or enabled())
+    batch = [parse_report(report(reference=f"order-{i}", failure={"decline_code": "expired_card"})) for i in range(30)]
+    results = record_failures(organization=org, reports=batch)
+
+    assert len(asked) == 1
+    assert {r.next_attempt.channel for r in results} == {"email"}  # the customers are still reached by e-mail
