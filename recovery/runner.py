@@ -592,7 +592,8 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
           messenger.address_for(a.payment.customer, a.channel)) for a in mine], now=now
     )
     outcomes, finished, replan = {}, [], []
-    with services.preloaded_links([a.payment for a in mine], now=now):
+    # The job's Notification rows are inserted together when the loop ends, before the attempts' UPDATE.
+    with services.preloaded_links([a.payment for a in mine], now=now), messenger.stored_together():
         for attempt in mine:
             _notify_one(messenger, attempt, now=now, facts=facts, outcomes=outcomes, finished=finished, replan=replan)
     if finished:
