@@ -175,7 +175,7 @@ def test_a_job_reads_its_payments_live_links_at_once_and_reuses_them_or_makes_ne
         assert Notification.objects.get(attempt=attempt).link_id == links[attempt.pk].pk
 
 
-def test_a_job_inserts_its_messages_rows_together_in_the_order_stored_and_schedules_each_queued_one_once(
+def test_a_job_inserts_its_messages_and_new_links_rows_together_in_the_order_stored_and_schedules_each_queued_one_once(
     api, monkeypatch, django_capture_on_commit_callbacks
 ):
     from notifications import tasks
@@ -194,6 +194,12 @@ def test_a_job_inserts_its_messages_rows_together_in_the_order_stored_and_schedu
 
     inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "notifications_notification"')]
     assert len(inserts) == 1, inserts  # one statement for the job's five rows, not one save() each
+    # Its three new pay links too, inserted before the messages that carry them.
+    link_inserts = [i for i, q in enumerate(queries) if q["sql"].startswith('INSERT INTO "recovery_recoverylink"')]
+    assert len(link_inserts) == 1 and link_inserts[0] < queries.captured_queries.index(
+        next(q for q in queries if q["sql"] == inserts[0])
+    )
+    assert RecoveryLink.objects.filter(payment__attempts__in=attempts).count() == 3
     rows = list(Notification.objects.filter(attempt__in=attempts).order_by("pk"))
     # Ids in the order the attempts ran, as one by one; each row as save() stored it.
     assert [n.attempt_id for n in rows] == [a.pk for a in attempts]
