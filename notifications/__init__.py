@@ -10,7 +10,8 @@ Module map (what each module does; callers outside this app use the ones marked 
   language, else the shipped default in ``defaults.py``) and its sender; cached per organization.
 * ``rendering.py``: the sandboxed template language, the message context, the e-mail layout.
 * ``compose.py``: renders a message and stores it ``queued`` (engine messages and the editor's
-  test messages take the same path, ``store_rendered``).
+  test messages take the same path, ``store_rendered``); ``stored_together`` (through the
+  messenger) has a recovery job's messages inserted together at the end of its block.
 * ``delivery.py`` (*public*: ``schedule`` after commit, ``delivery_batch`` for a job's messages,
   ``deliver_many`` to send due messages now in this process): scheduled and retried by the
   message's own row (``next_attempt_at``, ``attempts``, a lease), through ``channels.py``

@@ -8,6 +8,8 @@ in where the copy and the context come from.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -22,7 +24,7 @@ from notifications.defaults import default_copy
 from notifications.models import Notification
 from notifications.rules import unsubscribe_url
 from recovery.models import Channel
-from tinko import crypto
+from tinko import bulk, crypto
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +85,51 @@ def store_rendered(notification: Notification, *, copy, context: dict, now) -> N
     notification.html_encrypted = crypto.encrypt(rendered.html) if rendered.html else ""
     notification.pay_url_encrypted = crypto.encrypt(context["pay_url"])
     notification.segments = rendered.segments
-    notification.save()
-    delivery.schedule(notification.pk)
+    store(notification, deliver=True)
     return notification
+
+
+# The messages stored inside a stored_together() block: (notification, deliver), in the order stored.
+_stored: ContextVar[list | None] = ContextVar("stored_together", default=None)
+
+
+@contextmanager
+def stored_together():
+    """Inside the block, stored messages (queued or suppressed) are inserted together when it ends.
+
+    For a recovery job's messages (recovery.runner): one INSERT (and one read of
+    ids) for the job instead of one ``save()`` per message. The rows are inserted
+    in the order they were stored, so they get their ids in that order, and each
+    queued one's delivery is then scheduled (after commit) in that order, as one
+    by one. Use it inside the caller's transaction: nothing reads the rows before
+    the block ends. If the block raises, nothing is inserted (the caller's
+    transaction rolls back anyway). Nested blocks insert at the outer one's end.
+    """
+    if _stored.get() is not None:
+        yield
+        return
+    rows: list = []
+    token = _stored.set(rows)
+    try:
+        yield
+    finally:
+        _stored.reset(token)
+    # tinko.bulk.insert converts each value as save() would; Notification has no auto_now field or save() of its own.
+    bulk.insert([(Notification, [n for n, _ in rows])])
+    for notification, deliver in rows:
+        if deliver:
+            delivery.schedule(notification.pk)
+
+
+def store(notification: Notification, *, deliver: bool) -> None:
+    """Save a new message (inside :func:`stored_together`: at the block's end); ``deliver``: schedule its delivery."""
+    rows = _stored.get()
+    if rows is not None:
+        rows.append((notification, deliver))
+        return
+    notification.save()
+    if deliver:
+        delivery.schedule(notification.pk)
 
 
 def sample_context(organization, *, locale: str, category: str = "expired_card") -> dict:

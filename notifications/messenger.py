@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notifications import channels, delivery, rules, sending
+from notifications import channels, compose, delivery, rules, sending
 
 
 class NotificationsMessenger:
@@ -17,6 +17,9 @@ class NotificationsMessenger:
 
     def send_for_attempt(self, *, payment, attempt, now, facts=None) -> sending.SendResult:
         return sending.send_for_attempt(payment=payment, attempt=attempt, now=now, facts=facts)
+
+    def stored_together(self):
+        return compose.stored_together()
 
     def delivery_batch(self):
         return delivery.delivery_batch()

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from notifications import channels
 from notifications.channels import mask
-from notifications.compose import compose
+from notifications.compose import compose, store
 from notifications.models import Notification, NotificationStatus, SuppressionReason
 from notifications.rules import (
     RespectFacts,
@@ -40,6 +40,13 @@ class SendResult:
     retry_at: datetime | None = None
 
 
+def _suppressed(common: dict, *, reason: str, error: str) -> Notification:
+    """A ``suppressed`` Notification with the reason, stored (inside compose.stored_together: with the block's)."""
+    n = Notification(**common, status=NotificationStatus.SUPPRESSED, reason=reason, error=error)
+    store(n, deliver=False)
+    return n
+
+
 def _held_back(*, payment, customer, channel: str, address: str, now, common: dict,
                facts: RespectFacts | None = None) -> SendResult | None:
     """Why the message must not go out now, recorded as a ``suppressed`` Notification; None when it may go.
@@ -49,29 +56,26 @@ def _held_back(*, payment, customer, channel: str, address: str, now, common: di
     """
     organization = payment.organization
     if customer is None:
-        Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED, reason=SuppressionReason.NO_ADDRESS,
-                                    error="The payment has no customer.")
+        _suppressed(common, reason=SuppressionReason.NO_ADDRESS, error="The payment has no customer.")
         return SendResult(False, f"The customer can no longer be reached by {channel}.")
     reason, detail, _ = suppression_for(organization=organization, customer=customer, channel=channel,
                                         address=address, now=now, facts=facts)
     if not reason and channel not in channels.enabled_channels():
         reason, detail = SuppressionReason.NO_ADDRESS, f"{channel} is not configured in this deployment."
     if reason:
-        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED, reason=reason, error=detail[:500])
+        n = _suppressed(common, reason=reason, error=detail[:500])
         return SendResult(False, f"The customer can no longer be reached by {channel}: {detail}", n)
 
     tz = customer_zone(customer, organization)
     quiet_end = quiet_hours_end(now, policy=payment.policy, tz=tz)
     if quiet_end is not None:
-        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED,
-                                        reason=SuppressionReason.QUIET_HOURS,
-                                        error=f"Quiet hours in {tz.key} until {quiet_end:%H:%M}.")
+        n = _suppressed(common, reason=SuppressionReason.QUIET_HOURS,
+                        error=f"Quiet hours in {tz.key} until {quiet_end:%H:%M}.")
         return SendResult(False, f"Deferred: quiet hours in {tz.key}.", n, retry_at=quiet_end)
     capped = cap_until(organization=organization, customer=customer, now=now, facts=facts)
     if capped is not None:
-        n = Notification.objects.create(**common, status=NotificationStatus.SUPPRESSED,
-                                        reason=SuppressionReason.FREQUENCY_CAP,
-                                        error=f"The customer had a message in the last 24 hours; next at {capped:%Y-%m-%d %H:%M} UTC.")
+        n = _suppressed(common, reason=SuppressionReason.FREQUENCY_CAP,
+                        error=f"The customer had a message in the last 24 hours; next at {capped:%Y-%m-%d %H:%M} UTC.")
         return SendResult(False, "Deferred: at most one message per customer in 24 hours.", n, retry_at=capped)
 
     return None

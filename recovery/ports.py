@@ -36,6 +36,10 @@ class Messenger(Protocol):
         """Record the attempt's message (queued or suppressed) inside the caller's transaction, which holds the
         payment's lock; it leaves after commit. Sets ``attempt.link`` when the message carries a pay link."""
 
+    def stored_together(self) -> AbstractContextManager:
+        """A block (inside the caller's transaction) whose messages' rows are written together at its end, in the
+        order stored; their delivery is scheduled then, after commit as always. Nothing may read them before."""
+
     def delivery_batch(self) -> AbstractContextManager:
         """A block whose stored messages are enqueued together at its end (a worker's batch of attempts)."""
 

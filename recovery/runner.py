@@ -592,7 +592,9 @@ def _notify_together(attempt_ids: list[int]) -> tuple[dict[int, str], list[int]]
           messenger.address_for(a.payment.customer, a.channel)) for a in mine], now=now
     )
     outcomes, finished, replan = {}, [], []
-    with services.preloaded_links([a.payment for a in mine], now=now):
+    # The job's new pay links, then its Notification rows, are inserted together when the loop ends (in that
+    # order: the inner block ends first), before the attempts' UPDATE.
+    with messenger.stored_together(), services.preloaded_links([a.payment for a in mine], now=now):
         for attempt in mine:
             _notify_one(messenger, attempt, now=now, facts=facts, outcomes=outcomes, finished=finished, replan=replan)
     if finished:

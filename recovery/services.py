@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -31,7 +32,7 @@ from recovery.models import (
 )
 from recovery.planner import plan_card_changed, plan_retry_now
 from recovery.psp import recharge_provider
-from tinko import crypto
+from tinko import bulk, crypto
 from tinko.models import ApiKey, Organization
 from tinko.services import record_audit
 
@@ -84,9 +85,16 @@ def _locked_payment(payment) -> Payment:
 def create_link(*, payment, now=None, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
     """A new pay link; returns (link, token). The token is stored only encrypted (for the next message)."""
     now = now or timezone.now()
+    link, token = _new_link(payment=payment, now=now, ttl=ttl)
+    link.save(force_insert=True)
+    return link, token
+
+
+def _new_link(*, payment, now, ttl: timedelta, pk=None) -> tuple[RecoveryLink, str]:
+    """A new, unsaved pay link (with ``pk`` when its id was drawn already); returns (link, token)."""
     token, token_hash = RecoveryLink.new_token()
-    link = RecoveryLink.objects.create(
-        organization_id=payment.organization_id, payment=payment, token_hash=token_hash, expires_at=now + ttl,
+    link = RecoveryLink(
+        id=pk, organization_id=payment.organization_id, payment=payment, token_hash=token_hash, expires_at=now + ttl,
         token_encrypted=crypto.encrypt(token), created_at=now,
     )
     return link, token
@@ -102,28 +110,45 @@ def _live_links(payment_ids, now):
     )
 
 
-# {payment id: its newest live link or None}, read for a recovery job's messages at once (preloaded_links).
-_preloaded: ContextVar[dict | None] = ContextVar("preloaded_links", default=None)
+@dataclass
+class _Preloaded:
+    found: dict  # {payment id: its newest live link or None}
+    ids: list  # ids drawn for the new links of the payments without one
+    new: list  # the new links made inside the block, inserted together at its end
+
+
+# Read for a recovery job's messages at once (preloaded_links).
+_preloaded: ContextVar[_Preloaded | None] = ContextVar("preloaded_links", default=None)
 
 
 @contextmanager
 def preloaded_links(payments, *, now):
-    """Inside the block, :func:`link_for_message` finds these payments' live links read (and locked) in one query.
+    """Inside the block, :func:`link_for_message` finds these payments' live links read (and locked) in one query,
+    and the new links it makes for the others are inserted together when the block ends.
 
     For a recovery job's messages (recovery.runner), one query instead of one per
-    message. The caller holds the payments' locks, inside the transaction the
-    links are used in; each preloaded entry serves one message (a second message
-    for the same payment reads again).
+    message, and one INSERT (with one read of ids, drawn up front so that the
+    messages and attempts can name their links) instead of one per new link. The
+    caller holds the payments' locks, inside the transaction the links are used
+    in; each preloaded entry serves one message (a second message for the same
+    payment reads again, and would not see a link made in the block: the runner
+    sends one message per payment in a block). If the block raises, no new link
+    is inserted (the caller's transaction rolls back anyway).
     """
     found: dict = {p.pk: None for p in payments}
     for link in _live_links(list(found), now):
         if found.get(link.payment_id) is None:
             found[link.payment_id] = link
-    token = _preloaded.set(found)
+    missing = sum(1 for link in found.values() if link is None)
+    # Elsewhere than PostgreSQL (local mode) no ids are drawn up front: each new link is saved at once.
+    ids = bulk.allocate_ids({RecoveryLink: missing})[RecoveryLink] if missing and bulk.is_postgresql() else []
+    preloaded = _Preloaded(found=found, ids=ids, new=[])
+    token = _preloaded.set(preloaded)
     try:
         yield
     finally:
         _preloaded.reset(token)
+    bulk.insert([(RecoveryLink, preloaded.new)])
 
 
 def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[RecoveryLink, str]:
@@ -136,8 +161,13 @@ def link_for_message(*, payment, now, ttl: timedelta = LINK_TTL) -> tuple[Recove
     payment's lock. Must not move money.
     """
     preloaded = _preloaded.get()
-    if preloaded is not None and payment.pk in preloaded:
-        link = preloaded.pop(payment.pk)
+    if preloaded is not None and payment.pk in preloaded.found:
+        link = preloaded.found.pop(payment.pk)
+        if link is None and preloaded.ids:
+            # Inserted with the block's other new links when it ends.
+            link, token = _new_link(payment=payment, now=now, ttl=ttl, pk=preloaded.ids.pop(0))
+            preloaded.new.append(link)
+            return link, token
     else:
         link = _live_links([payment.pk], now).first()
     if link is None:

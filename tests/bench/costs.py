@@ -13,14 +13,17 @@ event or one retry costs does not. This runs the same code paths as benchmarks 1
 - batches of 1,000 through ``POST /api/v1/events/payment_failed/batch``;
 - automatic retries: the worker's job (``recovery.tasks.run_attempts``, ten
   attempts per message as the scheduler sends them) against the sandbox PSP,
-  80 % recovered and 20 % declined and re-planned, as in benchmark 4.
+  80 % recovered and 20 % declined and re-planned, as in benchmark 4;
+- first-notice e-mails: the same job for message attempts (``--messages``), as
+  in the notifications benchmark up to the stored Notification (its delivery
+  job is counted, not run).
 
 For each: CPU milliseconds of this process per item (``time.process_time``:
 Python and the driver), SQL statements per item, and, when PostgreSQL runs on
 this machine, the CPU milliseconds its processes for the bench database spent
 (its share of the same work: parsing, planning, COPY, index and foreign-key
 upkeep, commit).
-``--profile single|batch|retries`` prints the top of a cProfile of that part; ``--statements`` the
+``--profile single|batch|retries|messages`` prints the top of a cProfile of that part; ``--statements`` the
 SQL of one single-event request of each kind (the API log's rows are written by another thread of
 the process, on its own connection, and are not among them; their CPU is in the figures).
 """
@@ -145,25 +148,33 @@ def batch(api_key: str, *, count: int, tag: str, profile: str) -> list[tuple]:
              meter.wall / events * 1000, _per(meter.database_cpu, events))]
 
 
-def retries(organization, *, count: int, profile: str) -> list[tuple]:
-    from django.db import connection
+def _claim(kind, due: int) -> list[int]:
+    """The scheduler's claim of the due attempts of ``kind`` (recovery.dispatch), without sending the jobs."""
     from django.utils import timezone
 
     from recovery import transitions
     from recovery.dispatch import lease
-    from recovery.models import AttemptKind, AttemptStatus, RecoveryAttempt
+    from recovery.models import AttemptStatus, RecoveryAttempt
+
+    now = timezone.now()
+    ids = sorted(RecoveryAttempt.objects.filter(
+        status=AttemptStatus.SCHEDULED, kind=kind, scheduled_for__lte=now
+    ).values_list("pk", flat=True))
+    transitions.queue_attempts(ids, now=now, lease_until=now + lease())
+    assert len(ids) == due, (len(ids), due)
+    return ids
+
+
+def retries(organization, *, count: int, profile: str) -> list[tuple]:
+    from django.db import connection
+
+    from recovery.models import AttemptKind
     from recovery.tasks import run_attempts
     from tests.bench import workers
 
     workers.RETRIES = count
     due = workers.prepare(organization)
-    # The scheduler's claim (recovery.dispatch), without sending the messages.
-    now = timezone.now()
-    ids = sorted(RecoveryAttempt.objects.filter(
-        status=AttemptStatus.SCHEDULED, kind=AttemptKind.AUTO_RETRY, scheduled_for__lte=now
-    ).values_list("pk", flat=True))
-    transitions.queue_attempts(ids, now=now, lease_until=now + lease())
-    assert len(ids) == due, (len(ids), due)
+    ids = _claim(AttemptKind.AUTO_RETRY, due)
     with Meter(profile == "retries") as meter:
         for start in range(0, len(ids), 10):
             run_attempts.fn(ids[start:start + 10])
@@ -176,13 +187,47 @@ def retries(organization, *, count: int, profile: str) -> list[tuple]:
              _per(meter.database_cpu, due))]
 
 
+def messages(organization, *, count: int, profile: str) -> list[tuple]:
+    """The recovery job of benchmark "Notifications": first-notice e-mails' attempts run ten per job, as the
+    scheduler sends them (respect checks, pay link, rendering, the stored Notification, the re-plan); the
+    delivery jobs they enqueue after commit are counted, not sent (the e-mails' sending is not measured here)."""
+    from django.db import connection
+
+    from notifications import delivery
+    from recovery.models import AttemptKind
+    from recovery.tasks import run_attempts
+    from tests.bench import notifications
+
+    notifications.reset()
+    due = notifications.prepare(organization, count)
+    ids = _claim(AttemptKind.NOTIFICATION, due)
+    enqueued = []
+    send = delivery._enqueue
+    delivery._enqueue = lambda ids, delay_ms=None: enqueued.extend(ids)
+    try:
+        with Meter(profile == "messages") as meter:
+            for start in range(0, len(ids), 10):
+                run_attempts.fn(ids[start:start + 10])
+    finally:
+        delivery._enqueue = send
+    meter.print_profile()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, count(*) FROM recovery_recoveryattempt WHERE id = ANY(%s) GROUP BY status", [ids])
+        outcome = dict(cursor.fetchall())
+    assert outcome == {"succeeded": due} and len(enqueued) == due, (outcome, len(enqueued))
+    notifications.reset()
+    return [(f"message's recovery job ({due} e-mails)", meter.cpu / due * 1000, meter.statements / due,
+             meter.wall / due * 1000, _per(meter.database_cpu, due))]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300, help="single events per endpoint (default 300)")
     parser.add_argument("--batches", type=int, default=3, help="batches of 1,000 events (default 3)")
     parser.add_argument("--retries", type=int, default=1000, help="automatic retries (default 1,000)")
-    parser.add_argument("--profile", default="", choices=["", "single", "batch", "retries"])
-    parser.add_argument("--only", default="single,batch,retries")
+    parser.add_argument("--messages", type=int, default=1000, help="first-notice e-mails' recovery jobs (default 1,000)")
+    parser.add_argument("--profile", default="", choices=["", "single", "batch", "retries", "messages"])
+    parser.add_argument("--only", default="single,batch,retries,messages")
     parser.add_argument("--statements", action="store_true",
                         help="print the SQL statements of one single-event request of each kind (cut to 160 characters)")
     args = parser.parse_args(argv)
@@ -206,6 +251,9 @@ def main(argv=None) -> int:
         if "retries" in only:
             common.reset_data()
             rows += retries(merchant.organization, count=args.retries, profile=args.profile)
+        if "messages" in only:
+            common.reset_data()
+            rows += messages(merchant.organization, count=args.messages, profile=args.profile)
     finally:
         common.reset_data()
     print(f"\n  {'per item':<48}  {'CPU ms':>8}  {'statements':>10}  {'wall ms':>8}  {'PostgreSQL CPU ms':>17}")

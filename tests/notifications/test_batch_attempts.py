@@ -4,10 +4,12 @@ running each attempt alone, in far fewer queries, and one failing attempt does n
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from notifications import delivery, sending
 from notifications.models import Notification, Suppression
@@ -15,6 +17,7 @@ from recovery import runner
 from recovery import tasks as recovery_tasks
 from recovery.models import AttemptStatus, Payment, RecoveryAttempt, RecoveryLink
 from tests.notifications.conftest import due_message, ingest
+from tinko import crypto
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +173,71 @@ def test_a_job_reads_its_payments_live_links_at_once_and_reuses_them_or_makes_ne
     assert RecoveryLink.objects.count() == 3
     for attempt in attempts:
         assert Notification.objects.get(attempt=attempt).link_id == links[attempt.pk].pk
+
+
+def test_a_job_inserts_its_messages_and_new_links_rows_together_in_the_order_stored_and_schedules_each_queued_one_once(
+    api, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications import tasks
+
+    earlier = ingest(api, customer=_customer(9))
+    assert runner.run_attempt(due_message(earlier).pk) == runner.RunOutcome.SENT
+    Suppression.objects.create(organization=earlier.organization, channel="email", address="c1@example.com",
+                               reason="unsubscribed")
+    # Queued, suppressed (an opt-out), queued, deferred (the 24-hour cap, recorded as suppressed), queued.
+    attempts = _due(api, [_customer(0), _customer(1), _customer(2), _customer(9), _customer(3)])
+    jobs = []
+    monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: jobs.append(list(ids)))
+
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
+        recovery_tasks.run_attempts.fn([a.pk for a in attempts])
+
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "notifications_notification"')]
+    assert len(inserts) == 1, inserts  # one statement for the job's five rows, not one save() each
+    # Its three new pay links too, inserted before the messages that carry them.
+    link_inserts = [i for i, q in enumerate(queries) if q["sql"].startswith('INSERT INTO "recovery_recoverylink"')]
+    assert len(link_inserts) == 1 and link_inserts[0] < queries.captured_queries.index(
+        next(q for q in queries if q["sql"] == inserts[0])
+    )
+    assert RecoveryLink.objects.filter(payment__attempts__in=attempts).count() == 3
+    rows = list(Notification.objects.filter(attempt__in=attempts).order_by("pk"))
+    # Ids in the order the attempts ran, as one by one; each row as save() stored it.
+    assert [n.attempt_id for n in rows] == [a.pk for a in attempts]
+    assert [(n.status, n.reason) for n in rows] == [
+        ("queued", ""), ("suppressed", "unsubscribed"), ("queued", ""), ("suppressed", "frequency_cap"), ("queued", "")
+    ]
+    for n in rows:
+        assert n.created_at == n.updated_at and n.public_id and n.organization_id == earlier.organization_id
+        if n.status == "queued":
+            assert n.next_attempt_at == n.created_at and n.sending_until is None and n.attempts == 0
+            assert n.link_id == RecoveryAttempt.objects.get(pk=n.attempt_id).link_id is not None
+            assert n.text_encrypted and "Customer" not in n.text_encrypted
+            # The open pixel in the stored body names the row's own tracking id.
+            assert reverse("notifications:open", args=[n.public_id]) in crypto.decrypt(n.html_encrypted)
+        else:
+            assert n.next_attempt_at is None and n.link_id is None
+    # Only the queued ones leave, each once, in the order stored, after the commit.
+    assert jobs == [[n.pk for n in rows if n.status == "queued"]]
+
+
+def test_a_job_that_fails_while_storing_inserts_no_message_and_schedules_none(
+    api, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications import compose as compose_module
+    from notifications import tasks
+
+    attempts = _due(api, [_customer(i) for i in range(2)])
+    jobs = []
+    monkeypatch.setattr(tasks.deliver_notifications, "send", lambda ids: jobs.append(list(ids)))
+    def failing(groups):
+        raise RuntimeError("db down")
+
+    monkeypatch.setattr(compose_module, "bulk", SimpleNamespace(insert=failing))
+    # Alone (the fallback after the job's transaction rolled back), each message is saved by itself and goes out.
+    with django_capture_on_commit_callbacks(execute=True), delivery.delivery_batch():
+        outcomes = runner.run_notification_attempts([a.pk for a in attempts])
+
+    assert outcomes == {a.pk: runner.RunOutcome.SENT for a in attempts}
+    rows = list(Notification.objects.filter(attempt__in=attempts).order_by("pk"))
+    assert [n.attempt_id for n in rows] == [a.pk for a in attempts]
+    assert jobs == [[n.pk for n in rows]]
