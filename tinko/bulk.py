@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 from operator import attrgetter
+from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models import Q, signals
@@ -490,9 +491,18 @@ def _fetch_sql(model, where: Q, *, order_by, lock, params: list) -> str:
     )
 
 
+class Rows(NamedTuple):
+    """A plain statement for :func:`fetch_together`: its rows come back as tuples of ``width`` values, each
+    row once by its first column (a unique id), in no particular order."""
+    sql: str
+    params: list
+    width: int
+
+
 def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
     """Several :func:`fetch` and :func:`allocate_ids` in one round trip (PostgreSQL): one list of
-    instances per query, in its order, and {model: [ids]}. ``queries`` are (model, where, order_by, lock).
+    instances per query, in its order, and {model: [ids]}. ``queries`` are (model, where, order_by, lock),
+    or :class:`Rows` for a statement whose rows are wanted as tuples.
 
     For a single report, which looks up its event, customer and payment, and draws the ids of the rows
     it may create, at once. Ids drawn and left unused are gaps in their sequences, as any rolled-back
@@ -508,7 +518,14 @@ def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
         params.extend([m._meta.db_table, m._meta.pk.column, n])
     sql = f"SELECT * FROM (SELECT {', '.join(parts) or '1 AS i0'}) AS ids"
     layout, offset = [], len(parts) or 1
-    for i, (model, where, order_by, lock) in enumerate(queries):
+    for i, query in enumerate(queries):
+        if isinstance(query, Rows):
+            sql += f" LEFT JOIN LATERAL ({query.sql}) AS t{i} ON true"
+            params.extend(query.params)
+            layout.append((None, query.width, offset, offset))
+            offset += query.width
+            continue
+        model, where, order_by, lock = query
         fields, _ = _select_list(model)
         sql += f" LEFT JOIN LATERAL ({_fetch_sql(model, where, order_by=order_by, lock=lock, params=params)}) AS t{i} ON true"
         layout.append((model, fields, offset, offset + fields.index(model._meta.pk)))
@@ -522,11 +539,13 @@ def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
     found = []
     for model, fields, start, pk_at in layout:
         seen, instances = set(), []
+        width = len(fields) if model is not None else fields
         for row in rows:
             pk = row[pk_at]
             if pk is not None and pk not in seen:
                 seen.add(pk)
-                instances.append(from_row(model, fields, row[start:start + len(fields)]))
+                values = row[start:start + width]
+                instances.append(from_row(model, fields, values) if model is not None else values)
         found.append(instances)
     return found, ids
 

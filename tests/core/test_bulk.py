@@ -178,6 +178,27 @@ def test_fetch_together_is_each_fetch_and_the_ids_in_one_round_trip(org, other_o
     assert [c.pk for c in bulk.fetch(Customer, Q(organization_id=org.pk), order_by="key")] == [c.pk for c in customers]
 
 
+@pytest.mark.django_db
+def test_fetch_together_gives_a_plain_statements_rows_once_each(org):
+    from recovery.models import Customer
+
+    Customer.objects.create(organization=org, key="id:a")
+    Customer.objects.create(organization=org, key="id:b")
+    customers = Customer.objects.filter(organization=org).order_by("key")
+    queries = [
+        (Customer, Q(organization_id=org.pk, key__in=["id:a", "id:b"]), "key", False),  # two rows: a product of 2 x 2
+        bulk.Rows("SELECT id, key FROM payments_customer WHERE organization_id = %s", [org.pk], 2),
+        bulk.Rows("SELECT id, key FROM payments_customer WHERE key = %s", ["none"], 2),  # no row
+    ]
+
+    (found, rows, none), ids = bulk.fetch_together(queries, counts={Customer: 1})
+
+    assert [c.pk for c in found] == [c.pk for c in customers]
+    assert sorted(rows) == [(c.pk, c.key) for c in customers]
+    assert none == []
+    assert len(ids[Customer]) == 1
+
+
 def test_attach_sets_what_the_foreign_key_descriptor_sets(db):
     from recovery.models import Customer, Payment
     from tinko.models import Organization

@@ -1,0 +1,62 @@
+"""A single report reads its card's history within its one lookup statement when its payment is new,
+and after cancelling the payment's scheduled attempts when it is not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from recovery.models import NetworkLimit, Payment, RecoveryAttempt
+from tests.recovery.conftest import report
+from tests.recovery.test_runner import ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def _failed_retries(payment, count, *, start=1):
+    now = timezone.now()
+    RecoveryAttempt.objects.bulk_create([
+        RecoveryAttempt(organization_id=payment.organization_id, payment=payment, sequence=i, kind="auto_retry",
+                        channel="psp", status="failed", scheduled_for=now - timedelta(days=i), reason="earlier",
+                        card_key=payment.card_key, amount=payment.amount, currency=payment.currency)
+        for i in range(start, start + count)
+    ])
+
+
+def test_a_new_payments_report_reads_its_cards_history_in_its_lookup_statement(api):
+    first = ingest(api)
+    RecoveryAttempt.objects.filter(payment=first).delete()
+    _failed_retries(first, 15)
+
+    with CaptureQueriesContext(connection) as captured:
+        second = ingest(api)  # another payment on the same card: the card's 15 re-charges count
+
+    assert second.card_key == first.card_key
+    assert second.limit_code == NetworkLimit.VISA_15_30D
+    reading_cards = [q["sql"] for q in captured.captured_queries if "card_key IN" in q["sql"]]
+    assert len(reading_cards) == 1 and "nextval" in reading_cards[0]
+
+
+def test_a_known_payments_report_reads_its_cards_history_after_cancelling_its_scheduled_attempts(api):
+    other = ingest(api)
+    RecoveryAttempt.objects.filter(payment=other).delete()
+    _failed_retries(other, 14)
+    body = report()
+    payment = ingest(api, **{k: v for k, v in body.items() if k != "event_id"})
+    RecoveryAttempt.objects.filter(payment=payment).delete()
+    RecoveryAttempt.objects.create(
+        organization_id=payment.organization_id, payment=payment, sequence=1, kind="auto_retry", channel="psp",
+        status="scheduled", scheduled_for=timezone.now() + timedelta(days=1), reason="planned",
+        card_key=payment.card_key, amount=payment.amount, currency=payment.currency,
+    )
+
+    again = ingest(api, **{k: v for k, v in body.items() if k != "event_id"})  # a new failure of the same payment
+
+    assert again.pk == payment.pk
+    # Its own scheduled re-charge was replaced, not counted: 14 on the card, under the 15 the limit allows.
+    assert Payment.objects.get(pk=payment.pk).limit_code == ""
+    assert RecoveryAttempt.objects.filter(payment=payment, status="cancelled").count() == 1
