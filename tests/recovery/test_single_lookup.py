@@ -101,3 +101,14 @@ def test_a_view_that_reaches_no_lookup_claims_its_key_after_its_work_and_replays
     assert again.status_code == 201 and again.data == {"n": 1} and again.headers["Idempotent-Replayed"] == "true"
     assert len(calls) == 2  # the second ran, found the key taken and rolled its work back
     assert Organization.objects.get(pk=org.pk).name == "after the first"
+
+
+def test_a_taken_key_with_an_invalid_body_is_a_conflict_and_a_free_one_stays_free(api):
+    api.post("events/payment_failed", report(reference="order-taken"), **{"Idempotency-Key": "k-taken"})
+
+    invalid = api.post("events/payment_failed", report(amount=-1), **{"Idempotency-Key": "k-taken"})
+    free = api.post("events/payment_failed", report(amount=-1), **{"Idempotency-Key": "k-free"})
+
+    assert invalid.status_code == 409
+    assert free.status_code == 400
+    assert not IdempotencyRecord.objects.filter(key="k-free").exists()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -110,6 +110,7 @@ class _KeyTaken(Exception):
 
 
 def _run_claiming_with_lookup(method, view, request, args, kwargs, organization, key, request_hash):
+    lead = None
     try:
         with transaction.atomic():
             with bulk.leading(*_claim_sql(organization.pk, key, request_hash)) as lead:
@@ -121,8 +122,24 @@ def _run_claiming_with_lookup(method, view, request, args, kwargs, organization,
             return response
     except (bulk.LeadingRefused, _KeyTaken):
         pass
+    except Exception as error:
+        # The view failed before its lookup claimed the key (an invalid report): as when the claim came first,
+        # a key already taken replays (or is a 409) and a free one stays free.
+        if lead is None or lead.done or not _key_taken(organization.pk, key, request_hash, error):
+            raise
     # Another request with this key committed first (we waited for it on the index); ours is rolled back.
     return _replay(organization, key, request_hash)
+
+
+def _key_taken(organization_id: int, key: str, request_hash: str, error: Exception) -> bool:
+    """Whether the key has a record (waiting for a concurrent request that holds it); claims nothing."""
+    try:
+        with transaction.atomic():
+            taken = _claim(organization_id, key, request_hash) is None
+            transaction.set_rollback(True)
+    except DatabaseError:
+        raise error from None
+    return taken
 
 
 def _replay(organization, key, request_hash):
