@@ -72,22 +72,36 @@ def _aware(when):
 
 def card_histories(*, organization_id: int, card_keys, now: datetime) -> dict[str, CardHistory]:
     """Automatic attempts per card over the card networks' longest window (30 days back, and all future ones)."""
-    cards: dict[str, CardHistory] = defaultdict(CardHistory)
     keys = [k for k in set(card_keys) if k]
     if not keys:
-        return cards
-    # Plain SQL (IN works on PostgreSQL and SQLite): this runs for every ingested report.
-    placeholders = ", ".join(["%s"] * len(keys))
+        return defaultdict(CardHistory)
+    statement, params = card_history_sql(organization_id=organization_id, card_keys=keys, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT card_key, amount, currency, scheduled_for FROM {_ATTEMPTS} "
-            # The literal kind matches the partial index attempt_card_history.
-            f"WHERE organization_id = %s AND kind = {literal(AttemptKind.AUTO_RETRY)} AND card_key IN ({placeholders}) "
-            f"AND scheduled_for > %s AND {_COUNTED}",
-            [organization_id, *keys, now - VISA_WINDOW],
-        )
+        cursor.execute(statement, params)
         rows = cursor.fetchall()
-    for key, amount, currency, when in rows:
+    return card_histories_from_rows(rows)
+
+
+def card_history_sql(*, organization_id: int, card_keys, now: datetime) -> tuple[str, list]:
+    """The statement of :func:`card_histories` for non-empty ``card_keys``: rows of (id, card_key, amount,
+    currency, scheduled_for). Ingestion of a single report runs it within its one lookup statement
+    (tinko.bulk.fetch_together), which keeps each row once by its first column."""
+    # Plain SQL (IN works on PostgreSQL and SQLite): this runs for every ingested report.
+    keys = list(card_keys)
+    placeholders = ", ".join(["%s"] * len(keys))
+    return (
+        f"SELECT id, card_key, amount, currency, scheduled_for FROM {_ATTEMPTS} "
+        # The literal kind matches the partial index attempt_card_history.
+        f"WHERE organization_id = %s AND kind = {literal(AttemptKind.AUTO_RETRY)} AND card_key IN ({placeholders}) "
+        f"AND scheduled_for > %s AND {_COUNTED}",
+        [organization_id, *keys, now - VISA_WINDOW],
+    )
+
+
+def card_histories_from_rows(rows) -> dict[str, CardHistory]:
+    """:func:`card_histories` from the rows of :func:`card_history_sql`."""
+    cards: dict[str, CardHistory] = defaultdict(CardHistory)
+    for _, key, amount, currency, when in rows:
         if isinstance(when, str):  # SQLite may hand back text
             when = parse_datetime(when)
         if timezone.is_naive(when):  # SQLite stores UTC without an offset

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recovery import transitions
+from recovery import history, transitions
 from recovery.classifier import classify
 from recovery.holdout import draw_holdout_group
 from recovery.models import Customer, FailureEvent, Payment, PaymentStatus, RecoveryAttempt, RetryPolicy
@@ -153,11 +153,14 @@ def _seen_events(organization, source, event_ids) -> list[FailureEvent]:
 @dataclass
 class _Single:
     """What a single report's one lookup found (PostgreSQL): its event if seen before, its customer and
-    payment (row-locked), and the ids of the rows it may create."""
+    payment (row-locked), the ids of the rows it may create, and the history of the card the report names
+    (``card_key``; planning uses it if the payment is new and ends up with that card)."""
     events: list
     customers: list | None
     payments: list
     ids: dict
+    card_key: str = ""
+    cards: dict | None = None
 
 
 def _lookup_single(organization, report: FailureReport, source: str, now) -> _Single:
@@ -171,11 +174,33 @@ def _lookup_single(organization, report: FailureReport, source: str, now) -> _Si
     if wanted:
         queries["customers"] = (Customer, _customers_where(organization, wanted, psp_of), "key", True)
     queries["payments"] = (Payment, Q(organization_id=organization.pk, reference__in=[report.reference]), "reference", True)
+    card_key = _report_card_key(report)
+    if card_key:
+        # Read before the payment's scheduled attempts are cancelled: used only if the payment is new (it has none).
+        statement, params = history.card_history_sql(organization_id=organization.pk, card_keys=[card_key], now=now)
+        queries["cards"] = bulk.Rows(statement, params, 5)
     found, ids = bulk.fetch_together(list(queries.values()), counts={
         Customer: 1 if wanted else 0, Payment: 1, FailureEvent: 1, RecoveryAttempt: 1,
     })
     found = dict(zip(queries, found))
-    return _Single(events=found.get("events", []), customers=found.get("customers"), payments=found["payments"], ids=ids)
+    return _Single(events=found.get("events", []), customers=found.get("customers"), payments=found["payments"], ids=ids,
+                   card_key=card_key, cards=history.card_histories_from_rows(found["cards"]) if card_key else None)
+
+
+_CARD_FIELDS = (("brand", "card_brand"), ("last4", "card_last4"), ("exp_month", "card_exp_month"),
+                ("exp_year", "card_exp_year"), ("fingerprint", "card_fingerprint"))
+
+
+def _report_card_key(report: FailureReport) -> str:
+    """The card key a new payment gets from this report (Payment.card_key, after _apply_report)."""
+    method = report.payment_method
+    if not method:
+        return ""
+    probe = bulk.build(Payment)
+    for name, attr in _CARD_FIELDS:
+        if method.get(name):
+            setattr(probe, attr, method[name])
+    return probe.card_key
 
 
 def _with_payments(events: list[FailureEvent]) -> list[FailureEvent]:
@@ -426,8 +451,12 @@ def _record_fresh(*, organization, fresh, source, now, results, skip_recovered=F
     # Plans.
     replan = [payments[ref] for ref in references]
     previous = {p.pk: p.status for p in replan}
+    cards = None
+    if single is not None and single.cards is not None and created_refs and replan[0].card_key == single.card_key:
+        cards = single.cards  # a new payment: no attempt of its own was cancelled since the lookup read them
     planned = plan_payments(
-        organization=organization, payments=replan, latest=latest, now=now, created=created_refs, writes=writes
+        organization=organization, payments=replan, latest=latest, now=now, created=created_refs, writes=writes,
+        cards=cards,
     )
     writes.flush()
     # New payments went in with their final state (PostgreSQL); the rest is updated here.
@@ -520,10 +549,7 @@ def _apply_report(payment: Payment, report: FailureReport, customers) -> None:
         payment.provider_retry_at = report.provider_retry_at
     method = report.payment_method
     if method:
-        for name, attr in (
-            ("brand", "card_brand"), ("last4", "card_last4"), ("exp_month", "card_exp_month"),
-            ("exp_year", "card_exp_year"), ("fingerprint", "card_fingerprint"),
-        ):
+        for name, attr in _CARD_FIELDS:
             if method.get(name):
                 setattr(payment, attr, method[name])
     payment.failure_count += 1

@@ -23,12 +23,16 @@ from tinko import bulk
 PLANNED_FIELDS = ("status", "status_reason", "limit_code", "category")
 
 
-def plan_payments(*, organization, payments, latest, now, created=(), writes=None) -> dict[str, RecoveryAttempt]:
+def plan_payments(*, organization, payments, latest, now, created=(), writes=None,
+                  cards=None) -> dict[str, RecoveryAttempt]:
     """Cancel what was scheduled and plan the next attempt for each payment (its latest event decides).
 
     Payments with an attempt queued or running are left alone: that attempt's
     outcome re-plans them, and planning a second re-charge beside it could
     charge the customer twice.
+
+    ``cards``: the payments' card histories (history.card_histories) when the caller has read them already
+    (a single new payment's report, in its lookup statement); read here otherwise.
     """
     ids = [p.pk for p in payments if p.reference not in created]
     # Cancel first, then read the history: a step that was only scheduled neither counts as done
@@ -36,9 +40,10 @@ def plan_payments(*, organization, payments, latest, now, created=(), writes=Non
     if ids:
         transitions.cancel_attempts(payment_ids=ids, now=now, outcome="Replaced by a new plan after a new failure.")
     histories = history_loader.payment_histories(ids)
-    cards = history_loader.card_histories(
-        organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
-    )
+    if cards is None:
+        cards = history_loader.card_histories(
+            organization_id=organization.pk, card_keys=[p.card_key for p in payments], now=now
+        )
     org_tz = ZoneInfo(organization.timezone)
     timings = history_loader.customer_timings(customers=[p.customer for p in payments], now=now, default_tz=org_tz)
     accounts = connected_accounts(payments)

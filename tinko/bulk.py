@@ -21,9 +21,12 @@ mode) a multi-row INSERT, in batches the backend accepts.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 from operator import attrgetter
+from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models import Q, signals
@@ -490,9 +493,51 @@ def _fetch_sql(model, where: Q, *, order_by, lock, params: list) -> str:
     )
 
 
+class Rows(NamedTuple):
+    """A plain statement for :func:`fetch_together`: its rows come back as tuples of ``width`` values, each
+    row once by its first column (a unique id), in no particular order."""
+    sql: str
+    params: list
+    width: int
+
+
+class Leading:
+    """A statement that the next :func:`fetch_together` of this context runs first, in the same round trip
+    (see :func:`leading`). ``done`` once it ran; ``value``: the one value it returned."""
+
+    def __init__(self, sql: str, params: list):
+        self.sql, self.params = sql, params
+        self.done = False
+        self.value = None
+
+
+class LeadingRefused(Exception):
+    """Raised by :func:`fetch_together` when its leading statement returned no row (nothing of the fetch is used)."""
+
+
+_LEADING: contextvars.ContextVar = contextvars.ContextVar("tinko_bulk_leading", default=None)
+
+
+@contextlib.contextmanager
+def leading(sql: str, params: list):
+    """Let the first :func:`fetch_together` inside this block run ``sql`` before its own work, in its one round
+    trip: ``sql`` is a data-modifying statement ending in ``RETURNING <one column>`` that gives one row or none
+    (``INSERT … ON CONFLICT DO NOTHING RETURNING id``). It runs as a ``WITH`` of the fetch, whose first
+    column reads it, so it has run (and waited, if it waits) before the fetch's lookups lock anything. No row:
+    :class:`LeadingRefused`. Yields the :class:`Leading`; if no fetch ran it, ``done`` is False and the owner
+    runs it itself."""
+    lead = Leading(sql, params)
+    token = _LEADING.set(lead)
+    try:
+        yield lead
+    finally:
+        _LEADING.reset(token)
+
+
 def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
     """Several :func:`fetch` and :func:`allocate_ids` in one round trip (PostgreSQL): one list of
-    instances per query, in its order, and {model: [ids]}. ``queries`` are (model, where, order_by, lock).
+    instances per query, in its order, and {model: [ids]}. ``queries`` are (model, where, order_by, lock),
+    or :class:`Rows` for a statement whose rows are wanted as tuples.
 
     For a single report, which looks up its event, customer and payment, and draws the ids of the rows
     it may create, at once. Ids drawn and left unused are gaps in their sequences, as any rolled-back
@@ -503,12 +548,27 @@ def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
     wanted = [(m, n) for m, n in counts.items() if n]
     params: list = []
     parts = []
+    lead = _LEADING.get()
+    if lead is not None and lead.done:
+        lead = None
+    if lead is not None:
+        parts.append("(SELECT * FROM leading_row) AS leading_value")
+        params.extend(lead.params)
     for i, (m, n) in enumerate(wanted):
         parts.append(f"(SELECT array_agg(nextval(pg_get_serial_sequence(%s, %s))) FROM generate_series(1, %s)) AS i{i}")
         params.extend([m._meta.db_table, m._meta.pk.column, n])
     sql = f"SELECT * FROM (SELECT {', '.join(parts) or '1 AS i0'}) AS ids"
+    if lead is not None:
+        sql = f"WITH leading_row AS ({lead.sql}) {sql}"
     layout, offset = [], len(parts) or 1
-    for i, (model, where, order_by, lock) in enumerate(queries):
+    for i, query in enumerate(queries):
+        if isinstance(query, Rows):
+            sql += f" LEFT JOIN LATERAL ({query.sql}) AS t{i} ON true"
+            params.extend(query.params)
+            layout.append((None, query.width, offset, offset))
+            offset += query.width
+            continue
+        model, where, order_by, lock = query
         fields, _ = _select_list(model)
         sql += f" LEFT JOIN LATERAL ({_fetch_sql(model, where, order_by=order_by, lock=lock, params=params)}) AS t{i} ON true"
         layout.append((model, fields, offset, offset + fields.index(model._meta.pk)))
@@ -516,17 +576,25 @@ def fetch_together(queries, *, counts: dict) -> tuple[list[list], dict]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    first = rows[0]
+    if lead is not None:
+        lead.done, lead.value = True, first[0]
+        if lead.value is None:
+            raise LeadingRefused()
+        first = first[1:]
     ids = {m: [] for m in counts}
-    for (m, _), array in zip(wanted, rows[0]):
+    for (m, _), array in zip(wanted, first):
         ids[m] = list(array)
     found = []
     for model, fields, start, pk_at in layout:
         seen, instances = set(), []
+        width = len(fields) if model is not None else fields
         for row in rows:
             pk = row[pk_at]
             if pk is not None and pk not in seen:
                 seen.add(pk)
-                instances.append(from_row(model, fields, row[start:start + len(fields)]))
+                values = row[start:start + width]
+                instances.append(from_row(model, fields, values) if model is not None else values)
         found.append(instances)
     return found, ids
 

@@ -126,7 +126,7 @@ class PaymentFailedView(APIView):
         ],
         tags=["ingestion"],
     )
-    @idempotent(retry_integrity_errors=True)
+    @idempotent(retry_integrity_errors=True, claim_with_lookup=True)
     def post(self, request):
         try:
             report = parse_report(request.data)

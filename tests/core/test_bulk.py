@@ -178,6 +178,56 @@ def test_fetch_together_is_each_fetch_and_the_ids_in_one_round_trip(org, other_o
     assert [c.pk for c in bulk.fetch(Customer, Q(organization_id=org.pk), order_by="key")] == [c.pk for c in customers]
 
 
+@pytest.mark.django_db
+def test_fetch_together_gives_a_plain_statements_rows_once_each(org):
+    from recovery.models import Customer
+
+    Customer.objects.create(organization=org, key="id:a")
+    Customer.objects.create(organization=org, key="id:b")
+    customers = Customer.objects.filter(organization=org).order_by("key")
+    queries = [
+        (Customer, Q(organization_id=org.pk, key__in=["id:a", "id:b"]), "key", False),  # two rows: a product of 2 x 2
+        bulk.Rows("SELECT id, key FROM payments_customer WHERE organization_id = %s", [org.pk], 2),
+        bulk.Rows("SELECT id, key FROM payments_customer WHERE key = %s", ["none"], 2),  # no row
+    ]
+
+    (found, rows, none), ids = bulk.fetch_together(queries, counts={Customer: 1})
+
+    assert [c.pk for c in found] == [c.pk for c in customers]
+    assert sorted(rows) == [(c.pk, c.key) for c in customers]
+    assert none == []
+    assert len(ids[Customer]) == 1
+
+
+@pytest.mark.django_db
+def test_a_leading_statement_runs_once_in_the_first_fetch_together_of_its_block(org):
+    from django.test.utils import CaptureQueriesContext
+
+    from recovery.models import Customer
+    from tinko.models import IdempotencyRecord
+
+    query = [(IdempotencyRecord, Q(organization_id=org.pk, key__in=["k"]), "key", True)]
+    insert = ("INSERT INTO tinko_idempotencyrecord (organization_id, key, request_hash, created_at) "
+              "VALUES (%s, 'k', 'h', now()) ON CONFLICT (organization_id, key) DO NOTHING RETURNING id")
+    with CaptureQueriesContext(connection) as captured, bulk.leading(insert, [org.pk]) as lead:
+        assert not lead.done
+        (found,), _ = bulk.fetch_together(query, counts={Customer: 1})
+        (again,), _ = bulk.fetch_together(query, counts={Customer: 1})
+
+    created = IdempotencyRecord.objects.get(organization=org, key="k")
+    assert lead.done and lead.value == created.pk
+    assert len(captured) == 2 and "INSERT" in captured[0]["sql"] and "INSERT" not in captured[1]["sql"]
+    assert found == []  # the fetch's snapshot is the statement's: the row its leading statement inserted is not in it
+    assert [c.pk for c in again] == [created.pk]
+
+    with bulk.leading(insert, [org.pk]) as lead, pytest.raises(bulk.LeadingRefused):
+        bulk.fetch_together(query, counts={Customer: 1})  # the row exists: no row returned
+    assert lead.done and lead.value is None
+    with CaptureQueriesContext(connection) as captured:
+        bulk.fetch_together(query, counts={Customer: 1})  # outside the block: no leading statement
+    assert "INSERT" not in captured[0]["sql"]
+
+
 def test_attach_sets_what_the_foreign_key_descriptor_sets(db):
     from recovery.models import Customer, Payment
     from tinko.models import Organization
